@@ -1,0 +1,5 @@
+"""Run as ``python -m interncli``."""
+
+from interncli.cli import main
+
+main()

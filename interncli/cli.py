@@ -1,0 +1,120 @@
+"""The root command: global options, lazy sub-command loading, and the one place where
+errors become exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, List, Optional
+
+import click
+
+from interncli import __version__
+from interncli.context import AppContext
+from interncli.errors import ExitCode, InternCliError
+
+# name -> (module, attribute): imported only when the sub-command is used, so that
+# `--version` and `chat create --help` load no more than they need.
+COMMANDS = {
+    "api": ("interncli.commands.api", "api"),
+    "chat": ("interncli.commands.chat", "chat"),
+    "models": ("interncli.commands.models", "models"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-b", "--base-url", "--api-base", "base_url", metavar="URL",
+              help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
+@click.option("-k", "--api-key", "api_key", metavar="TOKEN",
+              help="API token (visible in `ps`: prefer INTERN_API_KEY) [env INTERN_API_KEY].")
+@click.option("--profile", metavar="NAME", help="Config profile to use [env INTERN_PROFILE; default: default].")
+@click.option("--timeout", metavar="SECONDS", help="Seconds to wait for the server [env INTERN_TIMEOUT; default 130].")
+@click.option("--max-retries", metavar="N",
+              help="Retries on rate limits, 5xx and connection failures [env INTERN_MAX_RETRIES; default 2].")
+@click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY].")
+@click.option("--ca-bundle", metavar="PATH", help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
+@click.option("-v", "--verbose", is_flag=True, help="Show each request and response on stderr (token redacted).")
+@click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors.")
+@click.version_option(__version__, "-V", "--version", prog_name="interncli", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, **options: Any) -> None:
+    """interncli: the Intern ChatAPI (and private LMDeploy servers) from the command line.
+
+    Data goes to stdout, everything else to stderr; exit codes: 0 ok, 1 failure, 2 usage,
+    3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.
+    """
+    ctx.obj.options.update(options)
+
+
+def _config_dir() -> str:
+    return os.environ.get("INTERNCLI_CONFIG_DIR") or click.get_app_dir("interncli")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """The console script: run the command and exit with the contract's exit code."""
+    sys.exit(run(argv))
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """Run a command line and return its exit code; nothing escapes as a traceback."""
+    app = AppContext(options={}, environ=os.environ, config_dir=_config_dir())
+    try:
+        result = cli.main(args=argv, prog_name="interncli", standalone_mode=False, obj=app)
+        return result if isinstance(result, int) else 0
+    except InternCliError as err:
+        from interncli.output import report_error
+
+        report_error(err, sys.stderr, as_json=app.json_errors)
+        return int(err.exit_code)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("interncli: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterncli: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        return _report_click_error(exc, app)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's own flush at exit
+        # from failing on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.OK)
+    except Exception as exc:  # the last line of defence: no traceback without --debug
+        if app.options.get("debug"):
+            raise
+        from interncli.output import report_error
+
+        report_error(InternCliError("unexpected {}: {}".format(type(exc).__name__, exc),
+                          hint="Run again with --debug for a traceback, and please report it."),
+                     sys.stderr, as_json=app.json_errors)
+        return int(ExitCode.FAILURE)
+
+
+def _report_click_error(exc: click.ClickException, app: AppContext) -> int:
+    """A usage error in the contract's format: one line, then a hint."""
+    from interncli.errors import UsageError
+    from interncli.output import report_error
+
+    hint = None
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        hint = "Try '{} --help' for help.".format(ctx.command_path)
+    report_error(UsageError(exc.format_message(), hint=hint), sys.stderr, as_json=app.json_errors)
+    return int(ExitCode.USAGE)

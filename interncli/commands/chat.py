@@ -1,0 +1,176 @@
+"""``interncli chat create``: one chat completion, printed as the openai CLI prints it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import click
+
+from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
+from interncli.context import AppContext
+from interncli.errors import UsageError
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def chat_options(f: Callable) -> Callable:
+    """The flags of ``chat create``, shared with ``api chat.completions.create``."""
+    options = [
+        click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
+                     type=(click.Choice(ROLES), str),
+                     help="A message, repeatable, in order; CONTENT '-' reads stdin."),
+        click.option("-m", "--model", metavar="MODEL", help="Model [default: the profile's, else intern-latest]."),
+        click.option("-n", "--n", "n", type=click.IntRange(min=1), help="How many replies to generate."),
+        click.option("-t", "--temperature", type=click.FloatRange(0, 2), help="Sampling temperature."),
+        click.option("-P", "--top-p", "--top_p", "top_p", type=click.FloatRange(0, 1), help="Nucleus sampling."),
+        click.option("-M", "--max-tokens", type=click.IntRange(min=0), help="Most tokens to generate."),
+        click.option("--stop", multiple=True, metavar="S",
+                     help="Stop sequence, repeatable (private servers; the official service refuses it)."),
+        click.option("--stream", is_flag=True, help="Print the reply as it is generated."),
+        click.option("--thinking", is_flag=True, help="Deep-thinking mode (intern-s1; no system message)."),
+        click.option("--image", "images", multiple=True, metavar="PATH_OR_URL",
+                     help="An image for the last user message, repeatable."),
+        click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
+                     help="Offer the tools of a spec (nothing is run)."),
+        click.option("--tool-choice", metavar="auto|none|required|NAME", help="Whether and which tool to call."),
+        click.option("--conversation", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="JSON file of earlier messages; the new turn is appended to it."),
+        json_option,
+        click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr."),
+        click.option("--dry-run", is_flag=True, help="Print the request instead of sending it."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group()
+def chat() -> None:
+    """Chat completions."""
+
+
+@chat.command("create")
+@chat_options
+@pass_app
+def chat_create(app: AppContext, **opts: Any) -> None:
+    """Create a chat completion.
+
+    \b
+    Examples:
+      interncli chat create -g user "Hello"
+      git diff | interncli chat create -g system "Review this diff" -g user -
+      interncli chat create --stream --json -g user hi | jq -r '.choices[0].delta.content // empty'
+    """
+    create_completion(app, opts)
+
+
+def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
+    """Build the request from the flags, send it, print the reply, and extend the conversation."""
+    from interncli import conversation
+    from interncli.client import ChatRequest, attach_images, build_chat_body
+
+    settings = app.settings
+    history = conversation.load_messages(opts["conversation"]) if opts["conversation"] else []
+    new = read_messages(opts["messages"], sys.stdin)
+    messages = history + new
+    if opts["thinking"] and any(m.get("role") == "system" for m in messages):
+        raise UsageError("--thinking cannot be used with a system message",
+                         hint="The service refuses system messages in thinking mode: drop one or the other.")
+    if opts["images"]:
+        attach_images(messages, opts["images"])
+    request = ChatRequest(
+        model=opts["model"] or settings.model, messages=messages, n=opts["n"],
+        temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
+        stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"],
+        tools=load_tools(opts["tools_spec"]) if opts["tools_spec"] else None,
+        tool_choice=check_tool_choice(opts["tool_choice"], opts["tools_spec"]),
+        always_send_stream=always_send_stream)
+    body = build_chat_body(request)
+    if opts["dry_run"]:
+        show_dry_run(app, body, opts["as_json"])
+        return
+    require_token(settings)
+    reply = send_chat(app, body, opts)
+    if opts["conversation"]:
+        conversation.save_messages(opts["conversation"], messages + [reply])
+
+
+def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
+    """Send the request, print the reply, and return the first choice's message."""
+    from interncli import output
+    from interncli.client import ChatClient, StreamAssembler
+
+    client = ChatClient(open_transport(app.settings))
+    if not body.get("stream"):
+        reply = with_retries(app, lambda: client.create(body))
+        if opts["as_json"]:
+            output.write_json(reply, sys.stdout)
+            output.moderation_note(reply, sys.stderr)
+        else:
+            output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
+        choices = reply["choices"]
+        return dict(choices[0].get("message") or {}) if choices else {"role": "assistant", "content": ""}
+
+    if opts["as_json"]:
+        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr)
+    else:
+        printer = output.TextStreamPrinter(sys.stdout, sys.stderr, n=body.get("n", 1),
+                                           reasoning=opts["show_reasoning"])
+    assembler = StreamAssembler()
+
+    def attempt() -> None:
+        for chunk in client.stream(body):
+            assembler.add(chunk)
+            printer.show(chunk, assembler)
+
+    with_retries(app, attempt, output_started=lambda: printer.started)
+    printer.finish(assembler)
+    return assembler.message(0)
+
+
+def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str, Any]]:
+    """The ``-g`` messages, with ``-`` read from stdin; without any, stdin is one user message."""
+    if not pairs:
+        if stdin is None or stdin.isatty():
+            raise UsageError("no message to send",
+                             hint="Give one with -g user 'Hello', or pipe text in: echo hi | interncli chat create")
+        text = stdin.read()
+        if not text.strip():
+            raise UsageError("no message to send: stdin was empty", hint="Pipe some text in, or use -g user TEXT.")
+        return [{"role": "user", "content": text}]
+    if sum(1 for _, content in pairs if content == "-") > 1:
+        raise UsageError("only one message can read stdin ('-')", hint="Put the other text on the command line.")
+    return [{"role": role, "content": stdin.read() if content == "-" else content} for role, content in pairs]
+
+
+def load_tools(path: str) -> List[Dict[str, Any]]:
+    """The ``tools`` list of a spec file."""
+    from interncli import toolspec
+
+    return toolspec.api_tools(toolspec.load_spec(path))
+
+
+def check_tool_choice(choice: Optional[str], spec: Optional[str]) -> Optional[str]:
+    """A forced tool must be one the spec offers."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    if spec is None:
+        raise UsageError("--tool-choice {} names a tool, but no --tools spec offers it".format(choice),
+                         hint="Add --tools SPEC.yaml, or use auto, none or required.")
+    names = [t["function"]["name"] for t in load_tools(spec)]
+    if choice not in names:
+        raise UsageError("--tool-choice {}: no such tool in {}".format(choice, spec),
+                         hint="Tools in the spec: " + (", ".join(names) or "none"))
+    return choice
+
+
+def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
+    """Print the request that would be sent, without the token."""
+    from interncli import output
+    from interncli.client import CHAT_PATH
+    from interncli.transport import join_url, redact_headers, request_headers
+
+    settings = app.settings
+    output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
+                            redact_headers(request_headers(settings.token, body)), body, sys.stdout, as_json)

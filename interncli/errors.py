@@ -1,0 +1,205 @@
+"""Exit codes, the exception tree, and the mapping from API error bodies to both."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, Optional
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes of the contract (interface.md, section 6)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    AUTH = 3
+    RATE_LIMITED = 4
+    REJECTED = 5
+    NETWORK = 6
+    TOOL = 7
+    INTERRUPTED = 130
+
+
+class InternCliError(Exception):
+    """Root of every error interncli reports; carries what the user needs to act on it."""
+
+    exit_code = ExitCode.FAILURE
+    default_hint: Optional[str] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: Optional[str] = None,
+        code: Any = None,
+        http_status: Optional[int] = None,
+        retryable: bool = False,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        self.code = code
+        self.http_status = http_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict:
+        """The error as the JSON object written to stderr under ``--json``."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "http_status": self.http_status,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class UsageError(InternCliError):
+    exit_code = ExitCode.USAGE
+
+
+class AuthError(InternCliError):
+    exit_code = ExitCode.AUTH
+
+
+class RateLimitError(InternCliError):
+    exit_code = ExitCode.RATE_LIMITED
+    default_hint = "Wait and try again, keep under 30 requests a minute, or apply for a higher limit."
+
+
+class RequestRejected(InternCliError):
+    exit_code = ExitCode.REJECTED
+
+
+class ServerError(InternCliError):
+    exit_code = ExitCode.FAILURE
+
+
+class NetworkError(InternCliError):
+    exit_code = ExitCode.NETWORK
+    default_hint = "Check the base URL (-b), your network, proxy (--proxy) and TLS settings (--ca-bundle)."
+
+
+class StreamError(NetworkError):
+    """The reply stream was cut or could not be parsed."""
+
+    default_hint = "Try again; what was already printed is kept."
+
+
+class ToolError(InternCliError):
+    exit_code = ExitCode.TOOL
+
+
+# The seed's "Common Errors" table: code -> (class, hint).
+API_CODES = {
+    "-10002": (RequestRejected, "Check that the query is not empty."),
+    "-20004": (AuthError, "This account is not on the whitelist: apply for access through the website."),
+    "-20013": (RequestRejected, "Check the model name (-m); `interncli models list` shows what the server offers."),
+    "-20018": (RequestRejected, "Check the message format (-g ROLE CONTENT, or the --conversation file)."),
+    "-20035": (AuthError, "Bind a phone number to the account on the website."),
+    "-20053": (RateLimitError, None),
+    "A0202": (AuthError, "Check the token: set INTERN_API_KEY or pass -k (without the 'Bearer ' prefix)."),
+    "A0211": (AuthError, "The token has expired: get a new one from the website."),
+    "C1114": (AuthError, "This token is not for this service: check the token and the base URL (-b)."),
+}
+
+_STATUS_HINTS = {
+    401: "Check the token: set INTERN_API_KEY or pass -k.",
+    403: "The token is not allowed to do this: check the account and the base URL (-b).",
+    404: "Check the base URL (-b) and the model name (-m).",
+    413: "The request is too large: send less text or smaller images.",
+}
+
+
+def class_for_status(status: int) -> type:
+    """The error class an HTTP status maps to when the body names no known API code."""
+    if status in (401, 403):
+        return AuthError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return RequestRejected
+    return ServerError
+
+
+def _extract(obj: Any) -> Optional[tuple]:
+    """(code, message) from any of the error shapes the service is known to use, else None."""
+    if not isinstance(obj, dict):
+        return None
+    err = obj.get("error")
+    if isinstance(err, dict) and ("message" in err or "code" in err):
+        return err.get("code", err.get("type")), str(err.get("message", ""))
+    if isinstance(err, str):
+        return obj.get("code"), err
+    if obj.get("object") == "error":
+        return obj.get("code"), str(obj.get("message", obj.get("msg", "")))
+    if "msgCode" in obj:
+        return obj.get("msgCode"), str(obj.get("msg", obj.get("message", "")))
+    if "code" in obj and ("msg" in obj or "message" in obj) and "choices" not in obj:
+        code = obj.get("code")
+        if code in (0, "0", 200, "200", "success") and obj.get("success", True):
+            return None
+        return code, str(obj.get("msg", obj.get("message", "")))
+    if "detail" in obj:
+        detail = obj["detail"]
+        if not isinstance(detail, str):
+            detail = json.dumps(detail, ensure_ascii=False)
+        return None, detail
+    return None
+
+
+def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[InternCliError]:
+    """The error an API JSON object describes, or None if it does not look like an error."""
+    found = _extract(obj)
+    if found is None:
+        return None
+    code, message = found
+    known = API_CODES.get(str(code)) if code is not None else None
+    if known:
+        cls, hint = known
+    else:
+        cls = class_for_status(http_status) if http_status and http_status >= 400 else ServerError
+        hint = _STATUS_HINTS.get(http_status or 0)
+    if code is None and http_status:
+        code = http_status
+    return cls(
+        message or "the server reported an error without a message",
+        hint=hint,
+        code=code,
+        http_status=http_status,
+        retryable=cls is RateLimitError or cls is ServerError and bool(http_status and http_status >= 500),
+    )
+
+
+def error_from_response(status: int, body: bytes, reason: str = "") -> InternCliError:
+    """The error for an HTTP reply that is not a usable answer, whatever its body holds."""
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        obj = None
+    err = error_from_object(obj, status) if obj is not None else None
+    if err is not None:
+        return err
+    cls = class_for_status(status)
+    snippet = body_snippet(body)
+    message = "HTTP {} {}".format(status, reason).strip()
+    message += ": " + snippet if snippet else " with an empty body"
+    return cls(
+        message,
+        hint=_STATUS_HINTS.get(status, "The server answered with something that is not the API's JSON; "
+                               "check the base URL (-b) and any proxy in between."),
+        code=status,
+        http_status=status,
+        retryable=cls in (RateLimitError, ServerError),
+    )
+
+
+def body_snippet(body: bytes, limit: int = 200) -> str:
+    """The start of a body on one line, for error messages."""
+    text = body.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")

@@ -1,0 +1,219 @@
+"""Rendering: replies as text (as the openai CLI prints them) or JSON, streamed or whole,
+warnings and errors on stderr. Never touches the network."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any, Dict, Iterable, Optional
+
+from interncli.client import StreamAssembler, parse_arguments
+from interncli.errors import InternCliError
+
+DIM, RED, YELLOW, RESET = "\x1b[2m", "\x1b[31;1m", "\x1b[33m", "\x1b[0m"
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    if "NO_COLOR" in os.environ:
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, code: str, stream: IO[str]) -> str:
+    """``text`` in an ANSI colour when ``stream`` takes colour."""
+    return code + text + RESET if use_color(stream) else text
+
+
+def warn(message: str, err: IO[str]) -> None:
+    """One warning line on stderr."""
+    err.write(paint("interncli: warning:", YELLOW, err) + " " + message + "\n")
+    err.flush()
+
+
+def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> None:
+    """An error on stderr: ``interncli: error: [CODE] message`` and a hint, or one JSON line."""
+    if as_json:
+        err.write(json.dumps({"error": error.to_dict()}, ensure_ascii=False) + "\n")
+    else:
+        code = "[{}] ".format(error.code) if error.code is not None else ""
+        err.write(paint("interncli: error:", RED, err) + " " + code + error.message + "\n")
+        if error.hint:
+            err.write("hint: " + error.hint + "\n")
+    err.flush()
+
+
+def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
+    """One JSON document (or one JSONL line when not ``pretty``)."""
+    out.write(json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None) + "\n")
+    out.flush()
+
+
+def tool_call_line(call: Dict[str, Any]) -> str:
+    """``tool_call {id} {name} {arguments as JSON}``."""
+    function = call.get("function") or {}
+    arguments = json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False)
+    return "tool_call {} {} {}\n".format(call.get("id", ""), function.get("name", ""), arguments)
+
+
+def _choice_notes(choice: Dict[str, Any], label: str, err: IO[str]) -> None:
+    if choice.get("finish_reason") == "length":
+        warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), err)
+
+
+def moderation_note(obj: Dict[str, Any], err: IO[str]) -> bool:
+    """Warn when the service flagged the content; True if it did."""
+    moderation = obj.get("moderation")
+    if isinstance(moderation, dict) and moderation.get("sensitive"):
+        warn("the service flagged this reply as sensitive (category: {})".format(
+            moderation.get("category") or "unspecified"), err)
+        return True
+    return False
+
+
+def show_reasoning(text: str, err: IO[str]) -> None:
+    """Reasoning text on stderr, dimmed on a terminal."""
+    if text:
+        err.write(paint(text, DIM, err))
+        err.flush()
+
+
+def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasoning: bool = False) -> None:
+    """A whole reply as text, exactly as the openai CLI prints it, then any tool calls."""
+    choices = reply.get("choices") or []
+    many = len(choices) > 1
+    for choice in choices:
+        message = choice.get("message") or {}
+        if reasoning and message.get("reasoning_content"):
+            show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", err)
+        if many:
+            out.write("===== Chat Completion {} =====\n".format(choice.get("index", 0)))
+        content = message.get("content")
+        calls = message.get("tool_calls") or []
+        if content is not None or not calls:
+            text = "None" if content is None else content  # as the openai CLI prints a null content
+            out.write(text)
+            if many or not text.endswith("\n"):
+                out.write("\n")
+        for call in calls:
+            out.write(tool_call_line(call))
+        out.flush()
+        _choice_notes(choice, " {}".format(choice.get("index", 0)) if many else "", err)
+    moderation_note(reply, err)
+
+
+class TextStreamPrinter:
+    """Prints a streamed reply as it arrives: with n=1 each piece at once, flushed; with n>1
+    each choice, under its header, when it finishes (the openai CLI interleaves them)."""
+
+    def __init__(self, out: IO[str], err: IO[str], n: int = 1, reasoning: bool = False) -> None:
+        self.out, self.err = out, err
+        self.live = n <= 1
+        self.reasoning = reasoning
+        self.started = False
+        self._printed: set = set()
+        self._in_reasoning = False
+        self._flagged = False
+
+    def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
+        """Print what one chunk adds (the assembler has already taken it in)."""
+        if not self._flagged:
+            self._flagged = moderation_note(chunk, self.err)
+        for choice in chunk.get("choices") or []:
+            index = choice.get("index", 0)
+            if self.live:
+                self._show_live(choice.get("delta") or {})
+            elif choice.get("finish_reason") and index not in self._printed:
+                self._print_choice(index, assembler)
+
+    def finish(self, assembler: StreamAssembler) -> None:
+        """End of stream: the final newline, tool calls, and choices not yet printed."""
+        if self.live:
+            self._end_reasoning()
+            self.out.write("\n")
+            state = assembler.choice(0)
+            for call in assembler.message(0).get("tool_calls", []):
+                self.out.write(tool_call_line(call))
+            self.out.flush()
+            self.started = True
+            _choice_notes(state, "", self.err)
+            return
+        for index in sorted(assembler.choices):
+            if index not in self._printed:
+                self._print_choice(index, assembler)
+
+    def _show_live(self, delta: Dict[str, Any]) -> None:
+        if self.reasoning and delta.get("reasoning_content"):
+            self._in_reasoning = True
+            self.started = True
+            show_reasoning(delta["reasoning_content"], self.err)
+        if delta.get("content"):
+            self._end_reasoning()
+            self.started = True
+            self.out.write(delta["content"])
+            self.out.flush()
+
+    def _end_reasoning(self) -> None:
+        if self._in_reasoning:
+            self._in_reasoning = False
+            self.err.write("\n")
+            self.err.flush()
+
+    def _print_choice(self, index: int, assembler: StreamAssembler) -> None:
+        self._printed.add(index)
+        self.started = True
+        state = assembler.choice(index)
+        if self.reasoning and state["reasoning"]:
+            show_reasoning(state["reasoning"].rstrip("\n") + "\n", self.err)
+        self.out.write("===== Chat Completion {} =====\n".format(index))
+        self.out.write(state["content"] + "\n")
+        for call in assembler.message(index).get("tool_calls", []):
+            self.out.write(tool_call_line(call))
+        self.out.flush()
+        _choice_notes(state, " {}".format(index), self.err)
+
+
+class JsonStreamPrinter:
+    """Prints each chunk as one JSON line, as received."""
+
+    def __init__(self, out: IO[str], err: IO[str]) -> None:
+        self.out, self.err = out, err
+        self.started = False
+        self._flagged = False
+
+    def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
+        """One JSONL line for the chunk."""
+        self.started = True
+        write_json(chunk, self.out, pretty=False)
+        if not self._flagged:
+            self._flagged = moderation_note(chunk, self.err)
+
+    def finish(self, assembler: StreamAssembler) -> None:
+        """Warnings that only the end of the stream can tell."""
+        for index in sorted(assembler.choices):
+            _choice_notes(assembler.choice(index), " {}".format(index) if len(assembler.choices) > 1 else "",
+                          self.err)
+
+
+def write_lines(lines: Iterable[str], out: IO[str]) -> None:
+    """Lines of plain text."""
+    for line in lines:
+        out.write(line + "\n")
+    out.flush()
+
+
+def describe_request(method: str, url: str, headers: Dict[str, str], body: Optional[Dict[str, Any]],
+                     out: IO[str], as_json: bool) -> None:
+    """The request a ``--dry-run`` would send (headers already redacted)."""
+    if as_json:
+        write_json({"method": method, "url": url, "headers": headers, "body": body}, out)
+        return
+    out.write("{} {}\n".format(method, url))
+    for key, value in headers.items():
+        out.write("{}: {}\n".format(key, value))
+    if body is not None:
+        out.write("\n" + json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+    out.flush()

@@ -1,0 +1,161 @@
+"""Tool specs: load a YAML spec, validate it with JSON Schema, and report every problem
+with its line number."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import string
+from typing import Any, Dict, List, Optional, Sequence
+
+from interncli.errors import UsageError
+
+NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+
+SPEC_SCHEMA: Dict[str, Any] = {
+    "type": "object",
+    "required": ["tools"],
+    "additionalProperties": False,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "system": {"type": "string"},
+        "max_turns": {"type": "integer", "minimum": 1},
+        "tools": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "command"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "pattern": NAME_PATTERN},
+                    "description": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "command": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclasses.dataclass
+class Problem:
+    """One thing wrong with a spec, and where."""
+
+    line: Optional[int]
+    message: str
+
+    def __str__(self) -> str:
+        return "line {}: {}".format(self.line, self.message) if self.line else self.message
+
+
+class SpecError(UsageError):
+    """A spec with problems; the message lists all of them."""
+
+    def __init__(self, path: str, problems: Sequence[Problem]) -> None:
+        lines = "; ".join(str(p) for p in problems)
+        super().__init__("{}: {} problem{}: {}".format(path, len(problems), "" if len(problems) == 1 else "s", lines),
+                         hint="Fix the spec; `interncli tools validate {}` checks it.".format(path))
+        self.problems = list(problems)
+
+
+def _line_of(node: Any, path: Sequence[Any]) -> Optional[int]:
+    """The 1-based line of the YAML node at ``path`` (or of its nearest ancestor)."""
+    import yaml
+
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def placeholders(argument: str) -> List[str]:
+    """The ``{name}`` placeholders in one argv element."""
+    try:
+        return [field for _, field, _, _ in string.Formatter().parse(argument) if field is not None]
+    except ValueError:
+        return re.findall(r"\{([^{}]*)\}", argument)
+
+
+def check_spec(data: Any, root: Any) -> List[Problem]:
+    """Every problem of a parsed spec, in file order."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+    problems = [Problem(_line_of(root, list(e.absolute_path)), _describe(e)) for e in validator.iter_errors(data)]
+    tools = data.get("tools") if isinstance(data, dict) else None
+    seen: Dict[str, int] = {}
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
+        if not isinstance(tool, dict):
+            continue
+        name = tool.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(Problem(_line_of(root, ["tools", i, "name"]),
+                                        "tool name {!r} is used twice (first at tool {})".format(name, seen[name] + 1)))
+            seen.setdefault(name, i)
+        params = tool.get("parameters", {"type": "object", "properties": {}})
+        if isinstance(params, dict):
+            for err in jsonschema.Draft202012Validator(
+                    jsonschema.Draft202012Validator.META_SCHEMA).iter_errors(params):
+                problems.append(Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
+                                        "parameters is not a valid JSON Schema: " + err.message))
+        declared = set((params or {}).get("properties") or {}) if isinstance(params, dict) else set()
+        command = tool.get("command")
+        for j, argument in enumerate(command if isinstance(command, list) else []):
+            if not isinstance(argument, str):
+                continue
+            for field in placeholders(argument):
+                if field not in declared:
+                    problems.append(Problem(_line_of(root, ["tools", i, "command", j]),
+                                            "placeholder {{{}}} names no declared parameter".format(field)))
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error.absolute_path)
+    return "{}: {}".format(where, error.message) if where else error.message
+
+
+def load_spec(path: str) -> Dict[str, Any]:
+    """A validated spec; every problem found is raised at once as a SpecError."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError("cannot read tools spec {}: {}".format(path, getattr(exc, "strerror", None) or exc),
+                         hint="Check the path.") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, [Problem(mark.line + 1 if mark else None, "not valid YAML: " + problem)]) from exc
+    problems = check_spec(data, root)
+    if problems:
+        raise SpecError(path, problems)
+    return data
+
+
+def api_tools(spec: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The spec's tools as the API's ``tools`` list."""
+    tools = []
+    for tool in spec["tools"]:
+        function: Dict[str, Any] = {"name": tool["name"]}
+        if "description" in tool:
+            function["description"] = tool["description"]
+        function["parameters"] = tool.get("parameters", {"type": "object", "properties": {}})
+        tools.append({"type": "function", "function": function})
+    return tools

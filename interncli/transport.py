@@ -1,0 +1,258 @@
+"""The HTTP layer, and the only module that imports requests: session, timeouts, proxy,
+TLS, verbose traces with the token redacted, and retries with backoff."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import time
+from typing import Callable, Dict, Iterator, Optional, TypeVar
+
+import requests
+import urllib3.exceptions
+
+from interncli import __version__
+from interncli.errors import InternCliError, NetworkError, StreamError, UsageError, error_from_response
+
+T = TypeVar("T")
+Trace = Callable[[str], None]
+
+# Retry-After values above this are not waited for: the error is reported instead.
+MAX_RETRY_AFTER = 120.0
+MAX_BACKOFF = 30.0
+READ_SIZE = 65536
+ERROR_BODY_LIMIT = 1 << 20
+
+
+def join_url(base_url: str, path: str) -> str:
+    """``base`` and ``path`` joined with exactly one slash, whatever trailing slash ``base`` has."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
+    """How long to wait before retry number ``attempt`` (0-based): Retry-After if given,
+    else exponential backoff with jitter so that many clients do not retry in step."""
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(MAX_BACKOFF, 0.5 * (2 ** attempt))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    max_retries: int,
+    notify: Callable[[InternCliError, float, int], None],
+    may_retry: Callable[[InternCliError], bool] = lambda err: err.retryable,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying retryable errors up to ``max_retries`` times."""
+    tries = 0
+    while True:
+        try:
+            return attempt()
+        except InternCliError as err:
+            if tries >= max_retries or not may_retry(err):
+                raise
+            if err.retry_after is not None and err.retry_after > MAX_RETRY_AFTER:
+                raise
+            delay = backoff_delay(tries, err.retry_after)
+            tries += 1
+            notify(err, delay, tries)
+            sleep(delay)
+
+
+class Response:
+    """An HTTP reply whose status was 2xx; its body is read all at once or as it arrives."""
+
+    def __init__(self, raw: requests.Response, redact: Callable[[str], str], trace: Optional[Trace]) -> None:
+        self._raw = raw
+        self._redact = redact
+        self._trace = trace
+        self.status = raw.status_code
+        self.headers = raw.headers
+
+    @property
+    def content_type(self) -> str:
+        """The media type, lower-cased, without parameters."""
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+    def read(self) -> bytes:
+        """The whole body."""
+        try:
+            body = self._raw.content
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise NetworkError("the connection broke while reading the reply: {}".format(_reason(exc)),
+                               retryable=True) from exc
+        if self._trace:
+            self._trace("< " + self._redact(body.decode("utf-8", errors="replace")))
+        return body
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body in pieces as they arrive, whether chunked or delimited by closing the
+        connection: read1 returns what one socket read gives instead of filling a buffer."""
+        raw = self._raw.raw
+        try:
+            while True:
+                data = raw.read1(READ_SIZE)
+                if not data:
+                    return
+                if self._trace:
+                    self._trace("< " + self._redact(data.decode("utf-8", errors="replace")).rstrip("\n"))
+                yield data
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StreamError("the reply stream was cut: {}".format(_reason(exc)), retryable=True) from exc
+
+    def close(self) -> None:
+        """Release the connection (also stops a stream that is still arriving)."""
+        self._raw.close()
+
+
+class Transport:
+    """Sends requests to the API with the resolved network settings."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: Optional[str],
+        timeout: float,
+        proxy: Optional[str] = None,
+        ca_bundle: Optional[str] = None,
+        trace: Optional[Trace] = None,
+    ) -> None:
+        if ca_bundle and not os.path.exists(ca_bundle):
+            raise UsageError("CA bundle {} does not exist".format(ca_bundle),
+                             hint="Pass an existing PEM file to --ca-bundle (or REQUESTS_CA_BUNDLE).")
+        self.base_url = base_url
+        self._token = token
+        self._timeout = timeout
+        self._trace = trace
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "interncli/" + __version__
+        if proxy:
+            self._session.proxies = {"http": proxy, "https": proxy}
+        self._verify = ca_bundle or True
+
+    def url(self, path: str) -> str:
+        """The full URL of an API path."""
+        return join_url(self.base_url, path)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the token replaced, wherever it occurs."""
+        if self._token:
+            text = text.replace(self._token, "***")
+        return text
+
+    def send(self, method: str, path: str, body: Optional[dict] = None) -> Response:
+        """One attempt at a request; a non-2xx reply or a network failure raises the mapped error."""
+        url = self.url(path)
+        headers = request_headers(self._token, body)
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        if self._trace:
+            self._trace_request(method, url, headers, data)
+        try:
+            raw = self._session.request(method, url, headers=headers, data=data, stream=True,
+                                        timeout=self._timeout, verify=self._verify)
+        except requests.exceptions.SSLError as exc:
+            raise NetworkError("TLS failed for {}: {}".format(url, _reason(exc)),
+                               hint="Pass the server's CA with --ca-bundle PATH, or check the base URL.") from exc
+        except requests.exceptions.ProxyError as exc:
+            raise NetworkError("the proxy failed: {}".format(_reason(exc)), retryable=True,
+                               hint="Check --proxy / HTTPS_PROXY, or set NO_PROXY for this host.") from exc
+        except requests.exceptions.ConnectTimeout as exc:
+            raise NetworkError("timed out connecting to {} after {:g}s".format(url, self._timeout),
+                               retryable=True) from exc
+        except requests.exceptions.Timeout as exc:
+            raise NetworkError("no reply from {} within {:g}s".format(url, self._timeout),
+                               hint="Raise --timeout, or try again later.") from exc
+        except requests.exceptions.InvalidURL as exc:
+            raise UsageError("invalid URL {}: {}".format(url, _reason(exc)),
+                             hint="Check the base URL (-b), e.g. http://host:23333/v1") from exc
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+            raise UsageError("invalid base URL {!r}: it needs http:// or https://".format(self.base_url),
+                             hint="For example: -b http://127.0.0.1:23333/v1") from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
+        if self._trace:
+            self._trace("< HTTP {} {}".format(raw.status_code, raw.reason or ""))
+            for key, value in raw.headers.items():
+                self._trace("< {}: {}".format(key, self.redact(value)))
+            self._trace("<")
+        if not 200 <= raw.status_code < 300:
+            try:
+                body_bytes = raw.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
+            except (urllib3.exceptions.HTTPError, OSError):
+                body_bytes = b""
+            finally:
+                raw.close()
+            if self._trace:
+                self._trace("< " + self.redact(body_bytes.decode("utf-8", errors="replace")))
+            err = error_from_response(raw.status_code, body_bytes, raw.reason or "")
+            err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+            raise err
+        return Response(raw, self.redact, self._trace)
+
+    def _trace_request(self, method: str, url: str, headers: Dict[str, str], data: Optional[bytes]) -> None:
+        assert self._trace is not None
+        self._trace("> {} {}".format(method, url))
+        for key, value in redact_headers(headers).items():
+            self._trace("> {}: {}".format(key, value))
+        self._trace(">")
+        if data is not None:
+            self._trace("> " + self.redact(data.decode("utf-8")))
+
+
+def request_headers(token: Optional[str], body: Optional[dict]) -> Dict[str, str]:
+    """The headers a request carries, token included."""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        if body.get("stream"):
+            headers["Accept"] = "text/event-stream"
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    return headers
+
+
+def redact_headers(headers: Dict[str, str]) -> Dict[str, str]:
+    """Headers fit to show: the Authorization value replaced."""
+    return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful sentence of a requests/urllib3 exception."""
+    inner: Optional[BaseException] = exc
+    seen = []
+    while inner is not None and len(seen) < 6:
+        seen.append(inner)
+        if isinstance(inner, Exception) and inner.args and isinstance(inner.args[0], BaseException):
+            inner = inner.args[0]
+        else:
+            inner = inner.__cause__ or inner.__context__
+    text = str(seen[-1]) or type(seen[-1]).__name__
+    for candidate in reversed(seen):
+        if "Connection refused" in str(candidate):
+            return "connection refused"
+        if "Name or service not known" in str(candidate) or "nodename nor servname" in str(candidate):
+            return "the host name could not be resolved"
+    return " ".join(text.split())[:300]

@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated environment for every test, the real test server, and a
+CliRunner-based invoker that returns stdout, stderr and the exit code apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+from click.testing import CliRunner
+
+from interncli.cli import run
+from tests.apiserver import APIServer
+
+# A token no test output may ever contain.
+SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"
+
+_CLEARED = ("INTERN_BASE_URL", "INTERN_API_KEY", "INTERN_PROFILE", "INTERN_TIMEOUT", "INTERN_MAX_RETRIES",
+            "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+            "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "NO_COLOR")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads the user's settings or writes into the real home."""
+    home = tmp_path_factory.mktemp("home")
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("INTERNCLI_CONFIG_DIR", str(home / "interncli"))
+    return home
+
+
+@pytest.fixture
+def config_dir(isolated_env):
+    """The config dir the commands use (created)."""
+    path = isolated_env / "interncli"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def api():
+    """A fresh API server on 127.0.0.1 for one test."""
+    with APIServer() as server:
+        yield server
+
+
+@dataclasses.dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(args: Sequence[str], input: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> Result:
+    """Run a command line in-process, as the console script would, with stdout and stderr apart."""
+    runner = CliRunner()
+    with runner.isolation(input=input, env=env) as streams:
+        code = run(list(args))
+    return Result(code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8"))
+
+
+@pytest.fixture
+def cli(api):
+    """Invoke interncli against the test server with the sentinel token."""
+
+    def call(*args: str, input: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+             globals_: Sequence[str] = ()) -> Result:
+        argv: List[str] = ["-b", api.base_url, "-k", SENTINEL, *globals_, *args]
+        result = invoke(argv, input=input, env=env)
+        assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
+        return result
+
+    return call
