@@ -4,6 +4,7 @@ CliRunner-based invoker that returns stdout, stderr and the exit code apart."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -12,6 +13,9 @@ from click.testing import CliRunner
 
 from interncli.cli import run
 from tests.apiserver import APIServer
+
+# click 8.1 (the last for Python 3.9) mixes stderr into stdout unless told not to; 8.2 dropped the option.
+_SEPARATE_STDERR = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
 
 # A token no test output may ever contain.
 SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"
@@ -57,10 +61,10 @@ class Result:
 
 def invoke(args: Sequence[str], input: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> Result:
     """Run a command line in-process, as the console script would, with stdout and stderr apart."""
-    runner = CliRunner()
+    runner = CliRunner(**_SEPARATE_STDERR)
     with runner.isolation(input=input, env=env) as streams:
         code = run(list(args))
-    return Result(code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8"))
+        return Result(code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8"))
 
 
 @pytest.fixture
