@@ -23,8 +23,18 @@ COMMANDS = {
 }
 
 
+class ReaderGone(Exception):
+    """stdout was closed by its reader (``| head``); click would turn EPIPE into exit 1."""
+
+
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on first use."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise ReaderGone() from exc
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted(COMMANDS)
@@ -90,8 +100,8 @@ def run(argv: Optional[List[str]] = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         return _report_click_error(exc, app)
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python's own flush at exit
+    except ReaderGone:
+        # The reader has what it wanted: stop quietly, and keep Python's own flush at exit
         # from failing on the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
