@@ -126,10 +126,33 @@ def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
     err = error_from_object(obj, http_status)
     if err is not None:
         raise err
-    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
-        raise ServerError("the reply has no 'choices': " + body_snippet(json.dumps(obj).encode()),
+    if not well_formed(obj, "message"):
+        raise ServerError("the reply is not a chat completion: " + body_snippet(json.dumps(obj).encode()),
                           hint="Check that the base URL (-b) points at a chat-completions API.")
     return obj
+
+
+def well_formed(obj: Any, part: str) -> bool:
+    """A completion (``part`` "message") or chunk (``part`` "delta") whose fields have the types
+    the renderers rely on; anything else is reported instead of crashing them."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices", [] if part == "delta" else None), list):
+        return False
+    for choice in obj.get("choices") or []:
+        if not isinstance(choice, dict) or not isinstance(choice.get("index", 0), int):
+            return False
+        body = choice.get(part)
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            return False
+        for key in ("content", "reasoning_content"):
+            if not isinstance(body.get(key) or "", str):
+                return False
+        calls = body.get("tool_calls") or []
+        if not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function") or {}, dict) for c in calls):
+            return False
+    return True
 
 
 def load_json(body: bytes, what: str) -> Any:
@@ -238,7 +261,7 @@ def _chunks(pieces: Iterator[bytes]) -> Iterator[Dict[str, Any]]:
             err = error_from_object(obj)
             if err is not None or item.event == "error":
                 raise err or ServerError(body_snippet(data.encode()))
-            if not isinstance(obj, dict):
+            if not well_formed(obj, "delta"):
                 raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True)
             for choice in obj.get("choices") or []:
                 unfinished[choice.get("index", 0)] = not choice.get("finish_reason")

@@ -321,3 +321,23 @@ def test_a_bad_config_key_is_refused_with_the_valid_ones(config_dir):
     (config_dir / "config.yaml").write_text("profiles:\n  default: {colour: blue}\n")
     result = invoke(["chat", "create", "-g", "user", "x", "--dry-run"])
     assert result.exit_code == 2 and "colour" in result.stderr and "base_url" in result.stderr
+
+
+@pytest.mark.parametrize("reply", [
+    {"choices": [1, 2]},
+    {"choices": [{"index": 0, "message": {"content": ["not", "text"]}}]},
+    {"choices": [{"index": 0, "message": {"content": "x", "tool_calls": "nope"}}]},
+    {"id": "no choices at all"},
+    [1, 2, 3],
+])
+def test_a_reply_of_the_wrong_shape_is_reported_not_crashed_on(cli, api, reply):
+    api.add(Json(reply))
+    result = cli("chat", "create", "-g", "user", "x")
+    assert result.exit_code == 1 and "not a chat completion" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_a_chunk_of_the_wrong_shape_is_a_malformed_stream(cli, api):
+    api.add(Stream([{"choices": [{"index": 0, "delta": {"content": 42}}]}]))
+    result = cli("chat", "create", "-g", "user", "x", "--stream", globals_=("--max-retries", "0"))
+    assert result.exit_code == 6 and "malformed" in result.stderr and "Traceback" not in result.stderr
