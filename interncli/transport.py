@@ -149,8 +149,9 @@ class Transport:
         self._trace = trace
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "interncli/" + __version__
-        if proxy:
-            self._session.proxies = {"http": proxy, "https": proxy}
+        # Given per request: session-level proxies would lose to HTTP(S)_PROXY (psf/requests#2018),
+        # and the flag must win over the environment.
+        self._proxies = {"http": proxy, "https": proxy} if proxy else None
         self._verify = ca_bundle or True
 
     def url(self, path: str) -> str:
@@ -172,7 +173,7 @@ class Transport:
             self._trace_request(method, url, headers, data)
         try:
             raw = self._session.request(method, url, headers=headers, data=data, stream=True,
-                                        timeout=self._timeout, verify=self._verify)
+                                        timeout=self._timeout, verify=self._verify, proxies=self._proxies)
         except requests.exceptions.SSLError as exc:
             raise NetworkError("TLS failed for {}: {}".format(url, _reason(exc)),
                                hint="Pass the server's CA with --ca-bundle PATH, or check the base URL.") from exc
