@@ -88,6 +88,9 @@ def run(argv: Optional[List[str]] = None) -> int:
     except InternCliError as err:
         from interncli.output import report_error
 
+        # A server may quote the token back in its error message.
+        err.message = app.redact(err.message)
+        err.hint = app.redact(err.hint) if err.hint else err.hint
         report_error(err, sys.stderr, as_json=app.json_errors)
         return int(err.exit_code)
     except click.exceptions.Exit as exc:
@@ -111,7 +114,7 @@ def run(argv: Optional[List[str]] = None) -> int:
             raise
         from interncli.output import report_error
 
-        report_error(InternCliError("unexpected {}: {}".format(type(exc).__name__, exc),
+        report_error(InternCliError(app.redact("unexpected {}: {}".format(type(exc).__name__, exc)),
                           hint="Run again with --debug for a traceback, and please report it."),
                      sys.stderr, as_json=app.json_errors)
         return int(ExitCode.FAILURE)
@@ -122,9 +125,7 @@ def _report_click_error(exc: click.ClickException, app: AppContext) -> int:
     from interncli.errors import UsageError
     from interncli.output import report_error
 
-    hint = None
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
-        hint = "Try '{} --help' for help.".format(ctx.command_path)
+    hint = "Try '{} --help' for help.".format(ctx.command_path if ctx is not None else "interncli")
     report_error(UsageError(exc.format_message(), hint=hint), sys.stderr, as_json=app.json_errors)
     return int(ExitCode.USAGE)

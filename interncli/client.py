@@ -243,38 +243,50 @@ class ChatClient:
 def _chunks(pieces: Iterator[bytes]) -> Iterator[Dict[str, Any]]:
     decoder = SSEDecoder()
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
+    # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
+    # error sent as an event stream, so they are read to the end and judged together.
+    strays: List[str] = []
     for piece in pieces:
         for item in decoder.feed(piece):
             if isinstance(item, StrayLine):
-                _raise_stray(item.text)
+                if unfinished:
+                    _raise_stray(item.text)
+                strays.append(item.text)
                 continue
+            if strays:
+                _raise_stray("\n".join(strays))
             data = item.data.strip()
             if data == "[DONE]":
                 return
             if not data:
                 continue
-            try:
-                obj = json.loads(data)
-            except ValueError:
-                raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()),
-                                  retryable=True) from None
-            err = error_from_object(obj)
-            if err is not None or item.event == "error":
-                raise err or ServerError(body_snippet(data.encode()))
-            if not well_formed(obj, "delta"):
-                raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True)
+            obj = _event_object(data, item.event)
             for choice in obj.get("choices") or []:
                 unfinished[choice.get("index", 0)] = not choice.get("finish_reason")
             yield obj
-    for item in decoder.flush():
-        if isinstance(item, StrayLine):
-            _raise_stray(item.text)
+    strays.extend(item.text for item in decoder.flush() if isinstance(item, StrayLine))
+    if strays:
+        _raise_stray("\n".join(strays))
     if not unfinished or any(unfinished.values()):
         raise StreamError("the reply stream ended before the reply was complete", retryable=True)
 
 
+def _event_object(data: str, event: str) -> Dict[str, Any]:
+    """The chunk an event carries; an error it carries is raised."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True) from None
+    err = error_from_object(obj)
+    if err is not None or event == "error":
+        raise err or ServerError(body_snippet(data.encode()))
+    if not well_formed(obj, "delta"):
+        raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True)
+    return obj
+
+
 def _raise_stray(text: str) -> None:
-    """A line outside the SSE syntax: an error body if it is one, else a malformed stream."""
+    """Text outside the SSE syntax: an error body if it is one, else a malformed stream."""
     if not text.strip():
         return
     try:

@@ -41,6 +41,17 @@ class AppContext:
     json_errors: bool = False
     _settings: Optional[Settings] = dataclasses.field(default=None, repr=False)
 
+    def redact(self, text: str) -> str:
+        """``text`` without any token the user gave, for error messages that quote the server."""
+        candidates = {self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")}
+        if self._settings is not None and self._settings.token:
+            candidates.add(self._settings.token)
+        for raw in candidates:
+            for secret in {raw, credentials.clean_token(raw)}:
+                if len(secret) >= 4 and secret.strip():
+                    text = text.replace(secret, "***")
+        return text
+
     @property
     def settings(self) -> Settings:
         """The resolved settings (reads the config file the first time)."""

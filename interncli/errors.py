@@ -62,6 +62,7 @@ class UsageError(InternCliError):
 
 class AuthError(InternCliError):
     exit_code = ExitCode.AUTH
+    default_hint = "Check the token: set INTERN_API_KEY or pass -k, and check the account on the website."
 
 
 class RateLimitError(InternCliError):
@@ -71,10 +72,12 @@ class RateLimitError(InternCliError):
 
 class RequestRejected(InternCliError):
     exit_code = ExitCode.REJECTED
+    default_hint = "The server refused the request: check the flags and the model name (-v shows what was sent)."
 
 
 class ServerError(InternCliError):
     exit_code = ExitCode.FAILURE
+    default_hint = "The server failed to answer: try again later (-v shows the exchange)."
 
 
 class NetworkError(InternCliError):
@@ -171,7 +174,7 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         hint=hint,
         code=code,
         http_status=http_status,
-        retryable=cls is RateLimitError or cls is ServerError and bool(http_status and http_status >= 500),
+        retryable=cls is RateLimitError or (cls is ServerError and bool(http_status and http_status >= 500)),
     )
 
 

@@ -84,8 +84,10 @@ def call_with_retries(
 class Response:
     """An HTTP reply whose status was 2xx; its body is read all at once or as it arrives."""
 
-    def __init__(self, raw: requests.Response, redact: Callable[[str], str], trace: Optional[Trace]) -> None:
+    def __init__(self, raw: requests.Response, timeout: float, redact: Callable[[str], str],
+                 trace: Optional[Trace]) -> None:
         self._raw = raw
+        self._timeout = timeout
         self._redact = redact
         self._trace = trace
         self.status = raw.status_code
@@ -119,8 +121,12 @@ class Response:
                 if self._trace:
                     self._trace("< " + self._redact(data.decode("utf-8", errors="replace")).rstrip("\n"))
                 yield data
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise StreamError("the reply stream stalled: nothing came for {:g}s".format(self._timeout),
+                              retryable=True, hint="Raise --timeout, or try again.") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StreamError("the reply stream was cut: {}".format(_reason(exc)), retryable=True) from exc
+            raise StreamError("the reply stream was cut: the connection closed before the reply was complete",
+                              retryable=True) from exc
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
@@ -211,7 +217,7 @@ class Transport:
             err = error_from_response(raw.status_code, body_bytes, raw.reason or "")
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise err
-        return Response(raw, self.redact, self._trace)
+        return Response(raw, self._timeout, self.redact, self._trace)
 
     def _trace_request(self, method: str, url: str, headers: Dict[str, str], data: Optional[bytes]) -> None:
         assert self._trace is not None

@@ -341,3 +341,20 @@ def test_a_chunk_of_the_wrong_shape_is_a_malformed_stream(cli, api):
     api.add(Stream([{"choices": [{"index": 0, "delta": {"content": 42}}]}]))
     result = cli("chat", "create", "-g", "user", "x", "--stream", globals_=("--max-retries", "0"))
     assert result.exit_code == 6 and "malformed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_pretty_printed_json_error_sent_as_an_event_stream_keeps_its_code(cli, api):
+    body = json.dumps({"code": -20053, "msg": "Exceeded frequency limit"}, indent=2) + "\n"
+    api.add(Stream([body], done=False))
+    result = cli("chat", "create", "-g", "user", "x", "--stream", globals_=("--max-retries", "0"))
+    assert result.exit_code == 4 and "[-20053] Exceeded frequency limit" in result.stderr
+
+
+def test_a_stream_that_stalls_after_output_keeps_it_and_exits_6(cli, api):
+    import threading
+
+    stream = api.add(Stream(stream_chunks(["Hello", " world"]), hold_after=1, release=threading.Event()))
+    result = cli("chat", "create", "-g", "user", "x", "--stream", globals_=("--timeout", "0.5"))
+    stream.release.set()
+    assert result.exit_code == 6 and result.stdout == "Hello"
+    assert "stalled" in result.stderr and len(api.requests) == 1

@@ -117,14 +117,16 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Di
     else:
         printer = output.TextStreamPrinter(sys.stdout, sys.stderr, n=body.get("n", 1),
                                            reasoning=opts["show_reasoning"])
-    assembler = StreamAssembler()
 
-    def attempt() -> None:
+    def attempt() -> StreamAssembler:
+        # A fresh assembler each try: a retried stream starts the reply again from nothing.
+        assembler = StreamAssembler()
         for chunk in client.stream(body):
             assembler.add(chunk)
             printer.show(chunk, assembler)
+        return assembler
 
-    with_retries(app, attempt, output_started=lambda: printer.started)
+    assembler = with_retries(app, attempt, output_started=lambda: printer.started)
     printer.finish(assembler)
     return assembler.message(0)
 

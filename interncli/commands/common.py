@@ -63,7 +63,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
     def notify(err: InternCliError, delay: float, number: int) -> None:
         code = "[{}] ".format(err.code) if err.code is not None else ""
         sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
-            code, err.message, delay, number, app.settings.max_retries))
+            code, app.redact(err.message), delay, number, app.settings.max_retries))
         sys.stderr.flush()
 
     return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
