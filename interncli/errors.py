@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Type
 
 
 class ExitCode(enum.IntEnum):
@@ -116,7 +116,7 @@ _STATUS_HINTS = {
 }
 
 
-def class_for_status(status: int) -> type:
+def class_for_status(status: int) -> Type[InternCliError]:
     """The error class an HTTP status maps to when the body names no known API code."""
     if status in (401, 403):
         return AuthError
@@ -162,6 +162,7 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         return None
     code, message = found
     known = API_CODES.get(str(code)) if code is not None else None
+    cls: Type[InternCliError]
     if known:
         cls, hint = known
     else:

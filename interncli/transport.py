@@ -8,7 +8,7 @@ import json
 import os
 import random
 import time
-from typing import Callable, Dict, Iterator, Optional, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -249,7 +249,7 @@ def redact_headers(headers: Dict[str, str]) -> Dict[str, str]:
 def _reason(exc: BaseException) -> str:
     """The innermost useful sentence of a requests/urllib3 exception."""
     inner: Optional[BaseException] = exc
-    seen = []
+    seen: List[BaseException] = []
     while inner is not None and len(seen) < 6:
         seen.append(inner)
         if isinstance(inner, Exception) and inner.args and isinstance(inner.args[0], BaseException):

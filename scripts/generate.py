@@ -51,7 +51,8 @@ EXAMPLES = [
 ]
 
 
-def walk(command: click.Command, path: Tuple[str, ...] = ("interncli",)) -> Iterator[Tuple[Tuple[str, ...], click.Command]]:
+def walk(command: click.Command,
+         path: Tuple[str, ...] = ("interncli",)) -> Iterator[Tuple[Tuple[str, ...], click.Command]]:
     """Every command of the tree with its full name, groups included."""
     yield path, command
     if isinstance(command, click.Group):

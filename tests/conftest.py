@@ -3,9 +3,9 @@ CliRunner-based invoker that returns stdout, stderr and the exit code apart."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import inspect
-import os
 from typing import Dict, List, Optional, Sequence
 
 import pytest
@@ -16,6 +16,10 @@ from tests.apiserver import APIServer
 
 # click 8.1 (the last for Python 3.9) mixes stderr into stdout unless told not to; 8.2 dropped the option.
 _SEPARATE_STDERR = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+
+# A 1x1 PNG, for image tests.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 # A token no test output may ever contain.
 SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"

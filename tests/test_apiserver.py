@@ -12,8 +12,21 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from tests.apiserver import (
-    APIServer, Completion, Drop, Hang, Json, Raw, Stream, err_code, err_detail, err_msgcode,
-    err_object, err_openai, html_error, split_text, stream_chunks,
+    APIServer,
+    Completion,
+    Drop,
+    Hang,
+    Json,
+    Raw,
+    Stream,
+    err_code,
+    err_detail,
+    err_msgcode,
+    err_object,
+    err_openai,
+    html_error,
+    split_text,
+    stream_chunks,
 )
 
 CHAT = "/v1/chat/completions"

@@ -10,9 +10,7 @@ import os
 import pytest
 
 from tests.apiserver import Completion, Json, Stream, stream_chunks
-from tests.conftest import SENTINEL, invoke
-
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+from tests.conftest import PNG, SENTINEL, invoke
 
 
 def test_plain_reply_and_minimal_body(cli, api):

@@ -9,13 +9,25 @@ import re
 import socket
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import pytest
 
 from tests.apiserver import (
-    APIServer, Completion, Drop, Hang, Json, Raw, Stream, err_code, err_detail, err_msgcode, err_object,
-    err_openai, html_error, stream_chunks,
+    APIServer,
+    Completion,
+    Drop,
+    Hang,
+    Json,
+    Raw,
+    Stream,
+    err_code,
+    err_detail,
+    err_msgcode,
+    err_object,
+    err_openai,
+    html_error,
+    stream_chunks,
 )
 from tests.conftest import SENTINEL, invoke
 
@@ -712,7 +724,7 @@ def test_timeout_mid_stream_keeps_output(api, cli):
 
 def test_timeout_not_a_number(api, cli):
     r = chat(cli, globals_=("--timeout", "abc"))
-    line = assert_usage_error(r, "--timeout", "abc")
+    assert_usage_error(r, "--timeout", "abc")
     assert api.requests == []
 
 

@@ -7,11 +7,17 @@ import json
 
 import pytest
 
-from interncli.client import (ChatRequest, StreamAssembler, attach_images, build_chat_body, image_url,
-                              parse_arguments, tool_choice_value)
+from interncli.client import (
+    ChatRequest,
+    StreamAssembler,
+    attach_images,
+    build_chat_body,
+    image_url,
+    parse_arguments,
+    tool_choice_value,
+)
 from interncli.errors import UsageError
-
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+from tests.conftest import PNG
 
 
 def test_body_has_only_model_and_messages_when_nothing_else_is_set():

@@ -114,7 +114,8 @@ class Live:
             if ready:
                 data = os.read(fd, 65536)
                 if not data:
-                    err = self.proc.stderr.read().decode("utf-8", errors="replace") if self.proc.poll() is not None else ""
+                    done = self.proc.poll() is not None
+                    err = self.proc.stderr.read().decode("utf-8", errors="replace") if done else ""
                     raise AssertionError("stdout closed before {}; got {!r}; stderr {!r}".format(what, self.out, err))
                 self.out += data
         return self.out

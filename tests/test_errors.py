@@ -8,8 +8,19 @@ import json
 import pytest
 
 from interncli.errors import (
-    API_CODES, AuthError, ExitCode, InternCliError, NetworkError, RateLimitError, RequestRejected,
-    ServerError, StreamError, UsageError, body_snippet, class_for_status, error_from_object,
+    API_CODES,
+    AuthError,
+    ExitCode,
+    InternCliError,
+    NetworkError,
+    RateLimitError,
+    RequestRejected,
+    ServerError,
+    StreamError,
+    UsageError,
+    body_snippet,
+    class_for_status,
+    error_from_object,
     error_from_response,
 )
 

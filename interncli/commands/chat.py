@@ -16,7 +16,7 @@ ROLES = ("system", "user", "assistant", "tool")
 
 def chat_options(f: Callable) -> Callable:
     """The flags of ``chat create``, shared with ``api chat.completions.create``."""
-    options = [
+    options: List[Callable[[Callable], Callable]] = [
         click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
                      type=(click.Choice(ROLES), str),
                      help="A message, repeatable, in order; CONTENT '-' reads stdin."),
