@@ -46,6 +46,13 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # click.version_option would import gettext and locale on every start.
+    if value and not ctx.resilient_parsing:
+        click.echo("interncli " + __version__)
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-b", "--base-url", "--api-base", "base_url", metavar="URL",
               help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
@@ -59,7 +66,8 @@ class LazyGroup(click.Group):
 @click.option("--ca-bundle", metavar="PATH", help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
 @click.option("-v", "--verbose", is_flag=True, help="Show each request and response on stderr (token redacted).")
 @click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors.")
-@click.version_option(__version__, "-V", "--version", prog_name="interncli", message="%(prog)s %(version)s")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
     """interncli: the Intern ChatAPI (and private LMDeploy servers) from the command line.

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ast
-import base64
 import dataclasses
 import json
-import mimetypes
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -74,6 +71,9 @@ def image_url(source: str) -> str:
     """An image reference for the API: URLs as they are, local files as ``data:`` URLs."""
     if source.startswith(("http://", "https://", "data:")):
         return source
+    import base64
+    import mimetypes
+
     mime, _ = mimetypes.guess_type(source)
     if not mime or not mime.startswith("image/"):
         raise UsageError(
@@ -115,6 +115,8 @@ def parse_arguments(arguments: Any) -> Any:
         return json.loads(arguments)
     except ValueError:
         pass
+    import ast  # only for the Python-literal form: ast is slow to import
+
     try:
         return ast.literal_eval(arguments.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -164,41 +166,74 @@ def load_json(body: bytes, what: str) -> Any:
                           hint="Check the base URL (-b) and any proxy in between.") from None
 
 
+class ChoiceState:
+    """One choice of a streamed reply as it builds up; pieces are joined when asked for, so
+    a long reply costs linear time."""
+
+    __slots__ = ("_content", "_reasoning", "tool_calls", "finish_reason")
+
+    def __init__(self) -> None:
+        self._content: List[str] = []
+        self._reasoning: List[str] = []
+        self.tool_calls: Dict[int, Dict[str, Any]] = {}
+        self.finish_reason: Optional[str] = None
+
+    @property
+    def content(self) -> str:
+        """The text so far."""
+        return "".join(self._content)
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning text so far."""
+        return "".join(self._reasoning)
+
+    def add(self, delta: Dict[str, Any]) -> None:
+        """Fold one delta in."""
+        if delta.get("content"):
+            self._content.append(delta["content"])
+        if delta.get("reasoning_content"):
+            self._reasoning.append(delta["reasoning_content"])
+        for call in delta.get("tool_calls") or []:
+            slot = self.tool_calls.setdefault(call.get("index", len(self.tool_calls)), {
+                "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+            slot["id"] = call.get("id") or slot["id"]
+            function = call.get("function") or {}
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
+
+    def message(self) -> Dict[str, Any]:
+        """The assistant message, as it would appear in a non-streamed reply."""
+        message: Dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [self.tool_calls[k] for k in sorted(self.tool_calls)]
+        return message
+
+
 class StreamAssembler:
     """Merges streamed deltas into whole choices (content, reasoning, tool calls)."""
 
     def __init__(self) -> None:
-        self.choices: Dict[int, Dict[str, Any]] = {}
+        self.choices: Dict[int, ChoiceState] = {}
 
     def add(self, chunk: Dict[str, Any]) -> None:
         """Fold one chunk into the choices."""
         for choice in chunk.get("choices") or []:
             state = self.choice(choice.get("index", 0))
-            delta = choice.get("delta") or choice.get("message") or {}
-            state["content"] += delta.get("content") or ""
-            state["reasoning"] += delta.get("reasoning_content") or ""
-            for call in delta.get("tool_calls") or []:
-                slot = state["tool_calls"].setdefault(call.get("index", len(state["tool_calls"])), {
-                    "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
-                slot["id"] = call.get("id") or slot["id"]
-                function = call.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
+            state.add(choice.get("delta") or choice.get("message") or {})
             if choice.get("finish_reason"):
-                state["finish_reason"] = choice["finish_reason"]
+                state.finish_reason = choice["finish_reason"]
 
-    def choice(self, index: int) -> Dict[str, Any]:
+    def choice(self, index: int) -> ChoiceState:
         """The state of one choice, created empty on first use."""
-        return self.choices.setdefault(
-            index, {"content": "", "reasoning": "", "tool_calls": {}, "finish_reason": None})
+        state = self.choices.get(index)
+        if state is None:
+            state = self.choices[index] = ChoiceState()
+        return state
 
     def message(self, index: int = 0) -> Dict[str, Any]:
-        """The assistant message of a choice, as it would appear in a non-streamed reply."""
-        state = self.choice(index)
-        message: Dict[str, Any] = {"role": "assistant", "content": state["content"]}
-        if state["tool_calls"]:
-            message["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"])]
-        return message
+        """The assistant message of a choice."""
+        return self.choice(index).message()
 
 
 class ChatClient:

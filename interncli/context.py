@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from interncli import config, credentials
@@ -13,33 +12,38 @@ DEFAULT_TIMEOUT = 130.0  # the service cuts a reply at 120 s
 DEFAULT_MAX_RETRIES = 2
 
 
-@dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything a command needs to know about where and how to talk to the API."""
+    """Everything a command needs to know about where and how to talk to the API.
 
-    base_url: str
-    model: str
-    profile: str
-    timeout: float
-    max_retries: int
-    proxy: Optional[str]
-    ca_bundle: Optional[str]
-    verbose: bool
-    debug: bool
-    config_dir: str
-    token_source: str
-    token: Optional[str] = dataclasses.field(default=None, repr=False)
+    A plain class rather than a dataclass: building dataclasses costs start-up time."""
+
+    __slots__ = ("base_url", "model", "profile", "timeout", "max_retries", "proxy", "ca_bundle",
+                 "verbose", "debug", "config_dir", "token_source", "token")
+
+    def __init__(self, *, base_url: str, model: str, profile: str, timeout: float, max_retries: int,
+                 proxy: Optional[str], ca_bundle: Optional[str], verbose: bool, debug: bool,
+                 config_dir: str, token_source: str, token: Optional[str] = None) -> None:
+        self.base_url, self.model, self.profile = base_url, model, profile
+        self.timeout, self.max_retries = timeout, max_retries
+        self.proxy, self.ca_bundle = proxy, ca_bundle
+        self.verbose, self.debug = verbose, debug
+        self.config_dir = config_dir
+        self.token_source, self.token = token_source, token
+
+    def __repr__(self) -> str:  # never the token
+        return "Settings(profile={!r}, base_url={!r}, token_source={!r})".format(
+            self.profile, self.base_url, self.token_source)
 
 
-@dataclasses.dataclass
 class AppContext:
     """Handed to every command: the raw global options, resolved into Settings on first use."""
 
-    options: Dict[str, Any]
-    environ: Mapping[str, str]
-    config_dir: str
-    json_errors: bool = False
-    _settings: Optional[Settings] = dataclasses.field(default=None, repr=False)
+    def __init__(self, options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> None:
+        self.options = options
+        self.environ = environ
+        self.config_dir = config_dir
+        self.json_errors = False
+        self._settings: Optional[Settings] = None
 
     def redact(self, text: str) -> str:
         """``text`` without any token the user gave, for error messages that quote the server."""

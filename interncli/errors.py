@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from typing import Any, Optional, Type
 
 
@@ -150,6 +149,8 @@ def _extract(obj: Any) -> Optional[tuple]:
     if "detail" in obj:
         detail = obj["detail"]
         if not isinstance(detail, str):
+            import json  # here, not at the top: --help and --version never need it
+
             detail = json.dumps(detail, ensure_ascii=False)
         return None, detail
     return None
@@ -181,6 +182,8 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
 
 def error_from_response(status: int, body: bytes, reason: str = "") -> InternCliError:
     """The error for an HTTP reply that is not a usable answer, whatever its body holds."""
+    import json
+
     try:
         obj = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

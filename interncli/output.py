@@ -59,8 +59,9 @@ def tool_call_line(call: Dict[str, Any]) -> str:
     return "tool_call {} {} {}\n".format(call.get("id", ""), function.get("name", ""), arguments)
 
 
-def _choice_notes(choice: Dict[str, Any], label: str, err: IO[str]) -> None:
-    if choice.get("finish_reason") == "length":
+def length_note(finish_reason: Optional[str], label: str, err: IO[str]) -> None:
+    """Warn when a reply was cut at max_tokens."""
+    if finish_reason == "length":
         warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), err)
 
 
@@ -101,7 +102,7 @@ def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasonin
         for call in calls:
             out.write(tool_call_line(call))
         out.flush()
-        _choice_notes(choice, " {}".format(choice.get("index", 0)) if many else "", err)
+        length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if many else "", err)
     moderation_note(reply, err)
 
 
@@ -139,7 +140,7 @@ class TextStreamPrinter:
                 self.out.write(tool_call_line(call))
             self.out.flush()
             self.started = True
-            _choice_notes(state, "", self.err)
+            length_note(state.finish_reason, "", self.err)
             return
         for index in sorted(assembler.choices):
             if index not in self._printed:
@@ -166,14 +167,14 @@ class TextStreamPrinter:
         self._printed.add(index)
         self.started = True
         state = assembler.choice(index)
-        if self.reasoning and state["reasoning"]:
-            show_reasoning(state["reasoning"].rstrip("\n") + "\n", self.err)
+        if self.reasoning and state.reasoning:
+            show_reasoning(state.reasoning.rstrip("\n") + "\n", self.err)
         self.out.write("===== Chat Completion {} =====\n".format(index))
-        self.out.write(state["content"] + "\n")
+        self.out.write(state.content + "\n")
         for call in assembler.message(index).get("tool_calls", []):
             self.out.write(tool_call_line(call))
         self.out.flush()
-        _choice_notes(state, " {}".format(index), self.err)
+        length_note(state.finish_reason, " {}".format(index), self.err)
 
 
 class JsonStreamPrinter:
@@ -193,9 +194,9 @@ class JsonStreamPrinter:
 
     def finish(self, assembler: StreamAssembler) -> None:
         """Warnings that only the end of the stream can tell."""
-        for index in sorted(assembler.choices):
-            _choice_notes(assembler.choice(index), " {}".format(index) if len(assembler.choices) > 1 else "",
-                          self.err)
+        many = len(assembler.choices) > 1
+        for index, state in sorted(assembler.choices.items()):
+            length_note(state.finish_reason, " {}".format(index) if many else "", self.err)
 
 
 def write_lines(lines: Iterable[str], out: IO[str]) -> None:

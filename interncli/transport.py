@@ -110,14 +110,15 @@ class Response:
         return body
 
     def iter_bytes(self) -> Iterator[bytes]:
-        """The body in pieces as they arrive, whether chunked or delimited by closing the
-        connection: read1 returns what one socket read gives instead of filling a buffer."""
+        """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
+        ends when the connection closes) what each socket read gives, never a full buffer."""
         raw = self._raw.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            pieces: Iterator[bytes] = raw.read_chunked(decode_content=True)
+        else:
+            pieces = iter(lambda: raw.read1(READ_SIZE), b"")
         try:
-            while True:
-                data = raw.read1(READ_SIZE)
-                if not data:
-                    return
+            for data in pieces:
                 if self._trace:
                     self._trace("< " + self._redact(data.decode("utf-8", errors="replace")).rstrip("\n"))
                 yield data

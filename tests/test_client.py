@@ -121,10 +121,19 @@ def test_assembler_merges_content_reasoning_and_tool_call_deltas():
         {"index": 0, "id": "c1", "function": {"name": "get_", "arguments": "{\"a\""}}]}}]})
     asm.add({"choices": [{"index": 0, "delta": {"tool_calls": [
         {"index": 0, "function": {"name": "weather", "arguments": ": 1}"}}]}, "finish_reason": "tool_calls"}]})
-    assert asm.choice(0)["reasoning"] == "think"
-    assert asm.choice(0)["finish_reason"] == "tool_calls"
+    assert asm.choice(0).reasoning == "think"
+    assert asm.choice(0).finish_reason == "tool_calls"
     message = asm.message(0)
     assert message["content"] == "Hello"
     assert message["tool_calls"] == [{"id": "c1", "type": "function",
                                       "function": {"name": "get_weather", "arguments": '{"a": 1}'}}]
     assert json.loads(message["tool_calls"][0]["function"]["arguments"]) == {"a": 1}
+
+
+def test_assembler_keeps_choices_apart_and_joins_many_pieces():
+    asm = StreamAssembler()
+    for i in range(5000):
+        asm.add({"choices": [{"index": i % 2, "delta": {"content": str(i % 10)}}]})
+    assert asm.choice(0).content == "02468" * 500
+    assert asm.choice(1).content == "13579" * 500
+    assert asm.message(1) == {"role": "assistant", "content": "13579" * 500}

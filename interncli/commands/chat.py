@@ -67,11 +67,14 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
-    from interncli import conversation
     from interncli.client import ChatRequest, attach_images, build_chat_body
 
     settings = app.settings
-    history = conversation.load_messages(opts["conversation"]) if opts["conversation"] else []
+    history = []
+    if opts["conversation"]:
+        from interncli import conversation  # tempfile is slow to import: only when needed
+
+        history = conversation.load_messages(opts["conversation"])
     new = read_messages(opts["messages"], sys.stdin)
     messages = history + new
     if opts["thinking"] and any(m.get("role") == "system" for m in messages):
