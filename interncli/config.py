@@ -1,57 +1,84 @@
-"""The YAML config file: profiles and their validation."""
+"""The YAML config file: profiles, the validation of every setting, and atomic writes."""
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List
+from urllib.parse import urlsplit
 
 from interncli.errors import UsageError
 
 CONFIG_FILE = "config.yaml"
+MAX_TIMEOUT = 86400.0
+MAX_RETRIES = 100
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 def parse_timeout(value: Any, source: str) -> float:
-    """A positive number of seconds."""
+    """A positive number of seconds, at most a day."""
     try:
-        number = float(value)
+        number = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
         number = -1.0
-    if not number > 0 or number == float("inf"):
-        raise UsageError(
-            "{} must be a positive number of seconds, not {!r}".format(source, value),
-            hint="For example: --timeout 60",
-        )
+    if not (0 < number <= MAX_TIMEOUT) or math.isnan(number):
+        raise UsageError("{} must be a number of seconds above 0 and at most {:g}, not {!r}".format(
+            source, MAX_TIMEOUT, value), hint="For example: --timeout 60")
     return number
 
 
 def parse_max_retries(value: Any, source: str) -> int:
-    """A whole number of retries, zero or more."""
+    """A whole number of retries, from 0 to 100."""
     try:
-        number = int(str(value).strip())
+        number = int(str(value).strip()) if not isinstance(value, (bool, float)) else -1
     except ValueError:
         number = -1
-    if number < 0 or isinstance(value, float) or isinstance(value, bool):
-        raise UsageError(
-            "{} must be a whole number of 0 or more, not {!r}".format(source, value),
-            hint="For example: --max-retries 3 (0 turns retries off)",
-        )
+    if not 0 <= number <= MAX_RETRIES:
+        raise UsageError("{} must be a whole number from 0 to {}, not {!r}".format(source, MAX_RETRIES, value),
+                         hint="For example: --max-retries 3 (0 turns retries off)")
     return number
 
 
 def parse_text(value: Any, source: str) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():
-        raise UsageError("{} must be a non-empty string, not {!r}".format(source, value))
+        raise UsageError("{} must be a non-empty string, not {!r}".format(source, value),
+                         hint="Give a value, e.g. {} VALUE.".format(source))
     return value.strip()
 
 
+def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
+    text = parse_text(value, source)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        valid = parts.scheme.lower() in schemes and bool(parts.hostname) and not any(c.isspace() for c in text)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError("{} is not a valid URL: {!r}".format(source, text),
+                         hint="It needs {} and a host, for example {}".format(
+                             " or ".join(s + "://" for s in schemes[:2]), example))
+    return text
+
+
+def parse_base_url(value: Any, source: str) -> str:
+    """An http(s) URL with a host."""
+    return _parse_url(value, source, ("http", "https"), "http://127.0.0.1:23333/v1")
+
+
+def parse_proxy(value: Any, source: str) -> str:
+    """A proxy URL: http(s), or SOCKS (which needs PySocks)."""
+    return _parse_url(value, source, PROXY_SCHEMES, "http://proxy.example:3128")
+
+
 # Each profile key and its parser; the parsers also check values given by flag or environment.
-PARSERS = {
-    "base_url": parse_text,
+PARSERS: Dict[str, Callable[[Any, str], Any]] = {
+    "base_url": parse_base_url,
     "model": parse_text,
     "timeout": parse_timeout,
     "max_retries": parse_max_retries,
-    "proxy": parse_text,
+    "proxy": parse_proxy,
     "ca_bundle": parse_text,
 }
 
@@ -70,7 +97,8 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise UsageError("cannot read {}: {}".format(path, exc.strerror)) from exc
+        raise UsageError("cannot read {}: {}".format(path, exc.strerror),
+                         hint="Check the file's permissions, or set INTERNCLI_CONFIG_DIR.") from exc
     import yaml  # only when there is a file: keeps start-up light
 
     try:
@@ -82,19 +110,23 @@ def load_config(config_dir: str) -> Dict[str, Any]:
         ) from exc
     if data is None:
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("profiles", {}), dict):
-        raise UsageError(
-            "{} must be a mapping with a 'profiles' mapping".format(path),
-            hint="See `interncli config --help` for the file's layout.",
-        )
+    if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
+        raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
+                         hint="See `interncli config --help` for the file's layout.")
     return data
 
 
+def profile_names(config: Dict[str, Any]) -> List[str]:
+    """The profiles the file defines."""
+    return list(config.get("profiles") or {})
+
+
 def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[str, Any]:
-    """The validated settings of one profile; an unknown profile has none."""
+    """The validated settings of one profile; a profile the file does not define has none."""
     entry = (config.get("profiles") or {}).get(profile) or {}
     if not isinstance(entry, dict):
-        raise UsageError("profile {!r} in {} must be a mapping".format(profile, path))
+        raise UsageError("profile {!r} in {} must be a mapping".format(profile, path),
+                         hint="For example:  {}: {{base_url: http://127.0.0.1:23333/v1}}".format(profile))
     settings = {}
     for key, value in entry.items():
         if key not in PARSERS:
@@ -104,3 +136,12 @@ def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[st
             )
         settings[key] = PARSERS[key](value, "{} (profile {!r})".format(key, profile))
     return settings
+
+
+def check_profile(config: Dict[str, Any], profile: str) -> None:
+    """A profile that was asked for by name must exist (``default`` always does)."""
+    if profile != "default" and profile not in profile_names(config):
+        known = ", ".join(["default"] + [p for p in profile_names(config) if p != "default"])
+        raise UsageError("no profile {!r} in the config".format(profile),
+                         hint="Known profiles: {}. Create one with: interncli config set --profile {} "
+                              "base_url URL".format(known, profile))

@@ -47,14 +47,10 @@ class AppContext:
 
     def redact(self, text: str) -> str:
         """``text`` without any token the user gave, for error messages that quote the server."""
-        candidates = {self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")}
+        secrets = [self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")]
         if self._settings is not None and self._settings.token:
-            candidates.add(self._settings.token)
-        for raw in candidates:
-            for secret in {raw, credentials.clean_token(raw)}:
-                if len(secret) >= 4 and secret.strip():
-                    text = text.replace(secret, "***")
-        return text
+            secrets.append(self._settings.token)
+        return credentials.redact(text, secrets)
 
     @property
     def settings(self) -> Settings:
@@ -77,14 +73,14 @@ def _pick(flag: Any, env_name: Optional[str], environ: Mapping[str, str], profil
 
 def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> Settings:
     """Resolve every setting from the flags given, the environment and the config file."""
-    profile_name = options.get("profile") or environ.get("INTERN_PROFILE", "").strip()
     cfg = config.load_config(config_dir)
-    if not profile_name:
-        profile_name = str(cfg.get("default_profile") or "default")
+    profile_name = (options.get("profile") or environ.get("INTERN_PROFILE", "").strip()
+                    or str(cfg.get("default_profile") or "default"))
+    config.check_profile(cfg, profile_name)
     profile = config.profile_settings(cfg, profile_name, config.config_path(config_dir))
 
     base_url = _pick(options.get("base_url"), "INTERN_BASE_URL", environ, profile, "base_url",
-                     config.parse_text, DEFAULT_BASE_URL, "--base-url")
+                     config.parse_base_url, DEFAULT_BASE_URL, "--base-url")
     timeout = _pick(options.get("timeout"), "INTERN_TIMEOUT", environ, profile, "timeout",
                     config.parse_timeout, DEFAULT_TIMEOUT, "--timeout")
     retries = _pick(options.get("max_retries"), "INTERN_MAX_RETRIES", environ, profile, "max_retries",
@@ -94,7 +90,7 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     proxy_env = any(environ.get(name) for name in
                     ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
     proxy = _pick(options.get("proxy"), None, environ, {} if proxy_env else profile, "proxy",
-                  config.parse_text, None, "--proxy")
+                  config.parse_proxy, None, "--proxy")
     ca_env = "REQUESTS_CA_BUNDLE" if environ.get("REQUESTS_CA_BUNDLE") else "SSL_CERT_FILE"
     ca_bundle = _pick(options.get("ca_bundle"), ca_env, environ, profile, "ca_bundle",
                       config.parse_text, None, "--ca-bundle")

@@ -3,8 +3,6 @@ TLS, verbose traces with the token redacted, and retries with backoff."""
 
 from __future__ import annotations
 
-import email.utils
-import json
 import os
 import random
 import time
@@ -13,8 +11,9 @@ from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 import requests
 import urllib3.exceptions
 
-from interncli import __version__
-from interncli.errors import InternCliError, NetworkError, StreamError, UsageError, error_from_response
+from interncli.credentials import redact
+from interncli.errors import InternCliError, NetworkError, RequestRejected, StreamError, UsageError, error_from_response
+from interncli.wire import encode_body, join_url, parse_retry_after, redact_headers, request_headers
 
 T = TypeVar("T")
 Trace = Callable[[str], None]
@@ -24,29 +23,6 @@ MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
 ERROR_BODY_LIMIT = 1 << 20
-
-
-def join_url(base_url: str, path: str) -> str:
-    """``base`` and ``path`` joined with exactly one slash, whatever trailing slash ``base`` has."""
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
@@ -116,11 +92,15 @@ class Response:
         if raw.chunked and raw.supports_chunked_reads():
             pieces: Iterator[bytes] = raw.read_chunked(decode_content=True)
         else:
-            pieces = iter(lambda: raw.read1(READ_SIZE), b"")
+            pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+        partial = b""  # traced by whole lines, so the redaction sees a token whole
         try:
             for data in pieces:
                 if self._trace:
-                    self._trace("< " + self._redact(data.decode("utf-8", errors="replace")).rstrip("\n"))
+                    lines = (partial + data).split(b"\n")
+                    partial = lines.pop()
+                    for line in lines:
+                        self._trace("< " + self._redact(line.decode("utf-8", errors="replace")))
                 yield data
         except urllib3.exceptions.ReadTimeoutError as exc:
             raise StreamError("the reply stream stalled: nothing came for {:g}s".format(self._timeout),
@@ -128,6 +108,9 @@ class Response:
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise StreamError("the reply stream was cut: the connection closed before the reply was complete",
                               retryable=True) from exc
+        finally:
+            if self._trace and partial:
+                self._trace("< " + self._redact(partial.decode("utf-8", errors="replace")))
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
@@ -155,7 +138,6 @@ class Transport:
         self._timeout = timeout
         self._trace = trace
         self._session = requests.Session()
-        self._session.headers["User-Agent"] = "interncli/" + __version__
         # Given per request: session-level proxies would lose to HTTP(S)_PROXY (psf/requests#2018),
         # and the flag must win over the environment.
         self._proxies = {"http": proxy, "https": proxy} if proxy else None
@@ -167,45 +149,36 @@ class Transport:
 
     def redact(self, text: str) -> str:
         """``text`` with the token replaced, wherever it occurs."""
-        if self._token:
-            text = text.replace(self._token, "***")
-        return text
+        return redact(text, [self._token] if self._token else [])
 
     def send(self, method: str, path: str, body: Optional[dict] = None) -> Response:
         """One attempt at a request; a non-2xx reply or a network failure raises the mapped error."""
         url = self.url(path)
         headers = request_headers(self._token, body)
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        data = encode_body(body) if body is not None else None
         if self._trace:
             self._trace_request(method, url, headers, data)
         try:
             raw = self._session.request(method, url, headers=headers, data=data, stream=True,
-                                        timeout=self._timeout, verify=self._verify, proxies=self._proxies)
-        except requests.exceptions.SSLError as exc:
-            raise NetworkError("TLS failed for {}: {}".format(url, _reason(exc)),
-                               hint="Pass the server's CA with --ca-bundle PATH, or check the base URL.") from exc
-        except requests.exceptions.ProxyError as exc:
-            raise NetworkError("the proxy failed: {}".format(_reason(exc)), retryable=True,
-                               hint="Check --proxy / HTTPS_PROXY, or set NO_PROXY for this host.") from exc
-        except requests.exceptions.ConnectTimeout as exc:
-            raise NetworkError("timed out connecting to {} after {:g}s".format(url, self._timeout),
-                               retryable=True) from exc
-        except requests.exceptions.Timeout as exc:
-            raise NetworkError("no reply from {} within {:g}s".format(url, self._timeout),
-                               hint="Raise --timeout, or try again later.") from exc
-        except requests.exceptions.InvalidURL as exc:
-            raise UsageError("invalid URL {}: {}".format(url, _reason(exc)),
-                             hint="Check the base URL (-b), e.g. http://host:23333/v1") from exc
-        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
-            raise UsageError("invalid base URL {!r}: it needs http:// or https://".format(self.base_url),
-                             hint="For example: -b http://127.0.0.1:23333/v1") from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                                        timeout=self._timeout, verify=self._verify, proxies=self._proxies,
+                                        allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            raise self._failure(url, exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
         if self._trace:
             self._trace("< HTTP {} {}".format(raw.status_code, raw.reason or ""))
             for key, value in raw.headers.items():
                 self._trace("< {}: {}".format(key, self.redact(value)))
             self._trace("<")
+        if 300 <= raw.status_code < 400:
+            raw.close()
+            location = raw.headers.get("Location", "?")
+            raise RequestRejected(
+                "the server redirects {} to {} (HTTP {})".format(url, location, raw.status_code),
+                code=raw.status_code, http_status=raw.status_code,
+                hint="Use the address it redirects to as the base URL (-b); requests are not re-sent "
+                     "to another address with your token.")
         if not 200 <= raw.status_code < 300:
             try:
                 body_bytes = raw.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
@@ -220,6 +193,31 @@ class Transport:
             raise err
         return Response(raw, self._timeout, self.redact, self._trace)
 
+    def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
+        """The error a requests exception stands for; never quoting headers (they hold the token)."""
+        exceptions = requests.exceptions
+        if isinstance(exc, exceptions.SSLError):
+            return NetworkError("TLS failed for {}: {}".format(url, _reason(exc)),
+                                hint="Pass the server's CA with --ca-bundle PATH, or check the base URL.")
+        if isinstance(exc, exceptions.ProxyError):
+            return NetworkError("the proxy failed: {}".format(_reason(exc)), retryable=True,
+                                hint="Check --proxy / HTTPS_PROXY, or set NO_PROXY for this host.")
+        if isinstance(exc, exceptions.ConnectTimeout):
+            return NetworkError("timed out connecting to {} after {:g}s".format(url, self._timeout), retryable=True)
+        if isinstance(exc, exceptions.Timeout):
+            return NetworkError("no reply from {} within {:g}s".format(url, self._timeout),
+                                hint="Raise --timeout, or try again later.")
+        if isinstance(exc, exceptions.InvalidHeader):
+            return UsageError("a request header is not valid", hint="Check the token: it must be one line of text.")
+        if isinstance(exc, exceptions.InvalidSchema) and "SOCKS" in str(exc):
+            return UsageError("a SOCKS proxy needs PySocks, which is not installed",
+                              hint="pip install 'requests[socks]', or use an http:// proxy.")
+        if isinstance(exc, (exceptions.InvalidURL, exceptions.MissingSchema, exceptions.InvalidSchema,
+                            exceptions.InvalidProxyURL)):
+            return UsageError("cannot send to {}: the base URL or proxy URL is not valid".format(url),
+                              hint="For example: -b http://127.0.0.1:23333/v1 --proxy http://proxy:3128")
+        return NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True)
+
     def _trace_request(self, method: str, url: str, headers: Dict[str, str], data: Optional[bytes]) -> None:
         assert self._trace is not None
         self._trace("> {} {}".format(method, url))
@@ -228,23 +226,6 @@ class Transport:
         self._trace(">")
         if data is not None:
             self._trace("> " + self.redact(data.decode("utf-8")))
-
-
-def request_headers(token: Optional[str], body: Optional[dict]) -> Dict[str, str]:
-    """The headers a request carries, token included."""
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-        if body.get("stream"):
-            headers["Accept"] = "text/event-stream"
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    return headers
-
-
-def redact_headers(headers: Dict[str, str]) -> Dict[str, str]:
-    """Headers fit to show: the Authorization value replaced."""
-    return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
 
 
 def _reason(exc: BaseException) -> str:

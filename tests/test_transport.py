@@ -7,14 +7,8 @@ import email.utils
 import pytest
 
 from interncli.errors import NetworkError, RateLimitError, RequestRejected
-from interncli.transport import (
-    MAX_RETRY_AFTER,
-    backoff_delay,
-    call_with_retries,
-    join_url,
-    parse_retry_after,
-    redact_headers,
-)
+from interncli.transport import MAX_RETRY_AFTER, backoff_delay, call_with_retries
+from interncli.wire import join_url, parse_retry_after, redact_headers
 
 
 @pytest.mark.parametrize("base", ["https://h/api/v1", "https://h/api/v1/", "https://h/api/v1//"])

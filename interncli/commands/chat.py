@@ -174,7 +174,7 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
     """Print the request that would be sent, without the token."""
     from interncli import output
     from interncli.client import CHAT_PATH
-    from interncli.transport import join_url, redact_headers, request_headers
+    from interncli.wire import join_url, redact_headers, request_headers
 
     settings = app.settings
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
