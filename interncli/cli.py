@@ -23,6 +23,10 @@ COMMANDS = {
 }
 
 
+# click 8.2+ raises this for a group called without a sub-command; 8.1 prints the help itself.
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class ReaderGone(Exception):
     """stdout was closed by its reader (``| head``); click would turn EPIPE into exit 1."""
 
@@ -89,9 +93,14 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 def run(argv: Optional[List[str]] = None) -> int:
     """Run a command line and return its exit code; nothing escapes as a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
     app = AppContext(options={}, environ=os.environ, config_dir=_config_dir())
+    # Known before parsing, so that even a parsing error comes out as JSON under --json.
+    app.json_errors = "--json" in (args[:args.index("--")] if "--" in args else args)
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        sys.stdout = open(os.devnull, "w")
     try:
-        result = cli.main(args=argv, prog_name="interncli", standalone_mode=False, obj=app)
+        result = cli.main(args=args, prog_name="interncli", standalone_mode=False, obj=app)
         return result if isinstance(result, int) else 0
     except InternCliError as err:
         from interncli.output import report_error
@@ -109,6 +118,10 @@ def run(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\ninterncli: interrupted\n")
         return int(ExitCode.INTERRUPTED)
+    except NO_ARGS_IS_HELP as exc:  # `interncli` or `interncli chat` alone: the help, as asked
+        sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
+        sys.stderr.flush()
+        return int(ExitCode.USAGE)
     except click.ClickException as exc:
         return _report_click_error(exc, app)
     except ReaderGone:
@@ -117,6 +130,13 @@ def run(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return int(ExitCode.OK)
+    except OSError as exc:  # writing the output failed (a full disk, a closed terminal)
+        from interncli.output import report_error
+
+        report_error(InternCliError("cannot write the output: {}".format(exc.strerror or exc),
+                                    hint="Check where stdout goes (a full disk, a closed terminal)."),
+                     sys.stderr, as_json=app.json_errors)
+        return int(ExitCode.FAILURE)
     except Exception as exc:  # the last line of defence: no traceback without --debug
         if app.options.get("debug"):
             raise

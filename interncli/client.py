@@ -69,8 +69,12 @@ def tool_choice_value(choice: str) -> Any:
 
 def image_url(source: str) -> str:
     """An image reference for the API: URLs as they are, local files as ``data:`` URLs."""
-    if source.startswith(("http://", "https://", "data:")):
+    if source.lower().startswith(("http://", "https://", "data:")):
         return source
+    if source.lower().startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        source = unquote(urlsplit(source).path)
     import base64
     import mimetypes
 
@@ -118,9 +122,11 @@ def parse_arguments(arguments: Any) -> Any:
     import ast  # only for the Python-literal form: ast is slow to import
 
     try:
-        return ast.literal_eval(arguments.strip())
+        value = ast.literal_eval(arguments.strip())
+        json.dumps(value)  # a set, bytes or complex number has no JSON form: keep the text
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return arguments
+    return value
 
 
 def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
@@ -131,7 +137,18 @@ def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
     if not well_formed(obj, "message"):
         raise ServerError("the reply is not a chat completion: " + body_snippet(json.dumps(obj).encode()),
                           hint="Check that the base URL (-b) points at a chat-completions API.")
+    if not obj["choices"]:
+        raise ServerError("the reply has no choices", hint="Try again; -v shows what the server sent.")
     return obj
+
+
+def assistant_message(message: Dict[str, Any]) -> Dict[str, Any]:
+    """A reply as it is kept in a conversation: role, content and any tool calls, nothing else
+    (servers refuse some reply-only fields, such as reasoning_content, when they are sent back)."""
+    kept: Dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        kept["tool_calls"] = message["tool_calls"]
+    return kept
 
 
 def well_formed(obj: Any, part: str) -> bool:
@@ -151,10 +168,17 @@ def well_formed(obj: Any, part: str) -> bool:
             if not isinstance(body.get(key) or "", str):
                 return False
         calls = body.get("tool_calls") or []
-        if not isinstance(calls, list) or not all(
-                isinstance(c, dict) and isinstance(c.get("function") or {}, dict) for c in calls):
+        if not isinstance(calls, list) or not all(_tool_call_ok(c) for c in calls):
             return False
     return True
+
+
+def _tool_call_ok(call: Any) -> bool:
+    if not isinstance(call, dict) or not isinstance(call.get("index", 0), int):
+        return False
+    function = call.get("function") or {}
+    return isinstance(function, dict) and all(
+        isinstance(function.get(key) or "", str) for key in ("name", "arguments"))
 
 
 def load_json(body: bytes, what: str) -> Any:
@@ -204,10 +228,8 @@ class ChoiceState:
 
     def message(self) -> Dict[str, Any]:
         """The assistant message, as it would appear in a non-streamed reply."""
-        message: Dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            message["tool_calls"] = [self.tool_calls[k] for k in sorted(self.tool_calls)]
-        return message
+        return assistant_message({"content": self.content,
+                                  "tool_calls": [self.tool_calls[k] for k in sorted(self.tool_calls)]})
 
 
 class StreamAssembler:
@@ -220,7 +242,7 @@ class StreamAssembler:
         """Fold one chunk into the choices."""
         for choice in chunk.get("choices") or []:
             state = self.choice(choice.get("index", 0))
-            state.add(choice.get("delta") or choice.get("message") or {})
+            state.add(choice.get("delta") or {})
             if choice.get("finish_reason"):
                 state.finish_reason = choice["finish_reason"]
 
@@ -292,6 +314,8 @@ def _chunks(pieces: Iterator[bytes]) -> Iterator[Dict[str, Any]]:
                 _raise_stray("\n".join(strays))
             data = item.data.strip()
             if data == "[DONE]":
+                if not unfinished:
+                    raise StreamError("the reply stream ended without any reply", retryable=True)
                 return
             if not data:
                 continue

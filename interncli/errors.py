@@ -163,12 +163,14 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         return None
     code, message = found
     known = API_CODES.get(str(code)) if code is not None else None
+    # The HTTP status, or else a code that is itself an HTTP status (LMDeploy puts 400 in "code").
+    status = http_status if http_status and http_status >= 400 else _status_like(code)
     cls: Type[InternCliError]
     if known:
         cls, hint = known
     else:
-        cls = class_for_status(http_status) if http_status and http_status >= 400 else ServerError
-        hint = _STATUS_HINTS.get(http_status or 0)
+        cls = class_for_status(status) if status else ServerError
+        hint = _STATUS_HINTS.get(status or 0)
     if code is None and http_status:
         code = http_status
     return cls(
@@ -176,8 +178,17 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         hint=hint,
         code=code,
         http_status=http_status,
-        retryable=cls is RateLimitError or (cls is ServerError and bool(http_status and http_status >= 500)),
+        retryable=cls is RateLimitError or (cls is ServerError and bool(status and status >= 500)),
     )
+
+
+def _status_like(code: Any) -> Optional[int]:
+    """``code`` as an HTTP error status, if it is one."""
+    try:
+        number = int(str(code))
+    except ValueError:
+        return None
+    return number if 400 <= number <= 599 else None
 
 
 def error_from_response(status: int, body: bytes, reason: str = "") -> InternCliError:

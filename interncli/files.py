@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional
 
 from interncli.errors import UsageError
@@ -31,6 +30,8 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
 
     ``mode`` forces the permissions; otherwise an existing file keeps its own and a new one
     is private (0600)."""
+    import tempfile  # slow to import: only when a file is written
+
     real = os.path.realpath(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".interncli-", suffix=".tmp", dir=os.path.dirname(real))

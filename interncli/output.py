@@ -39,11 +39,17 @@ def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> 
     if as_json:
         err.write(json.dumps({"error": error.to_dict()}, ensure_ascii=False) + "\n")
     else:
-        code = "[{}] ".format(error.code) if error.code is not None else ""
-        err.write(paint("interncli: error:", RED, err) + " " + code + error.message + "\n")
+        code = "[{}] ".format(one_line(str(error.code))) if error.code is not None else ""
+        err.write(paint("interncli: error:", RED, err) + " " + code + one_line(error.message) + "\n")
         if error.hint:
-            err.write("hint: " + error.hint + "\n")
+            err.write("hint: " + one_line(error.hint) + "\n")
     err.flush()
+
+
+def one_line(text: str) -> str:
+    """Text from elsewhere (a server's message) made one line, with no control characters that
+    could move the cursor or retitle the terminal."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
@@ -102,7 +108,14 @@ def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasonin
         for call in calls:
             out.write(tool_call_line(call))
         out.flush()
-        length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if many else "", err)
+
+
+def reply_notes(reply: Dict[str, Any], err: IO[str]) -> None:
+    """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
+    choices = reply.get("choices") or []
+    for choice in choices:
+        length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
+                    err)
     moderation_note(reply, err)
 
 
@@ -134,9 +147,11 @@ class TextStreamPrinter:
         """End of stream: the final newline, tool calls, and choices not yet printed."""
         if self.live:
             self._end_reasoning()
-            self.out.write("\n")
             state = assembler.choice(0)
-            for call in assembler.message(0).get("tool_calls", []):
+            calls = assembler.message(0).get("tool_calls", [])
+            if state.content or not calls:
+                self.out.write("\n")  # as the openai CLI ends every stream
+            for call in calls:
                 self.out.write(tool_call_line(call))
             self.out.flush()
             self.started = True

@@ -57,7 +57,7 @@ class SpecError(UsageError):
     def __init__(self, path: str, problems: Sequence[Problem]) -> None:
         lines = "; ".join(str(p) for p in problems)
         super().__init__("{}: {} problem{}: {}".format(path, len(problems), "" if len(problems) == 1 else "s", lines),
-                         hint="Fix the spec; `interncli tools validate {}` checks it.".format(path))
+                         hint="Fix the spec: see the Tools section of the README for its format.")
         self.problems = list(problems)
 
 
@@ -109,7 +109,8 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
                     jsonschema.Draft202012Validator.META_SCHEMA).iter_errors(params):
                 problems.append(Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
                                         "parameters is not a valid JSON Schema: " + err.message))
-        declared = set((params or {}).get("properties") or {}) if isinstance(params, dict) else set()
+        properties = params.get("properties") if isinstance(params, dict) else None
+        declared = set(properties) if isinstance(properties, dict) else set()
         command = tool.get("command")
         for j, argument in enumerate(command if isinstance(command, list) else []):
             if not isinstance(argument, str):
@@ -136,13 +137,19 @@ def load_spec(path: str) -> Dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("cannot read tools spec {}: {}".format(path, getattr(exc, "strerror", None) or exc),
                          hint="Check the path.") from exc
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse: the node tree gives line numbers, the same tree gives the data.
+        root = loader.get_single_node()
+        data: Any = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(path, [Problem(mark.line + 1 if mark else None, "not valid YAML: " + problem)]) from exc
+    finally:
+        loader.dispose()
+    if data is None:
+        raise SpecError(path, [Problem(None, "the spec is empty: it needs a 'tools' list")])
     problems = check_spec(data, root)
     if problems:
         raise SpecError(path, problems)

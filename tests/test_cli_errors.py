@@ -589,7 +589,7 @@ def test_stream_cut_during_tool_call_retry_prints_the_call_once(api, cli):
     r = chat(cli, stream=True, globals_=())
     assert r.exit_code == 0, r
     assert len(api.calls()) == 2
-    assert r.stdout == '\ntool_call call_1 get_weather {"city": "Paris"}\n'
+    assert r.stdout == 'tool_call call_1 get_weather {"city": "Paris"}\n'
 
 
 def test_stream_cut_after_content_is_exit_6_and_never_retried(api, cli):

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import click
 
+from interncli import conversation
 from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
 from interncli.context import AppContext
 from interncli.errors import UsageError
 
-ROLES = ("system", "user", "assistant", "tool")
+
+def finite(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
+    """Refuse NaN, which click's FloatRange lets through and JSON cannot carry."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("must be a number, not nan", ctx=ctx, param=param)
+    return value
 
 
 def chat_options(f: Callable) -> Callable:
     """The flags of ``chat create``, shared with ``api chat.completions.create``."""
     options: List[Callable[[Callable], Callable]] = [
         click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
-                     type=(click.Choice(ROLES), str),
+                     type=(click.Choice(conversation.ROLES), str),
                      help="A message, repeatable, in order; CONTENT '-' reads stdin."),
         click.option("-m", "--model", metavar="MODEL", help="Model [default: the profile's, else intern-latest]."),
         click.option("-n", "--n", "n", type=click.IntRange(min=1), help="How many replies to generate."),
-        click.option("-t", "--temperature", type=click.FloatRange(0, 2), help="Sampling temperature."),
-        click.option("-P", "--top-p", "--top_p", "top_p", type=click.FloatRange(0, 1), help="Nucleus sampling."),
+        click.option("-t", "--temperature", type=click.FloatRange(0, 2), callback=finite,
+                     help="Sampling temperature."),
+        click.option("-P", "--top-p", "--top_p", "top_p", type=click.FloatRange(0, 1), callback=finite,
+                     help="Nucleus sampling."),
         click.option("-M", "--max-tokens", type=click.IntRange(min=0), help="Most tokens to generate."),
         click.option("--stop", multiple=True, metavar="S",
                      help="Stop sequence, repeatable (private servers; the official service refuses it)."),
@@ -70,24 +79,20 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     from interncli.client import ChatRequest, attach_images, build_chat_body
 
     settings = app.settings
-    history = []
-    if opts["conversation"]:
-        from interncli import conversation  # tempfile is slow to import: only when needed
-
-        history = conversation.load_messages(opts["conversation"])
-    new = read_messages(opts["messages"], sys.stdin)
-    messages = history + new
+    store = opts["conversation"]
+    history = conversation.load_messages(store) if store else []
+    messages = history + read_messages(opts["messages"], sys.stdin)
     if opts["thinking"] and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
         attach_images(messages, opts["images"])
+    tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
-        stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"],
-        tools=load_tools(opts["tools_spec"]) if opts["tools_spec"] else None,
-        tool_choice=check_tool_choice(opts["tool_choice"], opts["tools_spec"]),
+        stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"], tools=tools,
+        tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
         always_send_stream=always_send_stream)
     body = build_chat_body(request)
     if opts["dry_run"]:
@@ -95,25 +100,24 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         return
     require_token(settings)
     reply = send_chat(app, body, opts)
-    if opts["conversation"]:
-        conversation.save_messages(opts["conversation"], messages + [reply])
+    if store:
+        conversation.save_messages(store, messages + [reply])
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
     """Send the request, print the reply, and return the first choice's message."""
     from interncli import output
-    from interncli.client import ChatClient, StreamAssembler
+    from interncli.client import ChatClient, StreamAssembler, assistant_message
 
     client = ChatClient(open_transport(app.settings))
     if not body.get("stream"):
         reply = with_retries(app, lambda: client.create(body))
         if opts["as_json"]:
             output.write_json(reply, sys.stdout)
-            output.moderation_note(reply, sys.stderr)
         else:
             output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
-        choices = reply["choices"]
-        return dict(choices[0].get("message") or {}) if choices else {"role": "assistant", "content": ""}
+        output.reply_notes(reply, sys.stderr)
+        return assistant_message(reply["choices"][0].get("message") or {})
 
     if opts["as_json"]:
         printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr)
@@ -140,13 +144,34 @@ def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str
         if stdin is None or stdin.isatty():
             raise UsageError("no message to send",
                              hint="Give one with -g user 'Hello', or pipe text in: echo hi | interncli chat create")
-        text = stdin.read()
+        text = read_stdin(stdin)
         if not text.strip():
             raise UsageError("no message to send: stdin was empty", hint="Pipe some text in, or use -g user TEXT.")
         return [{"role": "user", "content": text}]
     if sum(1 for _, content in pairs if content == "-") > 1:
         raise UsageError("only one message can read stdin ('-')", hint="Put the other text on the command line.")
-    return [{"role": role, "content": stdin.read() if content == "-" else content} for role, content in pairs]
+    for _, content in pairs:
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("a -g message is not valid UTF-8 text",
+                             hint="Check the terminal's encoding (LANG), or pipe the text in with -g user -.") from None
+    return [{"role": role, "content": read_stdin(stdin) if content == "-" else content} for role, content in pairs]
+
+
+def read_stdin(stdin: Any) -> str:
+    """All of stdin as text, which must be UTF-8 (read as bytes, so the locale cannot garble it)."""
+    if stdin is None:
+        raise UsageError("stdin is closed, but a message was to be read from it ('-')",
+                         hint="Pipe the text in, or give it on the command line.")
+    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise UsageError("stdin is not UTF-8 text",
+                         hint="Convert it first, e.g. iconv -f GBK -t UTF-8; binary files cannot be sent.") from None
 
 
 def load_tools(path: str) -> List[Dict[str, Any]]:
@@ -156,14 +181,15 @@ def load_tools(path: str) -> List[Dict[str, Any]]:
     return toolspec.api_tools(toolspec.load_spec(path))
 
 
-def check_tool_choice(choice: Optional[str], spec: Optional[str]) -> Optional[str]:
+def check_tool_choice(choice: Optional[str], tools: Optional[List[Dict[str, Any]]],
+                      spec: Optional[str]) -> Optional[str]:
     """A forced tool must be one the spec offers."""
     if choice is None or choice in ("auto", "none", "required"):
         return choice
-    if spec is None:
+    if tools is None:
         raise UsageError("--tool-choice {} names a tool, but no --tools spec offers it".format(choice),
                          hint="Add --tools SPEC.yaml, or use auto, none or required.")
-    names = [t["function"]["name"] for t in load_tools(spec)]
+    names = [t["function"]["name"] for t in tools]
     if choice not in names:
         raise UsageError("--tool-choice {}: no such tool in {}".format(choice, spec),
                          hint="Tools in the spec: " + (", ".join(names) or "none"))

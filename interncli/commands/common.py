@@ -17,14 +17,8 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def json_option(f: Callable) -> Callable:
-    """``--json``: machine-readable output, and errors as one JSON line on stderr."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-        if value and isinstance(ctx.obj, AppContext):
-            ctx.obj.json_errors = True
-        return value
-
-    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=callback,
+    """``--json``: machine-readable output (cli.run also sends errors as one JSON line then)."""
+    return click.option("--json", "as_json", is_flag=True,
                         help="Print JSON for jq (errors too, as one JSON line on stderr).")(f)
 
 
