@@ -8,7 +8,7 @@ import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from interncli.errors import InternCliError, ServerError, StreamError, UsageError, body_snippet, error_from_object
-from interncli.sse import SSEDecoder, StrayLine
+from interncli.sse import StrayLine, decode_events
 
 CHAT_PATH = "chat/completions"
 MODELS_PATH = "models"
@@ -298,32 +298,29 @@ class ChatClient:
 
 
 def _chunks(pieces: Iterator[bytes]) -> Iterator[Dict[str, Any]]:
-    decoder = SSEDecoder()
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
     # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
     # error sent as an event stream, so they are read to the end and judged together.
     strays: List[str] = []
-    for piece in pieces:
-        for item in decoder.feed(piece):
-            if isinstance(item, StrayLine):
-                if unfinished:
-                    _raise_stray(item.text)
-                strays.append(item.text)
-                continue
-            if strays:
-                _raise_stray("\n".join(strays))
-            data = item.data.strip()
-            if data == "[DONE]":
-                if not unfinished:
-                    raise StreamError("the reply stream ended without any reply", retryable=True)
-                return
-            if not data:
-                continue
-            obj = _event_object(data, item.event)
-            for choice in obj.get("choices") or []:
-                unfinished[choice.get("index", 0)] = not choice.get("finish_reason")
-            yield obj
-    strays.extend(item.text for item in decoder.flush() if isinstance(item, StrayLine))
+    for item in decode_events(pieces):
+        if isinstance(item, StrayLine):
+            if unfinished:
+                _raise_stray(item.text)
+            strays.append(item.text)
+            continue
+        if strays:
+            _raise_stray("\n".join(strays))
+        data = item.data.strip()
+        if data == "[DONE]":
+            if not unfinished:
+                raise StreamError("the reply stream ended without any reply", retryable=True)
+            return
+        if not data:
+            continue
+        obj = _event_object(data, item.event)
+        for choice in obj.get("choices") or []:
+            unfinished[choice.get("index", 0)] = not choice.get("finish_reason")
+        yield obj
     if strays:
         _raise_stray("\n".join(strays))
     if not unfinished or any(unfinished.values()):

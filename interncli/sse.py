@@ -57,22 +57,11 @@ class SSEDecoder:
         self._retry: Optional[int] = None
         self._block_open = False  # a field was seen since the last blank line
         self._last_id: Optional[str] = None
-        self._last_retry: Optional[int] = None
 
     @property
     def pending(self) -> bool:
         """True if there is an undispatched partial event or an unterminated line."""
         return self._block_open or bool(self._parts)
-
-    @property
-    def last_event_id(self) -> Optional[str]:
-        """The last event ID buffer (set by ``id:`` even if no event follows)."""
-        return self._last_id
-
-    @property
-    def retry(self) -> Optional[int]:
-        """The most recent valid ``retry`` value on the stream, if any."""
-        return self._last_retry
 
     def feed(self, chunk: bytes) -> List[Item]:
         """Consume a chunk of bytes; return the events and stray lines it completed."""
@@ -145,7 +134,7 @@ class SSEDecoder:
             # str.isdigit() would accept non-ASCII digits, which the spec rejects.
             if not value or not _DIGITS.issuperset(value):
                 return
-            self._retry = self._last_retry = int(value)
+            self._retry = int(value)
         else:
             out.append(StrayLine(line))
             return

