@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List
 
 from interncli.errors import UsageError
@@ -14,6 +13,8 @@ ROLES = ("system", "user", "assistant", "tool")
 def load_messages(path: str) -> List[Dict[str, Any]]:
     """The messages stored in ``path``; none if the file does not exist yet. The file must be
     one that can be written back, which is checked now, before anything is sent."""
+    import json  # here, not at the top: `chat create --help` imports this module for ROLES
+
     check_writable(path, "conversation")
     try:
         with open(path, encoding="utf-8") as fh:
@@ -39,4 +40,6 @@ def load_messages(path: str) -> List[Dict[str, Any]]:
 
 def save_messages(path: str, messages: List[Dict[str, Any]]) -> None:
     """Write the messages atomically."""
+    import json
+
     write_atomic(path, json.dumps(messages, ensure_ascii=False, indent=2) + "\n")
