@@ -18,7 +18,9 @@ from interncli.errors import ExitCode, InternCliError
 # `--version` and `chat create --help` load no more than they need.
 COMMANDS = {
     "api": ("interncli.commands.api", "api"),
+    "auth": ("interncli.commands.auth", "auth"),
     "chat": ("interncli.commands.chat", "chat"),
+    "config": ("interncli.commands.config", "config"),
     "models": ("interncli.commands.models", "models"),
 }
 

@@ -145,3 +145,51 @@ def check_profile(config: Dict[str, Any], profile: str) -> None:
         raise UsageError("no profile {!r} in the config".format(profile),
                          hint="Known profiles: {}. Create one with: interncli config set --profile {} "
                               "base_url URL".format(known, profile))
+
+
+def check_key(key: str) -> None:
+    """A key ``config`` knows: a profile key, or ``default_profile``."""
+    if key not in PARSERS and key != "default_profile":
+        raise UsageError("unknown key {!r}".format(key),
+                         hint="Valid keys: " + ", ".join(list(PARSERS) + ["default_profile"]))
+
+
+def parse_setting(config: Dict[str, Any], key: str, value: Any) -> Any:
+    """A value for ``config set``: a profile key's, or ``default_profile`` (an existing profile)."""
+    check_key(key)
+    if key == "default_profile":
+        name = parse_text(value, key)
+        check_profile(config, name)
+        return name
+    return PARSERS[key](value, key)
+
+
+def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> Dict[str, Any]:
+    """A copy of the config with one setting set (``value`` None: removed)."""
+    updated = dict(config)
+    if key == "default_profile":
+        if value is None:
+            updated.pop(key, None)
+        else:
+            updated[key] = value
+        return updated
+    profiles = {name: dict(entry or {}) for name, entry in (config.get("profiles") or {}).items()}
+    entry = profiles.setdefault(profile, {})
+    if value is None:
+        entry.pop(key, None)
+    else:
+        entry[key] = value
+    updated["profiles"] = profiles
+    return updated
+
+
+def save_config(config_dir: str, config: Dict[str, Any]) -> None:
+    """Write the config file atomically (comments in it are not kept)."""
+    import yaml
+
+    from interncli.files import write_atomic
+
+    os.makedirs(config_dir, mode=0o700, exist_ok=True)
+    text = "# interncli settings: see `interncli config --help`.\n" + yaml.safe_dump(
+        config, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    write_atomic(config_path(config_dir), text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 
@@ -13,26 +13,27 @@ DEFAULT_MAX_RETRIES = 2
 
 
 class Settings:
-    """Everything a command needs to know about where and how to talk to the API.
+    """Everything a command needs to know about where and how to talk to the API (the token
+    apart: it is looked up only when a command needs it).
 
     A plain class rather than a dataclass: building dataclasses costs start-up time."""
 
     __slots__ = ("base_url", "model", "profile", "timeout", "max_retries", "proxy", "ca_bundle",
-                 "verbose", "debug", "config_dir", "token_source", "token")
+                 "verbose", "debug", "config_dir", "sources")
 
     def __init__(self, *, base_url: str, model: str, profile: str, timeout: float, max_retries: int,
                  proxy: Optional[str], ca_bundle: Optional[str], verbose: bool, debug: bool,
-                 config_dir: str, token_source: str, token: Optional[str] = None) -> None:
+                 config_dir: str, sources: Dict[str, str]) -> None:
         self.base_url, self.model, self.profile = base_url, model, profile
         self.timeout, self.max_retries = timeout, max_retries
         self.proxy, self.ca_bundle = proxy, ca_bundle
         self.verbose, self.debug = verbose, debug
         self.config_dir = config_dir
-        self.token_source, self.token = token_source, token
+        self.sources = sources  # setting -> "flag", "env", "profile" or "default"
 
-    def __repr__(self) -> str:  # never the token
-        return "Settings(profile={!r}, base_url={!r}, token_source={!r})".format(
-            self.profile, self.base_url, self.token_source)
+    def values(self) -> Dict[str, Any]:
+        """The settings a profile can hold, as resolved."""
+        return {key: getattr(self, key) for key in config.PARSERS}
 
 
 class AppContext:
@@ -44,12 +45,13 @@ class AppContext:
         self.config_dir = config_dir
         self.json_errors = False
         self._settings: Optional[Settings] = None
+        self._credential: Optional[credentials.Credential] = None
 
     def redact(self, text: str) -> str:
         """``text`` without any token the user gave, for error messages that quote the server."""
         secrets = [self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")]
-        if self._settings is not None and self._settings.token:
-            secrets.append(self._settings.token)
+        if self._credential is not None and self._credential.token:
+            secrets.append(self._credential.token)
         return credentials.redact(text, secrets)
 
     @property
@@ -59,53 +61,68 @@ class AppContext:
             self._settings = resolve_settings(self.options, self.environ, self.config_dir)
         return self._settings
 
+    @property
+    def credential(self) -> credentials.Credential:
+        """The token and its source, looked up on first use (the keyring only if needed)."""
+        if self._credential is None:
+            self._credential = credentials.lookup(self.options.get("api_key"), self.environ,
+                                                  self.settings.profile, self.config_dir)
+        return self._credential
+
+    def profile_name(self) -> str:
+        """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default"),
+        whether or not the file defines it yet."""
+        return choose_profile(self.options, self.environ, config.load_config(self.config_dir))
+
+
+def choose_profile(options: Dict[str, Any], environ: Mapping[str, str], cfg: Dict[str, Any]) -> str:
+    """The profile's name, by the usual precedence."""
+    return (options.get("profile") or environ.get("INTERN_PROFILE", "").strip()
+            or str(cfg.get("default_profile") or "default"))
+
 
 def _pick(flag: Any, env_name: Optional[str], environ: Mapping[str, str], profile: Dict[str, Any],
-          key: str, parse: Callable[[Any, str], Any], default: Any, flag_name: str) -> Any:
+          key: str, parse: Callable[[Any, str], Any], default: Any, flag_name: str) -> Tuple[Any, str]:
     if flag is not None:
-        return parse(flag, flag_name)
+        return parse(flag, flag_name), "flag"
     if env_name and environ.get(env_name, "").strip():
-        return parse(environ[env_name], env_name)
+        return parse(environ[env_name], env_name), "env"
     if key in profile:
-        return profile[key]
-    return default
+        return profile[key], "profile"
+    return default, "default"
 
 
 def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> Settings:
     """Resolve every setting from the flags given, the environment and the config file."""
     cfg = config.load_config(config_dir)
-    profile_name = (options.get("profile") or environ.get("INTERN_PROFILE", "").strip()
-                    or str(cfg.get("default_profile") or "default"))
+    profile_name = choose_profile(options, environ, cfg)
     config.check_profile(cfg, profile_name)
     profile = config.profile_settings(cfg, profile_name, config.config_path(config_dir))
-
-    base_url = _pick(options.get("base_url"), "INTERN_BASE_URL", environ, profile, "base_url",
-                     config.parse_base_url, DEFAULT_BASE_URL, "--base-url")
-    timeout = _pick(options.get("timeout"), "INTERN_TIMEOUT", environ, profile, "timeout",
-                    config.parse_timeout, DEFAULT_TIMEOUT, "--timeout")
-    retries = _pick(options.get("max_retries"), "INTERN_MAX_RETRIES", environ, profile, "max_retries",
-                    config.parse_max_retries, DEFAULT_MAX_RETRIES, "--max-retries")
     # requests reads HTTPS_PROXY/NO_PROXY itself; a profile's proxy applies only when no proxy
     # variable is set, so the environment still wins over the file.
     proxy_env = any(environ.get(name) for name in
                     ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
-    proxy = _pick(options.get("proxy"), None, environ, {} if proxy_env else profile, "proxy",
-                  config.parse_proxy, None, "--proxy")
     ca_env = "REQUESTS_CA_BUNDLE" if environ.get("REQUESTS_CA_BUNDLE") else "SSL_CERT_FILE"
-    ca_bundle = _pick(options.get("ca_bundle"), ca_env, environ, profile, "ca_bundle",
-                      config.parse_text, None, "--ca-bundle")
-    token, source = credentials.resolve_token(options.get("api_key"), environ)
+    picked = {
+        "base_url": _pick(options.get("base_url"), "INTERN_BASE_URL", environ, profile, "base_url",
+                          config.parse_base_url, DEFAULT_BASE_URL, "--base-url"),
+        "model": _pick(None, None, environ, profile, "model", config.parse_text, DEFAULT_MODEL, "-m"),
+        "timeout": _pick(options.get("timeout"), "INTERN_TIMEOUT", environ, profile, "timeout",
+                         config.parse_timeout, DEFAULT_TIMEOUT, "--timeout"),
+        "max_retries": _pick(options.get("max_retries"), "INTERN_MAX_RETRIES", environ, profile, "max_retries",
+                             config.parse_max_retries, DEFAULT_MAX_RETRIES, "--max-retries"),
+        "proxy": _pick(options.get("proxy"), None, environ, {} if proxy_env else profile, "proxy",
+                       config.parse_proxy, None, "--proxy"),
+        "ca_bundle": _pick(options.get("ca_bundle"), ca_env, environ, profile, "ca_bundle",
+                           config.parse_text, None, "--ca-bundle"),
+    }
+    if proxy_env and options.get("proxy") is None:
+        picked["proxy"] = (None, "env")
     return Settings(
-        base_url=base_url,
-        model=profile.get("model", DEFAULT_MODEL),
         profile=profile_name,
-        timeout=timeout,
-        max_retries=retries,
-        proxy=proxy,
-        ca_bundle=ca_bundle,
         verbose=bool(options.get("verbose")),
         debug=bool(options.get("debug")),
         config_dir=config_dir,
-        token=token,
-        token_source=source,
+        sources={key: source for key, (_, source) in picked.items()},
+        **{key: value for key, (value, _) in picked.items()},
     )

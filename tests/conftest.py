@@ -8,11 +8,13 @@ import dataclasses
 import inspect
 from typing import Dict, List, Optional, Sequence
 
+import keyring
 import pytest
 from click.testing import CliRunner
 
 from interncli.cli import run
 from tests.apiserver import APIServer
+from tests.memkeyring import MemoryKeyring
 
 # click 8.1 (the last for Python 3.9) mixes stderr into stdout unless told not to; 8.2 dropped the option.
 _SEPARATE_STDERR = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
@@ -24,21 +26,33 @@ PNG = base64.b64decode(
 # A token no test output may ever contain.
 SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"
 
-_CLEARED = ("INTERN_BASE_URL", "INTERN_API_KEY", "INTERN_PROFILE", "INTERN_TIMEOUT", "INTERN_MAX_RETRIES",
+_CLEARED = ("INTERNCLI_KEYRING_TIMEOUT", "INTERN_BASE_URL", "INTERN_API_KEY", "INTERN_PROFILE", "INTERN_TIMEOUT", "INTERN_MAX_RETRIES",
             "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
             "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "NO_COLOR")
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
-    """No test reads the user's settings or writes into the real home."""
+    """No test reads the user's settings, writes into the real home or touches a real keyring:
+    in-process, an empty in-memory keyring; in a subprocess, keyring's 'fail' backend unless a
+    test chooses another."""
     home = tmp_path_factory.mktemp("home")
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("INTERNCLI_CONFIG_DIR", str(home / "interncli"))
-    return home
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    yield home
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def memory_keyring():
+    """The in-memory keyring the in-process commands use."""
+    return keyring.get_keyring()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import click
 
 from interncli import conversation
-from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
+from interncli.commands.common import json_option, open_transport, pass_app, read_stdin, require_token, with_retries
 from interncli.context import AppContext
 from interncli.errors import UsageError
 
@@ -98,7 +98,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
         return
-    require_token(settings)
+    require_token(app)
     reply = send_chat(app, body, opts)
     if store:
         conversation.save_messages(store, messages + [reply])
@@ -109,7 +109,7 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Di
     from interncli import output
     from interncli.client import ChatClient, StreamAssembler, assistant_message
 
-    client = ChatClient(open_transport(app.settings))
+    client = ChatClient(open_transport(app))
     if not body.get("stream"):
         reply = with_retries(app, lambda: client.create(body))
         if opts["as_json"]:
@@ -159,21 +159,6 @@ def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str
     return [{"role": role, "content": read_stdin(stdin) if content == "-" else content} for role, content in pairs]
 
 
-def read_stdin(stdin: Any) -> str:
-    """All of stdin as text, which must be UTF-8 (read as bytes, so the locale cannot garble it)."""
-    if stdin is None:
-        raise UsageError("stdin is closed, but a message was to be read from it ('-')",
-                         hint="Pipe the text in, or give it on the command line.")
-    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
-    if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError:
-        raise UsageError("stdin is not UTF-8 text",
-                         hint="Convert it first, e.g. iconv -f GBK -t UTF-8; binary files cannot be sent.") from None
-
-
 def load_tools(path: str) -> List[Dict[str, Any]]:
     """The ``tools`` list of a spec file."""
     from interncli import toolspec
@@ -204,4 +189,4 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
 
     settings = app.settings
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
-                            redact_headers(request_headers(settings.token, body)), body, sys.stdout, as_json)
+                            redact_headers(request_headers(app.credential.token, body)), body, sys.stdout, as_json)

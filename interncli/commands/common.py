@@ -7,8 +7,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 import click
 
-from interncli.context import AppContext, Settings
-from interncli.errors import AuthError, InternCliError
+from interncli.context import AppContext
+from interncli.errors import AuthError, InternCliError, UsageError
 
 T = TypeVar("T")
 OFFICIAL_HOST = "chat.intern-ai.org.cn"
@@ -22,26 +22,59 @@ def json_option(f: Callable) -> Callable:
                         help="Print JSON for jq (errors too, as one JSON line on stderr).")(f)
 
 
+def read_stdin(stdin: Any) -> str:
+    """All of stdin as text, which must be UTF-8 (read as bytes, so the locale cannot garble it)."""
+    if stdin is None:
+        raise UsageError("stdin is closed, but a message was to be read from it ('-')",
+                         hint="Pipe the text in, or give it on the command line.")
+    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise UsageError("stdin is not UTF-8 text",
+                         hint="Convert it first, e.g. iconv -f GBK -t UTF-8; binary files cannot be sent.") from None
+
+
+def profile_option(f: Callable) -> Callable:
+    """``--profile`` on a sub-command, the same as the global one (which it overrides)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+        app = ctx.find_object(AppContext)
+        if value is not None and app is not None:
+            app.options["profile"] = value
+        return value
+
+    return click.option("--profile", metavar="NAME", expose_value=False, callback=callback,
+                        help="The profile (as the global --profile).")(f)
+
+
 def trace_to_stderr(line: str) -> None:
     """A ``--verbose`` trace line."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 
-def require_token(settings: Settings) -> None:
+def require_token(app: AppContext) -> None:
     """The official service needs a token; a private server may not, so it is asked instead."""
-    if settings.token is None and OFFICIAL_HOST in settings.base_url:
-        raise AuthError(
-            "no API token for profile {!r}".format(settings.profile),
-            hint="Set INTERN_API_KEY, or pass -k TOKEN (get a token from the Intern website).",
-        )
+    credential = app.credential
+    if credential.token is None and OFFICIAL_HOST in app.settings.base_url:
+        problem = credential.keyring_problem
+        if problem is not None:  # say what is wrong: the keyring, not the token
+            raise AuthError("no API token for profile {!r}: {}".format(app.settings.profile, problem.message),
+                            hint=problem.hint)
+        raise AuthError("no API token for profile {!r}".format(app.settings.profile),
+                        hint="Run `interncli auth login`, or set INTERN_API_KEY (get a token from the "
+                             "Intern website).")
 
 
-def open_transport(settings: Settings) -> Any:
+def open_transport(app: AppContext) -> Any:
     """A transport with the resolved network settings (imports requests: call only when sending)."""
     from interncli.transport import Transport
 
-    return Transport(settings.base_url, token=settings.token, timeout=settings.timeout,
+    settings = app.settings
+    return Transport(settings.base_url, token=app.credential.token, timeout=settings.timeout,
                      proxy=settings.proxy, ca_bundle=settings.ca_bundle,
                      trace=trace_to_stderr if settings.verbose else None)
 
@@ -60,4 +93,11 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
             code, app.redact(err.message), delay, number, app.settings.max_retries))
         sys.stderr.flush()
 
-    return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
+    try:
+        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
+    except AuthError as err:
+        problem = app.credential.keyring_problem
+        if app.credential.token is None and problem is not None:
+            # The server wants a token we could not read: the keyring is to blame, not the token.
+            err.hint = "No token was sent: {}. {}".format(problem.message, problem.hint)
+        raise

@@ -23,8 +23,8 @@ def models_list(app: AppContext, as_json: bool) -> None:
     from interncli import output
     from interncli.client import ChatClient
 
-    require_token(app.settings)
-    client = ChatClient(open_transport(app.settings))
+    require_token(app)
+    client = ChatClient(open_transport(app))
     listing = with_retries(app, client.list_models)
     if as_json:
         output.write_json(listing, sys.stdout)

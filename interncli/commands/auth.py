@@ -1,0 +1,145 @@
+"""``interncli auth``: keep the token in the OS keyring (or, if asked, a 0600 file), per profile."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict
+
+import click
+
+from interncli import credentials
+from interncli.commands.common import json_option, pass_app, profile_option, read_stdin
+from interncli.context import AppContext
+from interncli.errors import AuthError, UsageError
+
+
+@click.group()
+def auth() -> None:
+    """Log in and out: the token is kept in the OS keyring, per profile.
+
+    Lookup order: -k, then INTERN_API_KEY, then the OS keyring, then the plain-text
+    credentials.yaml written only by `auth login --insecure-storage`.
+    """
+
+
+def info(message: str) -> None:
+    """A message for the person, on stderr."""
+    click.echo("interncli: " + message, err=True)
+
+
+@auth.command("login")
+@click.option("--with-token", is_flag=True, help="Read the token from stdin instead of a prompt.")
+@click.option("--insecure-storage", is_flag=True,
+              help="Keep the token in a plain-text file (mode 0600) instead of the OS keyring.")
+@profile_option
+@pass_app
+def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> None:
+    """Store a token for the profile.
+
+    \b
+    Examples:
+      interncli auth login                       # asks for the token, hidden
+      echo "$TOKEN" | interncli auth login --with-token
+      interncli auth login --profile local --with-token < token.txt
+    """
+    profile = app.settings.profile
+    if with_token:
+        raw = read_stdin(sys.stdin)
+    elif sys.stdin is not None and sys.stdin.isatty():
+        raw = click.prompt("Paste your Intern API token", hide_input=True, err=True, default="",
+                           show_default=False)
+    else:
+        raise UsageError("no terminal to ask for the token on",
+                         hint="Pipe it in: echo \"$TOKEN\" | interncli auth login --with-token")
+    token = credentials.clean_token(raw)
+    if not token:
+        raise UsageError("no token given", hint="Get a token from the Intern website, then log in again.")
+    credentials.check_token(token, "the login input")
+    if app.environ.get("INTERN_API_KEY", "").strip():
+        click.echo("interncli: warning: INTERN_API_KEY is set and takes precedence over the stored token",
+                   err=True)
+    if insecure_storage:
+        credentials.file_set(app.config_dir, profile, token)
+        info("token for profile {!r} stored in {} (plain text, readable only by you)".format(
+            profile, credentials.credentials_path(app.config_dir)))
+        return
+    credentials.keyring_set(profile, token, app.environ)
+    if credentials.file_delete(app.config_dir, profile):
+        info("removed the plain-text copy from {}".format(credentials.credentials_path(app.config_dir)))
+    info("token for profile {!r} stored in the OS keyring".format(profile))
+
+
+@auth.command("status")
+@click.option("--show-token", is_flag=True, help="Show the whole token instead of a masked one.")
+@json_option
+@profile_option
+@pass_app
+def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
+    """Show the profile, base URL, and where the token comes from (exit 3 if there is none)."""
+    settings = app.settings
+    credential = app.credential
+    token = credential.token
+    status: Dict[str, Any] = {
+        "profile": settings.profile,
+        "base_url": settings.base_url,
+        "token_source": credential.source if token else None,
+        "token": (token if show_token else credentials.mask(token)) if token else None,
+        "keyring": credentials.keyring_name(app.environ),
+    }
+    if as_json:
+        from interncli import output
+
+        output.write_json(status, sys.stdout)
+    else:
+        source = credentials.SOURCE_NAMES.get(credential.source, credential.source)
+        rows = [("profile", settings.profile), ("base URL", settings.base_url),
+                ("token", "{} (from {})".format(status["token"], source) if token else "none"),
+                ("keyring", status["keyring"])]
+        for label, value in rows:
+            click.echo("{:<9} {}".format(label, value))
+    if not token:
+        problem = credential.keyring_problem
+        raise AuthError("not logged in: no token for profile {!r}{}".format(
+            settings.profile, ": " + problem.message if problem else ""),
+            hint=problem.hint if problem else "Run `interncli auth login`, or set INTERN_API_KEY.")
+
+
+@auth.command("token")
+@profile_option
+@pass_app
+def auth_token(app: AppContext) -> None:
+    """Print the token alone, for scripts: TOKEN=$(interncli auth token)."""
+    credential = app.credential
+    if not credential.token:
+        problem = credential.keyring_problem
+        raise AuthError("no token for profile {!r}{}".format(
+            app.settings.profile, ": " + problem.message if problem else ""),
+            hint=problem.hint if problem else "Run `interncli auth login` first.")
+    click.echo(credential.token)
+
+
+@auth.command("logout")
+@profile_option
+@pass_app
+def auth_logout(app: AppContext) -> None:
+    """Remove the profile's token from the OS keyring and the plain-text file."""
+    profile = app.profile_name()
+    removed = []
+    problem = None
+    try:
+        if credentials.keyring_delete(profile, app.environ):
+            removed.append("the OS keyring")
+    except credentials.KeyringUnavailable as exc:
+        problem = exc
+    if credentials.file_delete(app.config_dir, profile):
+        removed.append(credentials.credentials_path(app.config_dir))
+    if problem is not None and not removed:
+        raise problem
+    if problem is not None:
+        click.echo("interncli: warning: " + problem.message, err=True)
+    if removed:
+        info("removed the token of profile {!r} from {}".format(profile, " and ".join(removed)))
+    else:
+        info("no stored token for profile {!r}".format(profile))
+    if app.environ.get("INTERN_API_KEY", "").strip():
+        info("INTERN_API_KEY is still set in this environment and still gives a token")

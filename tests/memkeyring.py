@@ -1,0 +1,42 @@
+"""Keyring backends for tests, installed through keyring's own API (keyring.set_keyring, or
+PYTHON_KEYRING_BACKEND for a subprocess): one in memory, one that never answers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Optional, Tuple
+
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that keeps passwords in a dict."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: Dict[Tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> Optional[str]:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError("not found")
+
+
+class HangingKeyring(KeyringBackend):
+    """A keyring that waits forever, as a locked one waiting for a prompt does."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> Optional[str]:
+        threading.Event().wait()
+        return None
+
+    set_password = delete_password = get_password  # type: ignore[assignment]
