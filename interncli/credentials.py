@@ -40,8 +40,8 @@ class Credential:
 def clean_token(raw: str) -> str:
     """A token with surrounding whitespace and a pasted ``Bearer `` prefix removed."""
     token = raw.strip()
-    if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
+    if token[:6].lower() == "bearer" and (len(token) == 6 or token[6].isspace()):
+        token = token[6:].strip()
     return token
 
 

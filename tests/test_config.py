@@ -1,0 +1,91 @@
+"""`interncli config`: profiles in config.yaml, validated, written atomically, and the way to
+point the whole tool at a private LMDeploy server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import SENTINEL, invoke
+
+
+def test_path_is_in_the_config_dir(config_dir):
+    result = invoke(["config", "path"])
+    assert result.stdout == str(config_dir / "config.yaml") + "\n"
+
+
+def test_set_get_unset_round_trip(config_dir):
+    assert invoke(["config", "set", "timeout", "60"]).exit_code == 0
+    assert invoke(["config", "set", "--profile", "local", "base_url", "http://127.0.0.1:23333/v1"]).exit_code == 0
+    assert invoke(["config", "get", "timeout"]).stdout == "60.0\n"
+    assert invoke(["--profile", "local", "config", "get", "base_url"]).stdout == "http://127.0.0.1:23333/v1\n"
+    data = yaml.safe_load((config_dir / "config.yaml").read_text())
+    assert data["profiles"] == {"default": {"timeout": 60.0}, "local": {"base_url": "http://127.0.0.1:23333/v1"}}
+    assert invoke(["config", "unset", "timeout"]).exit_code == 0
+    missing = invoke(["config", "get", "timeout"])
+    assert missing.exit_code == 1 and missing.stdout == "" and "not set" in missing.stderr
+
+
+@pytest.mark.parametrize("key, value, word", [
+    ("colour", "blue", "Valid keys: base_url"),
+    ("timeout", "soon", "timeout"),
+    ("max_retries", "2.5", "max_retries"),
+    ("base_url", "localhost:23333", "not a valid URL"),
+    ("proxy", "proxy.example", "not a valid URL"),
+    ("default_profile", "nope", "no profile 'nope'"),
+])
+def test_bad_keys_and_values_are_refused_and_nothing_is_written(config_dir, key, value, word):
+    result = invoke(["config", "set", key, value])
+    assert result.exit_code == 2 and word in result.stderr and "hint:" in result.stderr
+    assert not (config_dir / "config.yaml").exists()
+
+
+def test_get_of_an_unknown_key_lists_the_valid_ones():
+    result = invoke(["config", "get", "colour"])
+    assert result.exit_code == 2 and "base_url" in result.stderr
+
+
+def test_default_profile_switches_the_whole_tool(config_dir, api):
+    assert invoke(["config", "set", "--profile", "local", "base_url", api.base_url]).exit_code == 0
+    assert invoke(["config", "set", "--profile", "local", "model", "internlm2_5-7b-chat"]).exit_code == 0
+    assert invoke(["config", "set", "default_profile", "local"]).exit_code == 0
+    result = invoke(["chat", "create", "-g", "user", "hi"], env={"INTERN_API_KEY": SENTINEL})
+    assert result.exit_code == 0 and result.stdout == "echo: hi\n"
+    assert api.last.json["model"] == "internlm2_5-7b-chat"
+
+
+def test_a_private_server_needs_no_token(config_dir, api):
+    assert invoke(["config", "set", "--profile", "local", "base_url", api.base_url]).exit_code == 0
+    result = invoke(["--profile", "local", "chat", "create", "-g", "user", "hi"])
+    assert result.exit_code == 0 and "authorization" not in api.last.headers
+
+
+def test_list_shows_each_setting_and_where_it_comes_from(config_dir):
+    assert invoke(["config", "set", "--profile", "local", "base_url", "http://127.0.0.1:23333/v1"]).exit_code == 0
+    result = invoke(["--profile", "local", "--timeout", "5", "config", "list", "--json"],
+                    env={"INTERN_MAX_RETRIES": "4"})
+    doc = json.loads(result.stdout)
+    assert doc["profile"] == "local"
+    assert doc["settings"]["base_url"] == "http://127.0.0.1:23333/v1" and doc["sources"]["base_url"] == "profile"
+    assert doc["settings"]["timeout"] == 5.0 and doc["sources"]["timeout"] == "flag"
+    assert doc["settings"]["max_retries"] == 4 and doc["sources"]["max_retries"] == "env"
+    assert doc["sources"]["model"] == "default"
+    text = invoke(["--profile", "local", "config", "list"]).stdout
+    assert "base_url" in text and "(profile)" in text
+
+
+def test_writes_keep_other_profiles_and_are_atomic(config_dir):
+    (config_dir / "config.yaml").write_text(
+        "default_profile: default\nprofiles:\n  default: {model: intern-latest}\n  other: {timeout: 9}\n")
+    assert invoke(["config", "set", "--profile", "local", "model", "m"]).exit_code == 0
+    data = yaml.safe_load((config_dir / "config.yaml").read_text())
+    assert data["profiles"]["other"] == {"timeout": 9} and data["profiles"]["local"] == {"model": "m"}
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.yaml"]
+
+
+def test_a_broken_config_file_is_a_clear_usage_error(config_dir):
+    (config_dir / "config.yaml").write_text("profiles: [unclosed\n")
+    result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "not valid YAML" in result.stderr and "hint:" in result.stderr
