@@ -22,6 +22,7 @@ COMMANDS = {
     "chat": ("interncli.commands.chat", "chat"),
     "config": ("interncli.commands.config", "config"),
     "models": ("interncli.commands.models", "models"),
+    "tools": ("interncli.commands.tools", "tools"),
 }
 
 

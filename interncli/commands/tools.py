@@ -1,0 +1,134 @@
+"""``interncli tools``: check and list a tools spec, and run the tool-calling loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+import click
+
+from interncli import conversation
+from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
+from interncli.context import AppContext
+
+SPEC = click.argument("spec", type=click.Path(dir_okay=False))
+
+
+@click.group()
+def tools() -> None:
+    """Tools from a YAML spec: validate it, list them, or let the model call them.
+
+    \b
+    A spec:
+      tools:
+        - name: get_current_weather
+          description: Get the current weather in a given location
+          parameters: {type: object, properties: {location: {type: string}}, required: [location]}
+          command: ["./weather.sh", "--city", "{location}"]   # argv; never a shell
+          timeout: 30
+    """
+
+
+@tools.command("validate")
+@SPEC
+def tools_validate(spec: str) -> None:
+    """Check a spec: every problem, with its line number (exit 2 if any)."""
+    from interncli import toolspec
+
+    try:
+        loaded = toolspec.load_spec(spec)
+    except toolspec.SpecError as err:
+        for problem in err.problems:
+            click.echo("{}:{}: {}".format(spec, problem.line or 1, problem.message), err=True)
+        raise click.exceptions.Exit(2)
+    click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"))
+
+
+@tools.command("list")
+@SPEC
+@json_option
+def tools_list(spec: str, as_json: bool) -> None:
+    """List the tools of a spec: name, then description."""
+    from interncli import toolspec
+
+    loaded = toolspec.load_spec(spec)
+    if as_json:
+        from interncli import output
+
+        output.write_json(loaded["tools"], sys.stdout)
+        return
+    for tool in loaded["tools"]:
+        click.echo("{}\t{}".format(tool["name"], tool.get("description", "")))
+
+
+@tools.command("run")
+@SPEC
+@click.argument("prompt", nargs=-1)
+@click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
+              type=(click.Choice(conversation.ROLES), str), help="A message, repeatable; CONTENT '-' reads stdin.")
+@click.option("-m", "--model", metavar="MODEL", help="Model [default: the spec's, the profile's, intern-latest].")
+@click.option("--yes", is_flag=True, help="Approve every tool call without asking.")
+@click.option("--max-turns", type=click.IntRange(min=1), help="Model round-trips before giving up (exit 7).")
+@json_option
+@pass_app
+def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tuple[Tuple[str, str], ...],
+              model: Optional[str], yes: bool, max_turns: Optional[int], as_json: bool) -> None:
+    """Ask the model, running the tools it calls, until it answers.
+
+    Each call is shown on stderr (→ name {args} / ← N bytes, exit K) and confirmed on a
+    terminal; with --yes none is; with no terminal and no --yes nothing runs (exit 7).
+
+    \b
+    Examples:
+      interncli tools run examples/weather.yaml "What's the weather in Shanghai?"
+      interncli tools run examples/weather.yaml --yes --json "Weather in Paris?" | jq .final
+    """
+    from interncli import output, toolrun, toolspec
+    from interncli.client import ChatClient, ChatRequest, build_chat_body
+    from interncli.commands.chat import read_messages
+
+    loaded = toolspec.load_spec(spec)
+    history: List[Dict[str, Any]] = [{"role": "system", "content": loaded["system"]}] if "system" in loaded else []
+    if prompt:
+        history.append({"role": "user", "content": " ".join(prompt)})
+    if messages or not prompt:
+        history += read_messages(messages, sys.stdin)
+    settings = app.settings
+    require_token(app)
+    client = ChatClient(open_transport(app))
+    tools_list = toolspec.api_tools(loaded)
+    chosen_model = model or loaded.get("model") or settings.model
+
+    def send(conversation_so_far: List[Dict[str, Any]]) -> Dict[str, Any]:
+        body = build_chat_body(ChatRequest(model=chosen_model, messages=conversation_so_far, tools=tools_list))
+        return with_retries(app, lambda: client.create(body))
+
+    loop = toolrun.ToolLoop(
+        loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes),
+        env=toolrun.tool_environment(app.environ, [app.credential.token or ""]),
+        max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
+        notify=lambda line: click.echo(line, err=True))
+    final = loop.run(history)
+    if as_json:
+        output.write_json({"model": chosen_model, "turns": loop.turns, "final": final.get("content", ""),
+                           "messages": history, "tool_runs": [r.to_dict() for r in loop.runs]}, sys.stdout)
+    else:
+        content = final.get("content") or ""
+        sys.stdout.write(content if content.endswith("\n") else content + "\n")
+        sys.stdout.flush()
+
+
+def make_approver(yes: bool) -> Any:
+    """Fail closed: --yes approves all; else a [y/N] prompt on a terminal; else nothing runs."""
+    def approve(call: Any, argv: List[str]) -> bool:
+        if yes:
+            return True
+        if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
+            return False
+        shown = " ".join(json.dumps(a) if (not a or any(c.isspace() or c in "\"'\\$`" for c in a)) else a
+                         for a in argv)
+        return click.confirm("interncli: run {}: {}?".format(call.name, shown), default=False, err=True)
+
+    return approve

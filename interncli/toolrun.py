@@ -1,0 +1,256 @@
+"""The tool-call loop and the runner that executes a tool safely: argv only (never a shell),
+placeholders filled inside argv elements, the arguments as JSON on stdin, the spec's folder as
+working directory, an environment without the token, a time limit that kills the whole process
+group, and output capped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import string
+import subprocess
+import threading
+import time
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional
+
+from interncli.client import parse_arguments
+from interncli.errors import ToolError
+
+OUTPUT_LIMIT = 64 * 1024
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_TURNS = 8
+TRUNCATED = "\n[output truncated at 64 KiB]"
+
+
+class ToolCall:
+    """One call the model asked for, parsed and checked."""
+
+    __slots__ = ("id", "name", "raw_arguments", "arguments", "problem")
+
+    def __init__(self, call: Dict[str, Any]) -> None:
+        function = call.get("function") or {}
+        self.id = str(call.get("id") or "")
+        self.name = str(function.get("name") or "")
+        self.raw_arguments = function.get("arguments", "")
+        parsed = parse_arguments(self.raw_arguments if self.raw_arguments not in (None, "") else "{}")
+        self.arguments: Dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        self.problem: Optional[str] = None if isinstance(parsed, dict) else (
+            "the arguments are not a JSON object: {!r}".format(self.raw_arguments)[:500])
+
+
+class ToolRun:
+    """What running one tool did."""
+
+    __slots__ = ("call", "argv", "exit_code", "duration", "output", "stderr", "size", "truncated",
+                 "timed_out", "error")
+
+    def __init__(self, call: ToolCall, argv: List[str]) -> None:
+        self.call, self.argv = call, argv
+        self.exit_code: Optional[int] = None
+        self.duration = 0.0
+        self.output = ""
+        self.stderr = ""
+        self.size = 0
+        self.truncated = False
+        self.timed_out = False
+        self.error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        """The tool ran and exited 0."""
+        return self.error is None and self.exit_code == 0 and not self.timed_out
+
+    def message_content(self) -> str:
+        """What the model is told: the output, or what went wrong."""
+        if self.ok:
+            return self.output
+        report: Dict[str, Any] = {"error": self.error or (
+            "the tool timed out" if self.timed_out else "the tool exited with status {}".format(self.exit_code))}
+        if self.exit_code is not None:
+            report["exit_code"] = self.exit_code
+        if self.output:
+            report["stdout"] = self.output
+        if self.stderr:
+            report["stderr"] = self.stderr
+        return json.dumps(report, ensure_ascii=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The run, for the ``--json`` transcript."""
+        return {"tool_call_id": self.call.id, "name": self.call.name, "arguments": self.call.arguments,
+                "argv": self.argv, "exit_code": self.exit_code, "duration": round(self.duration, 3),
+                "bytes": self.size, "truncated": self.truncated, "timed_out": self.timed_out, "error": self.error}
+
+
+def fill_argv(command: List[str], arguments: Mapping[str, Any]) -> List[str]:
+    """The argv with ``{param}`` placeholders replaced by the values, each inside its own element:
+    a value can never become a second argument, let alone shell syntax. A parameter the model did
+    not give becomes an empty string; ``{{`` and ``}}`` stand for literal braces."""
+    argv = []
+    for template in command:
+        parts = []
+        for literal, field, _spec, _conversion in string.Formatter().parse(template):
+            parts.append(literal)
+            if field is not None:
+                parts.append(_as_text(arguments.get(field)))
+        argv.append("".join(parts))
+    return argv
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def tool_environment(environ: Mapping[str, str], secrets: List[str]) -> Dict[str, str]:
+    """The environment a tool gets: the user's, without the token variable and without any
+    variable whose value holds a token."""
+    secrets = [s for s in secrets if s]
+    return {key: value for key, value in environ.items()
+            if key != "INTERN_API_KEY" and not any(secret in value for secret in secrets)}
+
+
+def _drain(stream: IO[bytes], keep: List[bytes], counter: List[int]) -> None:
+    """Read a pipe to its end, keeping the first OUTPUT_LIMIT+1 bytes: a flood costs no memory,
+    and the tool never blocks on a full pipe."""
+    kept = 0
+    while True:
+        block = stream.read(65536)
+        if not block:
+            return
+        counter[0] += len(block)
+        if kept <= OUTPUT_LIMIT:
+            keep.append(block[:OUTPUT_LIMIT + 1 - kept])
+            kept += len(keep[-1])
+
+
+def run_tool(call: ToolCall, tool: Dict[str, Any], cwd: str, env: Dict[str, str]) -> ToolRun:
+    """Run one tool for one call; whatever happens comes back as a ToolRun, never an exception."""
+    run = ToolRun(call, fill_argv(tool["command"], call.arguments))
+    timeout = float(tool.get("timeout", DEFAULT_TIMEOUT))
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(run.argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        run.error = "cannot run {}: {}".format(run.argv[0], exc.strerror or exc)
+        return run
+    out: List[bytes] = []
+    err: List[bytes] = []
+    out_size, err_size = [0], [0]
+    readers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(call.arguments, ensure_ascii=False).encode("utf-8"))
+        proc.stdin.close()
+    except OSError:
+        pass  # the tool did not read its stdin: that is its choice
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        run.timed_out = True
+        run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+        _kill_group(proc)
+    for reader in readers:
+        reader.join(5)
+    run.duration = time.monotonic() - started
+    run.exit_code = proc.returncode
+    data = b"".join(out)
+    run.size = out_size[0]
+    run.truncated = run.size > OUTPUT_LIMIT
+    run.output = data[:OUTPUT_LIMIT].decode("utf-8", errors="replace") + (TRUNCATED if run.truncated else "")
+    run.stderr = b"".join(err)[:4096].decode("utf-8", errors="replace")
+    return run
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    """Stop the tool and everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
+
+
+def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
+    """Why the call's arguments do not fit the tool's schema, or None if they do."""
+    if call.problem:
+        return call.problem
+    import jsonschema
+
+    schema = tool.get("parameters") or {"type": "object"}
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call.arguments), key=str)
+    if not errors:
+        return None
+    return "the arguments do not fit the tool's schema: " + "; ".join(
+        "{}{}".format("/".join(str(p) for p in e.absolute_path) + ": " if e.absolute_path else "", e.message)
+        for e in errors[:5])
+
+
+Approve = Callable[[ToolCall, List[str]], bool]
+
+
+class ToolLoop:
+    """Sends the conversation with the tools, runs each call the model makes, sends the results
+    back, until the model answers without calling a tool."""
+
+    def __init__(self, spec: Dict[str, Any], spec_dir: str, send: Callable[[List[Dict[str, Any]]], Dict[str, Any]],
+                 approve: Approve, env: Dict[str, str], max_turns: int,
+                 notify: Callable[[str], None]) -> None:
+        self.tools = {tool["name"]: tool for tool in spec["tools"]}
+        self.spec_dir = spec_dir
+        self.send = send
+        self.approve = approve
+        self.env = env
+        self.max_turns = max_turns
+        self.notify = notify
+        self.runs: List[ToolRun] = []
+        self.turns = 0
+
+    def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The final reply message; ``messages`` grows with every turn."""
+        from interncli.client import assistant_message
+
+        while True:
+            if self.turns >= self.max_turns:
+                raise ToolError("the model was still calling tools after {} turns".format(self.max_turns),
+                                hint="Raise --max-turns (or max_turns in the spec), or ask more precisely.")
+            self.turns += 1
+            reply = self.send(messages)
+            message = assistant_message(reply["choices"][0].get("message") or {})
+            messages.append(message)
+            calls = message.get("tool_calls") or []
+            if not calls:
+                return message
+            for raw in calls:
+                call = ToolCall(raw)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": self.answer(call)})
+
+    def answer(self, call: ToolCall) -> str:
+        """Run one call (if it may run) and return what the model is told."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            self.notify("→ {} (no such tool)".format(call.name))
+            return json.dumps({"error": "there is no tool named {!r}; the tools are: {}".format(
+                call.name, ", ".join(self.tools))})
+        problem = check_arguments(call, tool)
+        if problem:
+            self.notify("→ {} {} (refused: {})".format(call.name, json.dumps(call.arguments, ensure_ascii=False),
+                                                       problem))
+            return json.dumps({"error": problem}, ensure_ascii=False)
+        argv = fill_argv(tool["command"], call.arguments)
+        if not self.approve(call, argv):
+            raise ToolError("the call of {} was not approved: nothing ran".format(call.name),
+                            hint="Run it on a terminal to approve each call, or pass --yes to approve all.")
+        self.notify("→ {} {}".format(call.name, json.dumps(call.arguments, ensure_ascii=False)))
+        run = run_tool(call, tool, self.spec_dir, self.env)
+        self.runs.append(run)
+        self.notify("← {} bytes, {}".format(run.size, "exit {}".format(run.exit_code) if not run.timed_out
+                                              and run.error is None else run.error))
+        return run.message_content()
