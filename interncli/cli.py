@@ -20,6 +20,7 @@ COMMANDS = {
     "api": ("interncli.commands.api", "api"),
     "auth": ("interncli.commands.auth", "auth"),
     "chat": ("interncli.commands.chat", "chat"),
+    "completion": ("interncli.commands.completion", "completion"),
     "config": ("interncli.commands.config", "config"),
     "models": ("interncli.commands.models", "models"),
     "tools": ("interncli.commands.tools", "tools"),
@@ -65,12 +66,14 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
 @click.option("-k", "--api-key", "api_key", metavar="TOKEN",
               help="API token (visible in `ps`: prefer INTERN_API_KEY) [env INTERN_API_KEY].")
-@click.option("--profile", metavar="NAME", help="Config profile to use [env INTERN_PROFILE; default: default].")
+@click.option("--profile", metavar="NAME", shell_complete=lambda *args: _complete_profiles(*args),
+              help="Config profile to use [env INTERN_PROFILE; default: default].")
 @click.option("--timeout", metavar="SECONDS", help="Seconds to wait for the server [env INTERN_TIMEOUT; default 130].")
 @click.option("--max-retries", metavar="N",
               help="Retries on rate limits, 5xx and connection failures [env INTERN_MAX_RETRIES; default 2].")
 @click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY].")
-@click.option("--ca-bundle", metavar="PATH", help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
+@click.option("--ca-bundle", metavar="PATH", type=click.Path(dir_okay=False),
+              help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
 @click.option("-v", "--verbose", is_flag=True, help="Show each request and response on stderr (token redacted).")
 @click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors.")
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
@@ -83,6 +86,12 @@ def cli(ctx: click.Context, **options: Any) -> None:
     3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.
     """
     ctx.obj.options.update(options)
+
+
+def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
+    from interncli.commands.common import complete_profiles
+
+    return complete_profiles(ctx, param, incomplete)
 
 
 def _config_dir() -> str:
@@ -111,6 +120,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         # A server may quote the token back in its error message.
         err.message = app.redact(err.message)
         err.hint = app.redact(err.hint) if err.hint else err.hint
+        err.code = app.redact(err.code) if isinstance(err.code, str) else err.code
         report_error(err, sys.stderr, as_json=app.json_errors)
         return int(err.exit_code)
     except click.exceptions.Exit as exc:

@@ -72,10 +72,20 @@ def parse_proxy(value: Any, source: str) -> str:
     return _parse_url(value, source, PROXY_SCHEMES, "http://proxy.example:3128")
 
 
+def parse_models(value: Any, source: str) -> List[str]:
+    """Model names offered to shell completion for -m: a list, or a comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items) or not items:
+        raise UsageError("{} must be a list of model names, not {!r}".format(source, value),
+                         hint="For example: interncli config set models intern-latest,intern-s1")
+    return [i.strip() for i in items]
+
+
 # Each profile key and its parser; the parsers also check values given by flag or environment.
 PARSERS: Dict[str, Callable[[Any, str], Any]] = {
     "base_url": parse_base_url,
     "model": parse_text,
+    "models": parse_models,
     "timeout": parse_timeout,
     "max_retries": parse_max_retries,
     "proxy": parse_proxy,

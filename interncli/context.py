@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 
@@ -18,13 +18,13 @@ class Settings:
 
     A plain class rather than a dataclass: building dataclasses costs start-up time."""
 
-    __slots__ = ("base_url", "model", "profile", "timeout", "max_retries", "proxy", "ca_bundle",
+    __slots__ = ("base_url", "model", "models", "profile", "timeout", "max_retries", "proxy", "ca_bundle",
                  "verbose", "debug", "config_dir", "sources")
 
-    def __init__(self, *, base_url: str, model: str, profile: str, timeout: float, max_retries: int,
+    def __init__(self, *, base_url: str, model: str, models: List[str], profile: str, timeout: float, max_retries: int,
                  proxy: Optional[str], ca_bundle: Optional[str], verbose: bool, debug: bool,
                  config_dir: str, sources: Dict[str, str]) -> None:
-        self.base_url, self.model, self.profile = base_url, model, profile
+        self.base_url, self.model, self.models, self.profile = base_url, model, models, profile
         self.timeout, self.max_retries = timeout, max_retries
         self.proxy, self.ca_bundle = proxy, ca_bundle
         self.verbose, self.debug = verbose, debug
@@ -107,6 +107,7 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
         "base_url": _pick(options.get("base_url"), "INTERN_BASE_URL", environ, profile, "base_url",
                           config.parse_base_url, DEFAULT_BASE_URL, "--base-url"),
         "model": _pick(None, None, environ, profile, "model", config.parse_text, DEFAULT_MODEL, "-m"),
+        "models": _pick(None, None, environ, profile, "models", config.parse_models, [], "models"),
         "timeout": _pick(options.get("timeout"), "INTERN_TIMEOUT", environ, profile, "timeout",
                          config.parse_timeout, DEFAULT_TIMEOUT, "--timeout"),
         "max_retries": _pick(options.get("max_retries"), "INTERN_MAX_RETRIES", environ, profile, "max_retries",

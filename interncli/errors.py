@@ -216,8 +216,10 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> InternCli
     )
 
 
-def body_snippet(body: bytes, limit: int = 200) -> str:
-    """The start of a body on one line, for error messages."""
+def body_snippet(body: bytes, limit: int = 4000) -> str:
+    """The start of a body on one line, for error messages. Generous on purpose: the message is
+    shortened only when shown, after any token in it has been redacted (a token cut in two
+    here would escape the redaction)."""
     text = body.decode("utf-8", errors="replace")
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")

@@ -37,7 +37,9 @@ def warn(message: str, err: IO[str]) -> None:
 def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> None:
     """An error on stderr: ``interncli: error: [CODE] message`` and a hint, or one JSON line."""
     if as_json:
-        err.write(json.dumps({"error": error.to_dict()}, ensure_ascii=False) + "\n")
+        shown = error.to_dict()
+        shown["message"] = one_line(error.message)
+        err.write(json.dumps({"error": shown}, ensure_ascii=False) + "\n")
     else:
         code = "[{}] ".format(one_line(str(error.code))) if error.code is not None else ""
         err.write(paint("interncli: error:", RED, err) + " " + code + one_line(error.message) + "\n")
@@ -46,10 +48,14 @@ def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> 
     err.flush()
 
 
-def one_line(text: str) -> str:
-    """Text from elsewhere (a server's message) made one line, with no control characters that
-    could move the cursor or retitle the terminal."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+MESSAGE_LIMIT = 400
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Text from elsewhere (a server's message) made one short line, with no control characters
+    that could move the cursor or retitle the terminal."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:

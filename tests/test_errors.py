@@ -3,6 +3,7 @@ hint and retryability (interface.md section 6; the seed's "Common Errors" table)
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -23,6 +24,7 @@ from interncli.errors import (
     error_from_object,
     error_from_response,
 )
+from interncli.output import report_error
 
 
 def dumps(obj) -> bytes:
@@ -305,13 +307,17 @@ def test_html_at_other_statuses(status, exit_code):
     assert "denied by proxy" in err.message
 
 
-def test_long_body_is_cut_to_one_line():
+def test_long_body_is_one_line_and_cut_only_when_shown():
     body = b"<html>\n" + b"A" * 5000 + b"\n</html>"
     err = error_from_response(502, body)
     assert "\n" not in err.message
     assert "<html> AAAA" in err.message
-    assert len(err.message) < 300
     assert err.message.endswith("…")
+    # kept long enough for redaction to see a whole token; shortened when printed
+    assert 4000 <= len(err.message) < 4200
+    shown = io.StringIO()
+    report_error(err, shown)
+    assert len(shown.getvalue().splitlines()[0]) < 500
 
 
 def test_empty_body_says_so():

@@ -9,7 +9,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import click
 
 from interncli import conversation
-from interncli.commands.common import json_option, open_transport, pass_app, read_stdin, require_token, with_retries
+from interncli.commands.common import (
+    complete_models,
+    json_option,
+    open_transport,
+    pass_app,
+    read_stdin,
+    require_token,
+    with_retries,
+)
 from interncli.context import AppContext
 from interncli.errors import UsageError
 
@@ -27,7 +35,8 @@ def chat_options(f: Callable) -> Callable:
         click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
                      type=(click.Choice(conversation.ROLES), str),
                      help="A message, repeatable, in order; CONTENT '-' reads stdin."),
-        click.option("-m", "--model", metavar="MODEL", help="Model [default: the profile's, else intern-latest]."),
+        click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
+                     help="Model [default: the profile's, else intern-latest]."),
         click.option("-n", "--n", "n", type=click.IntRange(min=1), help="How many replies to generate."),
         click.option("-t", "--temperature", type=click.FloatRange(0, 2), callback=finite,
                      help="Sampling temperature."),
@@ -38,7 +47,7 @@ def chat_options(f: Callable) -> Callable:
                      help="Stop sequence, repeatable (private servers; the official service refuses it)."),
         click.option("--stream", is_flag=True, help="Print the reply as it is generated."),
         click.option("--thinking", is_flag=True, help="Deep-thinking mode (intern-s1; no system message)."),
-        click.option("--image", "images", multiple=True, metavar="PATH_OR_URL",
+        click.option("--image", "images", multiple=True, metavar="PATH_OR_URL", type=click.Path(),
                      help="An image for the last user message, repeatable."),
         click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
                      help="Offer the tools of a spec (nothing is run)."),

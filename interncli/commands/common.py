@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import click
 
@@ -37,6 +37,45 @@ def read_stdin(stdin: Any) -> str:
                          hint="Convert it first, e.g. iconv -f GBK -t UTF-8; binary files cannot be sent.") from None
 
 
+def _completion_config(ctx: click.Context) -> Tuple[Dict[str, Any], str]:
+    """The config file and the profile named so far on the command line, for completion."""
+    from interncli import config
+    from interncli.context import choose_profile
+
+    app = ctx.find_object(AppContext)
+    if app is None:
+        return {}, "default"
+    options = dict(ctx.find_root().params)
+    options.update({k: v for k, v in ctx.params.items() if k == "profile" and v})
+    cfg = config.load_config(app.config_dir)
+    return cfg, choose_profile(options, app.environ, cfg)
+
+
+def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
+    """Profile names from the config file (no network; nothing if the file is broken)."""
+    from interncli import config
+
+    try:
+        cfg, _ = _completion_config(ctx)
+    except InternCliError:
+        return []
+    return [name for name in ["default"] + config.profile_names(cfg) if name.startswith(incomplete)]
+
+
+def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
+    """Models the active profile names (its model and models), never asking the server."""
+    from interncli import config
+    from interncli.context import DEFAULT_MODEL
+
+    try:
+        cfg, profile = _completion_config(ctx)
+        settings = config.profile_settings(cfg, profile, "config.yaml")
+    except InternCliError:
+        settings = {}
+    names = list(settings.get("models", [])) + [settings.get("model", DEFAULT_MODEL), DEFAULT_MODEL]
+    return [name for name in dict.fromkeys(names) if name.startswith(incomplete)]
+
+
 def profile_option(f: Callable) -> Callable:
     """``--profile`` on a sub-command, the same as the global one (which it overrides)."""
 
@@ -47,7 +86,7 @@ def profile_option(f: Callable) -> Callable:
         return value
 
     return click.option("--profile", metavar="NAME", expose_value=False, callback=callback,
-                        help="The profile (as the global --profile).")(f)
+                        shell_complete=complete_profiles, help="The profile (as the global --profile).")(f)
 
 
 def trace_to_stderr(line: str) -> None:
@@ -88,9 +127,11 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
         return err.retryable and not (output_started and output_started())
 
     def notify(err: InternCliError, delay: float, number: int) -> None:
-        code = "[{}] ".format(err.code) if err.code is not None else ""
+        code = "[{}] ".format(app.redact(str(err.code))) if err.code is not None else ""
+        from interncli.output import one_line
+
         sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
-            code, app.redact(err.message), delay, number, app.settings.max_retries))
+            code, one_line(app.redact(err.message)), delay, number, app.settings.max_retries))
         sys.stderr.flush()
 
     try:

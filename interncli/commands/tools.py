@@ -10,7 +10,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import click
 
 from interncli import conversation
-from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
+from interncli.commands.common import (
+    complete_models,
+    json_option,
+    open_transport,
+    pass_app,
+    require_token,
+    with_retries,
+)
 from interncli.context import AppContext
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
@@ -42,7 +49,7 @@ def tools_validate(spec: str) -> None:
     except toolspec.SpecError as err:
         for problem in err.problems:
             click.echo("{}:{}: {}".format(spec, problem.line or 1, problem.message), err=True)
-        raise click.exceptions.Exit(2)
+        raise click.exceptions.Exit(2) from None
     click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"))
 
 
@@ -68,7 +75,8 @@ def tools_list(spec: str, as_json: bool) -> None:
 @click.argument("prompt", nargs=-1)
 @click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
               type=(click.Choice(conversation.ROLES), str), help="A message, repeatable; CONTENT '-' reads stdin.")
-@click.option("-m", "--model", metavar="MODEL", help="Model [default: the spec's, the profile's, intern-latest].")
+@click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
+              help="Model [default: the spec's, the profile's, intern-latest].")
 @click.option("--yes", is_flag=True, help="Approve every tool call without asking.")
 @click.option("--max-turns", type=click.IntRange(min=1), help="Model round-trips before giving up (exit 7).")
 @json_option
