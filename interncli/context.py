@@ -47,12 +47,16 @@ class AppContext:
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
 
+    def secrets(self) -> List[str]:
+        """Every token in play: the flag's, the variable's, the one in use (raw and cleaned)."""
+        raw = [self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")]
+        if self._credential is not None and self._credential.token:
+            raw.append(self._credential.token)
+        return [s for s in dict.fromkeys(raw + [credentials.clean_token(r) for r in raw]) if len(s) >= 4]
+
     def redact(self, text: str) -> str:
         """``text`` without any token the user gave, for error messages that quote the server."""
-        secrets = [self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")]
-        if self._credential is not None and self._credential.token:
-            secrets.append(self._credential.token)
-        return credentials.redact(text, secrets)
+        return credentials.redact(text, self.secrets())
 
     @property
     def settings(self) -> Settings:

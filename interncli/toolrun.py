@@ -127,38 +127,44 @@ def _drain(stream: IO[bytes], keep: List[bytes], counter: List[int]) -> None:
             kept += len(keep[-1])
 
 
+def _feed(stream: IO[bytes], arguments: Dict[str, Any]) -> None:
+    """Write the arguments as JSON to the tool's stdin, then close it."""
+    try:
+        stream.write(json.dumps(arguments, ensure_ascii=False).encode("utf-8"))
+        stream.close()
+    except OSError:
+        pass  # the tool did not read its stdin, or has ended: that is its choice
+
+
 def run_tool(call: ToolCall, tool: Dict[str, Any], cwd: str, env: Dict[str, str]) -> ToolRun:
     """Run one tool for one call; whatever happens comes back as a ToolRun, never an exception."""
     run = ToolRun(call, fill_argv(tool["command"], call.arguments))
     timeout = float(tool.get("timeout", DEFAULT_TIMEOUT))
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(run.argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as exc:
-        run.error = "cannot run {}: {}".format(run.argv[0], exc.strerror or exc)
+        proc = subprocess.Popen(run.argv, cwd=cwd, env=dict(env, PWD=cwd), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        run.error = "cannot run {}: {}".format(run.argv[0], getattr(exc, "strerror", None) or exc)
         return run
     out: List[bytes] = []
     err: List[bytes] = []
     out_size, err_size = [0], [0]
-    readers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True)]
-    for reader in readers:
-        reader.start()
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(call.arguments, ensure_ascii=False).encode("utf-8"))
-        proc.stdin.close()
-    except OSError:
-        pass  # the tool did not read its stdin: that is its choice
+    # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
+    # cannot stall the run past its time limit.
+    workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
+               threading.Thread(target=_feed, args=(proc.stdin, call.arguments), daemon=True)]
+    for worker in workers:
+        worker.start()
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         run.timed_out = True
         run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
         _kill_group(proc)
-    for reader in readers:
-        reader.join(5)
+    for worker in workers:
+        worker.join(5)
     run.duration = time.monotonic() - started
     run.exit_code = proc.returncode
     data = b"".join(out)

@@ -4,7 +4,6 @@ with its line number."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import string
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -61,16 +60,17 @@ class SpecError(UsageError):
         self.problems = list(problems)
 
 
-def _line_of(node: Any, path: Sequence[Any]) -> Optional[int]:
-    """The 1-based line of the YAML node at ``path`` (or of its nearest ancestor)."""
+def _line_of(node: Any, path: Sequence[Any], key_of: Optional[str] = None) -> Optional[int]:
+    """The 1-based line of the YAML node at ``path`` (or of its nearest ancestor); with
+    ``key_of``, the line of that key in the mapping at ``path``."""
     import yaml
 
-    for key in path:
+    for key in list(path) + ([key_of] if key_of is not None else []):
         if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == key]
+            match = [(k, v) for k, v in node.value if k.value == key]
             if not match:
                 break
-            node = match[0]
+            node = match[0][0] if key is key_of and key_of is not None else match[0][1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
         else:
@@ -79,11 +79,19 @@ def _line_of(node: Any, path: Sequence[Any]) -> Optional[int]:
 
 
 def placeholders(argument: str) -> List[str]:
-    """The ``{name}`` placeholders in one argv element."""
-    try:
-        return [field for _, field, _, _ in string.Formatter().parse(argument) if field is not None]
-    except ValueError:
-        return re.findall(r"\{([^{}]*)\}", argument)
+    """The ``{name}`` placeholders in one argv element; ValueError for unbalanced braces."""
+    return [field for _, field, _, _ in string.Formatter().parse(argument) if field is not None]
+
+
+def _schema_problems(error: Any, root: Any) -> List[Problem]:
+    """One problem per schema error; an unknown key is placed on its own line."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [Problem(_line_of(root, path, key_of=key), "{}unknown key {!r}; valid keys: {}".format(
+                    ".".join(str(p) for p in path) + ": " if path else "", key, ", ".join(sorted(known))))
+                for key in error.instance if key not in known]
+    return [Problem(_line_of(root, path), _describe(error))]
 
 
 def check_spec(data: Any, root: Any) -> List[Problem]:
@@ -91,7 +99,7 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
-    problems = [Problem(_line_of(root, list(e.absolute_path)), _describe(e)) for e in validator.iter_errors(data)]
+    problems = [p for e in validator.iter_errors(data) for p in _schema_problems(e, root)]
     tools = data.get("tools") if isinstance(data, dict) else None
     seen: Dict[str, int] = {}
     for i, tool in enumerate(tools if isinstance(tools, list) else []):
@@ -115,10 +123,16 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
         for j, argument in enumerate(command if isinstance(command, list) else []):
             if not isinstance(argument, str):
                 continue
-            for field in placeholders(argument):
+            line = _line_of(root, ["tools", i, "command", j])
+            try:
+                fields = placeholders(argument)
+            except ValueError:
+                problems.append(Problem(line, "unbalanced brace in {!r}: write {{{{ and }}}} for literal "
+                                              "braces".format(argument)))
+                continue
+            for field in fields:
                 if field not in declared:
-                    problems.append(Problem(_line_of(root, ["tools", i, "command", j]),
-                                            "placeholder {{{}}} names no declared parameter".format(field)))
+                    problems.append(Problem(line, "placeholder {{{}}} names no declared parameter".format(field)))
     return sorted(problems, key=lambda p: p.line or 0)
 
 

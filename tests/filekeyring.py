@@ -18,7 +18,7 @@ PATH_VARIABLE = "INTERNCLI_TEST_KEYRING_FILE"
 class FileKeyring(KeyringBackend):
     """service/user -> password, in one JSON file."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     @staticmethod
     def _path() -> str:

@@ -115,7 +115,7 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
 
     loop = toolrun.ToolLoop(
         loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes),
-        env=toolrun.tool_environment(app.environ, [app.credential.token or ""]),
+        env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
         notify=lambda line: click.echo(line, err=True))
     final = loop.run(history)
@@ -135,7 +135,10 @@ def make_approver(yes: bool) -> Any:
             return True
         if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
             return False
-        shown = " ".join(json.dumps(a) if (not a or any(c.isspace() or c in "\"'\\$`" for c in a)) else a
+        # Quoted whenever it is not plain: an argument from the model must not be able to hide
+        # itself, or rewrite the line, with spaces or terminal escape sequences.
+        shown = " ".join(json.dumps(a, ensure_ascii=False)
+                         if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a)) else a
                          for a in argv)
         return click.confirm("interncli: run {}: {}?".format(call.name, shown), default=False, err=True)
 

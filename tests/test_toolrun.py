@@ -1,0 +1,265 @@
+"""The tool runner, through `interncli tools run` against the test server: a failing, hanging,
+flooding or missing tool becomes the tool's result for the model (never a crash); the tool's
+environment holds no token; its working directory is the spec's folder; its arguments arrive as
+JSON on stdin and inside argv elements verbatim, never through a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from interncli import toolrun
+from tests.apiserver import Completion
+from tests.conftest import SENTINEL, invoke
+from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
+
+
+def run_once(cli, api, tmp_path: Path, tool: Dict[str, Any], arguments: str, *flags: str, **kwargs: Any):
+    """One call of ``tool`` then a final answer; returns (result, the tool message the model got)."""
+    spec = write_spec(tmp_path, [tool])
+    api.add(tool_calls_reply(("c1", tool["name"], arguments)))
+    api.add(Completion("final answer"))
+    result = cli("tools", "run", str(spec), "--yes", *flags, "go", **kwargs)
+    assert result.exit_code == 0, result.stderr
+    if "--json" in flags:
+        assert json.loads(result.stdout)["final"] == "final answer"
+    else:
+        assert result.stdout == "final answer\n"
+    bodies = chat_bodies(api)
+    assert len(bodies) == 2
+    (answer,) = tool_messages(bodies[1])
+    assert answer["tool_call_id"] == "c1"
+    return result, answer
+
+
+def _gone(pid: int) -> bool:
+    """The process no longer runs (gone, or a zombie waiting for its reaper)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open("/proc/{}/stat".format(pid)) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# ------------------------------------------------------------------------- failing tools
+
+
+def test_non_zero_exit_is_the_tools_result(cli, api, tmp_path):
+    tool = {"name": "fails", "command": [str(TOOLS / "fail.sh")]}
+    result, answer = run_once(cli, api, tmp_path, tool, "{}")
+    report = json.loads(answer["content"])
+    assert report["exit_code"] == 3
+    assert "3" in report["error"]
+    assert report["stdout"] == "partial\n"
+    assert "bad thing happened" in report["stderr"]
+    assert "← 8 bytes, exit 3" in result.stderr
+
+
+def test_timeout_kills_the_whole_process_group(cli, api, tmp_path):
+    tool = {"name": "hangs", "command": [str(TOOLS / "sleeper.sh")], "timeout": 1}
+    started = time.monotonic()
+    result, answer = run_once(cli, api, tmp_path, tool, "{}")
+    elapsed = time.monotonic() - started
+    # The child holds the tool's stdout: were it left alive, reading the output would wait on it.
+    assert elapsed < 5, "took {:.1f}s".format(elapsed)
+    report = json.loads(answer["content"])
+    assert "1s" in report["error"] and "stopped" in report["error"]
+    assert report["exit_code"] == -9
+    assert report["stdout"] == "started\n"
+    assert "did not finish" in result.stderr
+    child = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 3
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _gone(child):
+        os.kill(child, 9)
+        pytest.fail("the tool's child (pid {}) survived the timeout".format(child))
+
+
+def test_flood_is_capped_at_64_kib_with_a_marker(cli, api, tmp_path):
+    tool = {"name": "flood", "command": [str(TOOLS / "flood.py")]}
+    result, answer = run_once(cli, api, tmp_path, tool, "{}")
+    content = answer["content"]
+    assert content.startswith("x" * 65536)
+    tail = content[65536:]
+    assert tail == toolrun.TRUNCATED and "truncated" in tail and "64 KiB" in tail
+    assert "← {} bytes, exit 0".format(10 * 1024 * 1024) in result.stderr
+
+
+def test_flood_in_json_transcript_says_truncated(cli, api, tmp_path):
+    tool = {"name": "flood", "command": [str(TOOLS / "flood.py")]}
+    result, _ = run_once(cli, api, tmp_path, tool, "{}", "--json")
+    (run,) = json.loads(result.stdout)["tool_runs"]
+    assert run["truncated"] is True and run["bytes"] == 10 * 1024 * 1024 and run["exit_code"] == 0
+
+
+def test_missing_command_is_the_tools_result(cli, api, tmp_path):
+    tool = {"name": "missing", "command": ["./missing"]}
+    result, answer = run_once(cli, api, tmp_path, tool, "{}")
+    report = json.loads(answer["content"])
+    assert "./missing" in report["error"] and "No such file" in report["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_several_failures_in_one_turn_then_the_answer(cli, api, tmp_path):
+    spec = write_spec(tmp_path, [{"name": "fails", "command": [str(TOOLS / "fail.sh")]},
+                                 {"name": "missing", "command": ["./missing"]},
+                                 weather_tool()])
+    api.add(tool_calls_reply(("1", "fails", "{}"), ("2", "missing", "{}"),
+                             ("3", "get_current_weather", "{'location': 'Oslo'}")))
+    api.add(Completion("done anyway"))
+    result = cli("tools", "run", str(spec), "--yes", "go")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "done anyway\n"
+    answers = tool_messages(chat_bodies(api)[1])
+    assert [m["tool_call_id"] for m in answers] == ["1", "2", "3"]
+    assert json.loads(answers[0]["content"])["exit_code"] == 3
+    assert "error" in json.loads(answers[1]["content"])
+    assert json.loads(answers[2]["content"])["argv"] == ["--city", "Oslo"]
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def _tool_env(answer: Dict[str, Any]) -> Dict[str, str]:
+    return json.loads(answer["content"])
+
+
+def test_environment_has_no_token_from_the_environment(api, tmp_path):
+    spec = write_spec(tmp_path, [{"name": "env", "command": [str(TOOLS / "env.py")]}])
+    api.add(tool_calls_reply(("e", "env", "{}")))
+    api.add(Completion("ok"))
+    result = invoke(["-b", api.base_url, "tools", "run", str(spec), "--yes", "go"],
+                    env={"INTERN_API_KEY": SENTINEL, "MY_COPY": "x-{}-y".format(SENTINEL), "MARKER": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert api.requests[0].headers["authorization"] == "Bearer " + SENTINEL  # the token was in use
+    env = _tool_env(tool_messages(chat_bodies(api)[1])[0])
+    assert "INTERN_API_KEY" not in env
+    assert "MY_COPY" not in env
+    assert not [k for k, v in env.items() if SENTINEL in v or SENTINEL in k]
+    assert env["MARKER"] == "1"
+    assert env.get("PATH") == os.environ.get("PATH")
+    assert SENTINEL.encode() not in api.requests[1].body
+
+
+def test_environment_has_no_token_from_the_flag(cli, api, tmp_path):
+    tool = {"name": "env", "command": [str(TOOLS / "env.py")]}
+    _, answer = run_once(cli, api, tmp_path, tool, "{}",
+                         env={"MY_COPY": "x-{}-y".format(SENTINEL), "MARKER": "1"})
+    env = _tool_env(answer)
+    assert "MY_COPY" not in env and env["MARKER"] == "1"
+    assert not [v for v in env.values() if SENTINEL in v]
+
+
+def test_environment_has_no_copy_of_the_env_token_when_the_flag_overrides_it(api, tmp_path):
+    # -k wins over INTERN_API_KEY, but the variable still holds a token of the user's.
+    spec = write_spec(tmp_path, [{"name": "env", "command": [str(TOOLS / "env.py")]}])
+    api.add(tool_calls_reply(("e", "env", "{}")))
+    api.add(Completion("ok"))
+    result = invoke(["-b", api.base_url, "-k", "sk-other-token-1234", "tools", "run", str(spec), "--yes", "go"],
+                    env={"INTERN_API_KEY": SENTINEL, "MY_COPY": "x-{}-y".format(SENTINEL), "MARKER": "1"})
+    assert result.exit_code == 0, result.stderr
+    env = _tool_env(tool_messages(chat_bodies(api)[1])[0])
+    assert "INTERN_API_KEY" not in env
+    assert not [k for k, v in env.items() if SENTINEL in v], "a copy of INTERN_API_KEY reached the tool"
+    assert not [v for v in env.values() if "sk-other-token-1234" in v]
+    assert env["MARKER"] == "1"
+
+
+# ----------------------------------------------------------------- working directory, stdin
+
+
+def test_working_directory_is_the_specs_folder_and_stdin_has_the_arguments(cli, api, tmp_path, monkeypatch):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    shutil.copy2(str(TOOLS / "pwd.sh"), str(folder / "pwd.sh"))  # a relative command: found from the folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(str(elsewhere))
+    tool = {"name": "where", "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                                              "days": {"type": "integer"}}},
+            "command": ["./pwd.sh"]}
+    spec = write_spec(folder, [tool])
+    api.add(tool_calls_reply(("w", "where", "{'city': 'Zürich', 'days': 3}")))
+    api.add(Completion("ok"))
+    result = cli("tools", "run", os.path.join("..", "specs", spec.name), "--yes", "go")
+    assert result.exit_code == 0, result.stderr
+    (answer,) = tool_messages(chat_bodies(api)[1])
+    cwd, stdin = answer["content"].split("\n", 1)
+    assert cwd == os.path.realpath(str(folder))
+    assert json.loads(stdin) == {"city": "Zürich", "days": 3}
+
+
+# ------------------------------------------------------------------------------- argv
+
+
+EVIL = '"; touch /tmp/pwned-XYZ; echo $(id) `backticks` | & > <"'
+
+
+@pytest.mark.parametrize("arguments", [json.dumps({"location": EVIL}), repr({"location": EVIL})],
+                         ids=["json", "single-quoted"])
+def test_shell_metacharacters_arrive_verbatim_as_one_argument(cli, api, tmp_path, arguments):
+    pwned = Path("/tmp/pwned-XYZ")
+    if pwned.exists():
+        pwned.unlink()
+    tool = weather_tool(command=[ECHO, "--city", "{location}", "prefix-{location}-suffix"])
+    result, answer = run_once(cli, api, tmp_path, tool, arguments)
+    report = json.loads(answer["content"])
+    assert report["argv"] == ["--city", EVIL, "prefix-" + EVIL + "-suffix"]
+    assert json.loads(report["stdin"]) == {"location": EVIL}
+    assert not pwned.exists()
+    assert ran(tmp_path) == [["--city", EVIL, "prefix-" + EVIL + "-suffix"]]
+
+
+def test_non_string_values_and_missing_optional_ones(cli, api, tmp_path):
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {
+        "n": {"type": "integer"}, "flag": {"type": "boolean"}, "opt": {"type": "string"}}},
+            "command": [ECHO, "{n}", "{flag}", "--opt={opt}", "{{literal}}"]}
+    _, answer = run_once(cli, api, tmp_path, tool, "{'n': 5, 'flag': True}")
+    assert json.loads(answer["content"])["argv"] == ["5", "true", "--opt=", "{literal}"]
+
+
+# ------------------------------------------------------------------ what the model may send
+
+
+def test_nul_byte_in_an_argument_is_not_a_crash(cli, api, tmp_path):
+    # A model-chosen value with a NUL cannot be an argv element: that is the tool's error, not a crash.
+    tool = weather_tool()
+    result, answer = run_once(cli, api, tmp_path, tool, json.dumps({"location": "a\x00b"}))
+    assert "error" in json.loads(answer["content"])
+    assert not (tmp_path / "ran.log").exists()
+
+
+def test_big_arguments_to_a_tool_that_does_not_read_stdin_still_time_out(cli, api, tmp_path):
+    # The arguments go to stdin; a tool that never reads them must not hold the run past its timeout.
+    tool = weather_tool(command=[str(TOOLS / "nostdin.sh")], timeout=1)
+    started = time.monotonic()
+    result, answer = run_once(cli, api, tmp_path, tool, json.dumps({"location": "x" * 300000}))
+    elapsed = time.monotonic() - started
+    assert (tmp_path / "ran.marker").exists()
+    assert elapsed < 3, "a 1 s timeout took {:.1f}s".format(elapsed)
+    assert "error" in json.loads(answer["content"])
+
+
+def test_a_command_validate_accepts_also_runs(cli, api, tmp_path):
+    # A lone brace: either the loader rejects it (exit 2) or the run treats it as text; never a crash.
+    spec = write_spec(tmp_path, [{"name": "brace", "command": [ECHO, "a}b", "{{ok}}"]}])
+    checked = invoke(["tools", "validate", str(spec)])
+    if checked.exit_code == 2:
+        assert "a}b" in checked.stderr or "brace" in checked.stderr
+        return
+    assert checked.exit_code == 0
+    api.add(tool_calls_reply(("b", "brace", "{}")))
+    api.add(Completion("ok"))
+    result = cli("tools", "run", str(spec), "--yes", "go")
+    assert result.exit_code == 0, "validate said ok, the run failed: " + result.stderr
