@@ -32,6 +32,7 @@ ENVIRONMENT = [
     ("INTERN_TIMEOUT", "Seconds to wait for the server."),
     ("INTERN_MAX_RETRIES", "Retries on rate limits, 5xx replies and connection failures."),
     ("INTERNCLI_CONFIG_DIR", "The config directory."),
+    ("INTERNCLI_KEYRING_TIMEOUT", "Seconds a call to the OS keyring may take (default 10)."),
     ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "Proxy settings, as for any requests-based program."),
     ("REQUESTS_CA_BUNDLE, SSL_CERT_FILE", "CA certificates to trust."),
     ("NO_COLOR", "Turns colour off."),
@@ -72,7 +73,8 @@ def roff(text: str) -> str:
 
 
 def man_page(path: Tuple[str, ...], command: click.Command) -> str:
-    """One man page in roff."""
+    """One man page in roff: name, synopsis, description, options, sub-commands, then the
+    environment, files, exit status and examples every page carries."""
     name = "-".join(path)
     ctx = click.Context(command, info_name=" ".join(path))
     short = command.get_short_help_str(limit=80)
@@ -80,8 +82,11 @@ def man_page(path: Tuple[str, ...], command: click.Command) -> str:
              ".SH NAME", "{} \\- {}".format(roff(name), roff(short)),
              ".SH SYNOPSIS", ".B {}".format(roff(" ".join(path))), roff(" ".join(command.collect_usage_pieces(ctx))),
              ".SH DESCRIPTION"]
+    examples: List[str] = []
     for paragraph in inspect.cleandoc(command.help or short).split("\n\n"):
-        if paragraph.startswith("\b\n"):  # click's mark for a block kept as written
+        if paragraph.startswith("\b\nExamples:"):  # the command's own examples get their section
+            examples = [line.strip() for line in paragraph.splitlines()[2:] if line.strip()]
+        elif paragraph.startswith("\b\n"):  # click's mark for a block kept as written
             lines += [".PP", ".nf", roff(paragraph[2:]), ".fi"]
         else:
             lines += [".PP", roff(" ".join(paragraph.split()))]
@@ -92,24 +97,31 @@ def man_page(path: Tuple[str, ...], command: click.Command) -> str:
             record = param.get_help_record(ctx)
             if record:
                 lines += [".TP", ".B {}".format(roff(record[0])), roff(record[1] or "")]
+    if len(path) > 1:
+        lines += [".PP", "The global options of \\fBinterncli\\fR(1) (\\-b, \\-k, \\-\\-profile, "
+                  "\\-\\-timeout, \\-v, ...) go before the sub\\-command."]
     if isinstance(command, click.Group):
         lines.append(".SH COMMANDS")
         for sub in command.list_commands(ctx):
             lines += [".TP", ".B {}".format(roff(sub)),
                       "See \\fB{}\\fR(1).".format(roff("-".join(path + (sub,))))]
-    if len(path) == 1:
-        lines.append(".SH ENVIRONMENT")
-        for var, text in ENVIRONMENT:
-            lines += [".TP", ".B {}".format(roff(var)), roff(text)]
-        lines += [".SH FILES", ".TP", ".I $INTERNCLI_CONFIG_DIR/config.yaml",
-                  "Profiles: base_url, model, timeout, max_retries, proxy, ca_bundle "
-                  "(default directory: ~/.config/interncli)."]
-        lines.append(".SH EXIT STATUS")
-        for code, text in EXIT_STATUS:
-            lines += [".TP", ".B {}".format(code), roff(text)]
-        lines.append(".SH EXAMPLES")
-        for example in EXAMPLES:
-            lines += [".PP", ".nf", roff(example), ".fi"]
+    lines.append(".SH ENVIRONMENT")
+    for var, text in ENVIRONMENT:
+        lines += [".TP", ".B {}".format(roff(var)), roff(text)]
+    lines += [".SH FILES", ".TP", ".I $INTERNCLI_CONFIG_DIR/config.yaml",
+              roff("Profiles: base_url, model, models, timeout, max_retries, proxy, ca_bundle; and "
+                   "default_profile (the directory defaults to ~/.config/interncli)."),
+              ".TP", ".I $INTERNCLI_CONFIG_DIR/credentials.yaml",
+              roff("Tokens in plain text (mode 0600), written only by auth login --insecure-storage; "
+                   "otherwise the token is kept in the OS keyring (service interncli, user = profile).")]
+    lines.append(".SH EXIT STATUS")
+    for code, text in EXIT_STATUS:
+        lines += [".TP", ".B {}".format(code), roff(text)]
+    lines.append(".SH EXAMPLES")
+    for example in examples or EXAMPLES:
+        lines += [".PP", ".nf", roff(example), ".fi"]
+    if len(path) > 1:
+        lines += [".SH SEE ALSO", "\\fBinterncli\\fR(1)"]
     return "\n".join(lines) + "\n"
 
 

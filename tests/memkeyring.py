@@ -39,4 +39,8 @@ class HangingKeyring(KeyringBackend):
         threading.Event().wait()
         return None
 
-    set_password = delete_password = get_password  # type: ignore[assignment]
+    def set_password(self, service: str, username: str, password: str) -> None:
+        threading.Event().wait()
+
+    def delete_password(self, service: str, username: str) -> None:
+        threading.Event().wait()

@@ -162,3 +162,10 @@ def test_a_token_from_flag_or_env_never_asks_the_keyring():
     result = invoke(["-k", "flag-token-0004", "chat", "create", "-g", "user", "x", "--dry-run"],
                     env={"INTERNCLI_KEYRING_TIMEOUT": "30"})
     assert result.exit_code == 0 and "Bearer ***" in result.stdout
+
+
+def test_a_keyring_that_never_answers_does_not_hang_login_either():
+    keyring.set_keyring(HangingKeyring())
+    result = invoke(["auth", "login", "--with-token"], input="tok-123456789",
+                    env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
+    assert result.exit_code == 3 and "did not answer within 0.3s" in result.stderr
