@@ -317,6 +317,9 @@ def last_user_text(body: Any) -> str:
     return ""
 
 
+UNKNOWN_MODEL = "no-such-model"
+
+
 def default_reply(req: Recorded) -> Reply:
     """What the server answers when nothing is queued for the request's route."""
     if req.method == "GET" and req.route == MODELS_PATH:
@@ -326,6 +329,8 @@ def default_reply(req: Recorded) -> Reply:
     body = req.json
     if not isinstance(body, dict):
         return Json({"detail": "request body is not a JSON object"}, 400)
+    if body.get("model") == UNKNOWN_MODEL:  # as the service answers a model it does not have
+        return Json({"code": -20013, "msg": "Requested model does not exist"}, 400)
     text = last_user_text(body)
     n = body.get("n") if isinstance(body.get("n"), int) and body.get("n") > 1 else 1
     echoes = [f"echo: {text}"] if n == 1 else [f"echo {i}: {text}" for i in range(n)]
@@ -420,13 +425,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, api: APIServer) -> None:
+    def __init__(self, api: APIServer, port: int = 0) -> None:
         self.api = api
         self.stopping = threading.Event()
         self.open_sockets: set = set()
         self.reset_on_close: set = set()
         self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.sockets_lock:
@@ -457,12 +462,13 @@ class _HTTPServer(ThreadingHTTPServer):
 class APIServer:
     """The test server: bound at construction, serving between ``start()`` and ``stop()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """``port`` 0 (the default) lets the system choose a free port."""
         self.errors: List[str] = []  # tracebacks of server-side bugs; a fixture may assert it empty
         self._lock = threading.Lock()
         self._requests: List[Recorded] = []
         self._queues: Dict[Tuple[str, str], collections.deque] = {}
-        self._httpd = _HTTPServer(self)
+        self._httpd = _HTTPServer(self, port)
         self._thread: Optional[threading.Thread] = None
         self.port: int = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
