@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import inspect
+import os
+import shutil
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import keyring
@@ -64,11 +67,44 @@ def config_dir(isolated_env):
     return path
 
 
-@pytest.fixture
-def api():
-    """A fresh API server on 127.0.0.1 for one test."""
+@pytest.fixture(scope="module")
+def module_api():
+    """One API server for a whole module."""
     with APIServer() as server:
         yield server
+
+
+@pytest.fixture
+def api(request):
+    """The API server on 127.0.0.1 for one test: a fresh one, or, in a module that sets
+    SHARED_SERVER = True (starting a server per test would cost more than its tests), the
+    module's, emptied of queued replies and recorded requests."""
+    if not getattr(request.module, "SHARED_SERVER", False):
+        with APIServer() as server:
+            yield server
+        return
+    server = request.getfixturevalue("module_api")
+    server.reset()
+    yield server
+    assert server.errors == []
+    server.reset()
+
+
+def find_interncli() -> Optional[str]:
+    """The installed console script: the one beside this interpreter first (the environment
+    under test), else the first on PATH."""
+    search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    return shutil.which("interncli", path=search)
+
+
+@pytest.fixture(scope="module")
+def exe() -> str:
+    """The installed `interncli`, for tests that run it in a subprocess."""
+    path = find_interncli()
+    if path is None:
+        pytest.fail("the `interncli` command is not installed: run `pip install .[test]` first "
+                    "(these tests run the installed console script)", pytrace=False)
+    return path
 
 
 @dataclasses.dataclass

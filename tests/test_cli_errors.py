@@ -14,7 +14,6 @@ from typing import Optional, Tuple
 import pytest
 
 from tests.apiserver import (
-    APIServer,
     Completion,
     Drop,
     Hang,
@@ -45,21 +44,9 @@ SHAPES = {
 SHAPE_NAMES = sorted(SHAPES)
 
 
-@pytest.fixture(scope="module")
-def shared_api():
-    """One server for the whole module: starting and stopping one per test would cost more
-    than the tests themselves. Each test still starts with no queued reply and no request."""
-    with APIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(shared_api):
-    """Overrides conftest's ``api`` (and so the server the ``cli`` fixture talks to)."""
-    shared_api.reset()
-    yield shared_api
-    assert shared_api.errors == []
-    shared_api.reset()
+# One server for the whole module (see conftest.api); each test still starts with no queued
+# reply and no recorded request.
+SHARED_SERVER = True
 
 
 def body_of(shape: str, code, msg: str) -> dict:

@@ -40,20 +40,6 @@ PROCESS_TIMEOUT = 20.0
 # ------------------------------------------------------------------------------ helpers
 
 
-def _find_interncli() -> Optional[str]:
-    """The installed console script: the one beside this interpreter first (the environment
-    under test), else the first on PATH."""
-    search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    return shutil.which("interncli", path=search)
-
-
-@pytest.fixture(scope="module")
-def exe() -> str:
-    path = _find_interncli()
-    if path is None:
-        pytest.fail("the `interncli` command is not installed: run `pip install .[test]` first "
-                    "(these end-to-end tests run the installed console script)", pytrace=False)
-    return path
 
 
 def _env(**extra: str) -> Dict[str, str]:

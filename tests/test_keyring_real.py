@@ -35,19 +35,6 @@ OFFICIAL = "chat.intern-ai.org.cn"
 MISSING = [tool for tool in ("dbus-run-session", "gnome-keyring-daemon") if shutil.which(tool) is None]
 
 
-def _find_interncli() -> Optional[str]:
-    """The installed console script: the one beside this interpreter first, else on PATH."""
-    search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    return shutil.which("interncli", path=search)
-
-
-@pytest.fixture(scope="module")
-def exe() -> str:
-    path = _find_interncli()
-    if path is None:
-        pytest.fail("the `interncli` command is not installed: run `pip install -e .[test]` first",
-                    pytrace=False)
-    return path
 
 
 def _run_group(argv: List[str], env: Dict[str, str], timeout: float,

@@ -40,7 +40,7 @@ from tests.apiserver import (
     err_openai,
     stream_chunks,
 )
-from tests.conftest import SENTINEL, invoke
+from tests.conftest import SENTINEL, find_interncli, invoke
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What must not appear: the token, its header form, and its middle (a truncated or partly
@@ -158,16 +158,7 @@ def test_the_walk_finds_every_known_command():
 # ------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def shared_api():
-    with APIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(shared_api):
-    shared_api.reset()
-    yield shared_api
+SHARED_SERVER = True  # see conftest.api
 
 
 class Harness:
@@ -445,14 +436,9 @@ SITECUSTOMIZE = textwrap.dedent("""\
 """)
 
 
-def _find_interncli() -> Optional[str]:
-    search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    return shutil.which("interncli", path=search)
-
-
 @pytest.mark.parametrize("source", SOURCES)
 def test_the_installed_command_leaks_nothing_not_even_into_its_environment(api, tmp_path, isolated_env, source):
-    exe = _find_interncli()
+    exe = find_interncli()
     if exe is None:
         pytest.fail("the `interncli` command is not installed (pip install -e .)", pytrace=False)
     hooks = tmp_path / "hooks"
