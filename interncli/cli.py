@@ -80,7 +80,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
-    """interncli: the Intern ChatAPI (and private LMDeploy servers) from the command line.
+    """A command-line client for the Intern ChatAPI and private LMDeploy servers.
 
     Data goes to stdout, everything else to stderr; exit codes: 0 ok, 1 failure, 2 usage,
     3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.

@@ -76,7 +76,7 @@ def man_page(path: Tuple[str, ...], command: click.Command) -> str:
     """One man page in roff: name, synopsis, description, options, sub-commands, then the
     environment, files, exit status and examples every page carries."""
     name = "-".join(path)
-    ctx = click.Context(command, info_name=" ".join(path))
+    ctx = click.Context(command, info_name=" ".join(path), help_option_names=["-h", "--help"])
     short = command.get_short_help_str(limit=80)
     lines = ['.TH "{}" "1" "" "interncli {}" "User Commands"'.format(name.upper(), __version__),
              ".SH NAME", "{} \\- {}".format(roff(name), roff(short)),

@@ -11,6 +11,7 @@ import click
 from interncli import conversation
 from interncli.commands.common import (
     complete_models,
+    complete_roles,
     json_option,
     open_transport,
     pass_app,
@@ -33,7 +34,7 @@ def chat_options(f: Callable) -> Callable:
     """The flags of ``chat create``, shared with ``api chat.completions.create``."""
     options: List[Callable[[Callable], Callable]] = [
         click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
-                     type=(click.Choice(conversation.ROLES), str),
+                     type=(click.Choice(conversation.ROLES), str), shell_complete=complete_roles,
                      help="A message, repeatable, in order; CONTENT '-' reads stdin."),
         click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
                      help="Model [default: the profile's, else intern-latest]."),

@@ -76,6 +76,28 @@ def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str)
     return [name for name in dict.fromkeys(names) if name.startswith(incomplete)]
 
 
+def complete_roles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
+    """Roles for the first value of ``-g ROLE CONTENT``, nothing for the text. click tells a
+    completion function neither which of an option's values is being typed nor the words so
+    far, so the words are read back the way click's own shell classes read them."""
+    import os
+
+    from click.shell_completion import get_completion_class
+
+    from interncli.cli import cli
+    from interncli.conversation import ROLES
+
+    instruction = os.environ.get("_INTERNCLI_COMPLETE", "")
+    cls = get_completion_class(instruction.partition("_")[0])
+    if cls is None:
+        return []
+    args, _ = cls(cli, {}, "interncli", "_INTERNCLI_COMPLETE").get_completion_args()
+    starts = [i for i, word in enumerate(args) if word in ("-g", "--message")]
+    if not starts or len(args) - starts[-1] - 1 != 0:
+        return []
+    return [role for role in ROLES if role.startswith(incomplete)]
+
+
 def profile_option(f: Callable) -> Callable:
     """``--profile`` on a sub-command, the same as the global one (which it overrides)."""
 

@@ -15,7 +15,16 @@ def completion_script(shell: str) -> str:
 
     cls = get_completion_class(shell)
     assert cls is not None, shell
-    return cls(cli, {}, "interncli", "_INTERNCLI_COMPLETE").source()
+    source = cls(cli, {}, "interncli", "_INTERNCLI_COMPLETE").source()
+    if shell == "zsh":
+        # Autoloaded from fpath, click's script completes the first Tab but leaves the function
+        # `_interncli` (this file) in charge, which on the next Tab only registers and completes
+        # nothing: register the real function on the first call too.
+        source = source.replace(
+            "    # autoload from fpath, call function directly\n    _interncli_completion \"$@\"",
+            "    # autoload from fpath: register the real function, then complete\n"
+            "    compdef _interncli_completion interncli\n    _interncli_completion \"$@\"")
+    return source
 
 
 @click.command("completion")

@@ -12,6 +12,7 @@ import click
 from interncli import conversation
 from interncli.commands.common import (
     complete_models,
+    complete_roles,
     json_option,
     open_transport,
     pass_app,
@@ -74,7 +75,8 @@ def tools_list(spec: str, as_json: bool) -> None:
 @SPEC
 @click.argument("prompt", nargs=-1)
 @click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
-              type=(click.Choice(conversation.ROLES), str), help="A message, repeatable; CONTENT '-' reads stdin.")
+              type=(click.Choice(conversation.ROLES), str), shell_complete=complete_roles,
+              help="A message, repeatable; CONTENT '-' reads stdin.")
 @click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
               help="Model [default: the spec's, the profile's, intern-latest].")
 @click.option("--yes", is_flag=True, help="Approve every tool call without asking.")

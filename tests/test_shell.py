@@ -1,0 +1,662 @@
+"""Shell integration, for real: completion in bash, zsh and fish, the man pages under man-db, the
+files a ``pip install`` puts where shells and man look, and the README's way of enabling
+completion by hand.
+
+How each shell is driven:
+
+- bash: a script sources the completion script (``interncli completion bash``, or the committed
+  ``completions/interncli.bash``), finds the function ``complete -p interncli`` registered, sets
+  COMP_WORDS, COMP_CWORD, COMP_LINE and COMP_POINT as bash does for a partial line, calls the
+  function and prints COMPREPLY. ``compopt`` only works inside a completion bash itself started,
+  so the script records what the function asks of it; ``-o default`` (click's answer for a file
+  argument) is then answered as readline would, with ``compgen -f``. The README test then
+  presses Tab in a real interactive bash on a pseudo-terminal.
+- zsh: ``zsh -n`` on both scripts, and a real completion: an interactive ``zsh -f`` on a
+  pseudo-terminal with ``compinit`` and the script (on ``fpath``, as ``_interncli``, the way the
+  README and ``share/zsh/site-functions`` install it; or sourced), where Tab is pressed after a
+  partial line. What zsh did is read back from files written by key bindings (the line after
+  completion, and the matches given to ``compadd``), never scraped from the screen.
+- fish: ``complete -C LINE``, which prints what fish would offer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pathlib
+import pty
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+
+import click
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COMMITTED = {"bash": ROOT / "completions" / "interncli.bash", "zsh": ROOT / "completions" / "_interncli",
+             "fish": ROOT / "completions" / "interncli.fish"}
+ROLES = {"system", "user", "assistant", "tool"}
+SENTINEL = "sk-SENTINEL-shell-completion-42"
+CONFIG = """\
+profiles:
+  local: {base_url: "http://127.0.0.1:23333/v1", model: m-local, models: [m-one, m-two]}
+  work: {model: intern-s1}
+"""
+PROFILES = {"default", "local", "work"}
+MODELS = {"m-local", "m-one", "m-two"}
+
+
+def interncli_dir() -> str:
+    """The folder of the interncli console script: beside this Python first, then on PATH."""
+    beside = pathlib.Path(sys.executable).parent / "interncli"
+    if beside.exists():
+        return str(beside.parent)
+    found = shutil.which("interncli")
+    if found is None:
+        pytest.fail("the interncli command is neither beside {} nor on PATH: pip install -e . first".format(
+            sys.executable))
+    return os.path.dirname(found)
+
+
+def need(program: str) -> None:
+    if shutil.which(program) is None:
+        pytest.skip("{} is not installed (.ci/run installs it with apt)".format(program))
+
+
+class Workspace(NamedTuple):
+    cwd: pathlib.Path
+    env: Dict[str, str]
+    tmp: pathlib.Path
+
+
+@pytest.fixture
+def ws(tmp_path, config_dir) -> Workspace:
+    """A config with profiles (one listing models), files to complete in the current folder, and
+    the isolated environment with interncli first on PATH."""
+    (config_dir / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    for name in ("spec.yaml", "talk.json", "photo.png"):
+        (cwd / name).write_text("x", encoding="utf-8")
+    env = dict(os.environ)
+    env["PATH"] = interncli_dir() + os.pathsep + env.get("PATH", "")
+    env.pop("_INTERNCLI_COMPLETE", None)
+    env["TERM"] = "xterm"
+    return Workspace(cwd, env, tmp_path)
+
+
+# -- bash -------------------------------------------------------------------------------------------
+
+# $1: the shell code that loads the completion; $2: the partial command line, cursor at its end.
+BASH_HARNESS = r'''
+eval "$1" || { echo "loading the completion failed" >&2; exit 97; }
+spec=$(complete -p interncli) || { echo "no completion registered for interncli" >&2; exit 98; }
+func=${spec##*-F }; func=${func%% *}
+asked=
+compopt() { local IFS=' '; asked="$asked $*"; }   # the builtin works only in a completion bash started
+line=$2
+COMP_LINE=$line; COMP_POINT=${#line}; COMP_TYPE=9; COMP_KEY=9
+read -ra COMP_WORDS <<< "$line"
+[[ -z $line || $line == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+cur=${COMP_WORDS[COMP_CWORD]}
+COMPREPLY=()
+"$func" interncli "$cur" "${COMP_WORDS[COMP_CWORD-1]}"
+for reply in "${COMPREPLY[@]}"; do printf '%s\n' "$reply"; done
+if [[ ${#COMPREPLY[@]} -eq 0 ]]; then   # what readline does for -o default / -o dirnames
+    [[ $asked == *"-o default"* ]] && compgen -f -- "$cur"
+    [[ $asked == *"-o dirnames"* ]] && compgen -d -- "$cur"
+fi
+exit 0
+'''
+
+BASH_LOADERS = {
+    "generated": "source <(interncli completion bash)",
+    "committed": "source " + shlex.quote(str(COMMITTED["bash"])),
+}
+
+
+def bash_complete(load: str, line: str, ws: Workspace, env: Optional[Dict[str, str]] = None) -> List[str]:
+    """What bash offers for ``line`` once ``load`` has run."""
+    need("bash")
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", BASH_HARNESS, "harness", load, line],
+                          cwd=str(ws.cwd), env=env or ws.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, "bash harness failed ({}):\n{}".format(done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout.splitlines()
+
+
+class Case(NamedTuple):
+    line: str
+    expected: Set[str]
+    exact: bool = True  # else: expected is a subset of what is offered
+
+
+CASES = [
+    Case("interncli ch", {"chat"}),
+    Case("interncli chat ", {"create"}, exact=False),
+    Case("interncli chat create --str", {"--stream"}),
+    Case("interncli --ti", {"--timeout"}),
+    Case("interncli chat create -g u", {"user"}),
+    Case("interncli chat create -g user hi -g a", {"assistant"}),
+    Case("interncli chat create -g user ", set()),  # the content is free text: no roles offered
+    Case("interncli --profile local chat create -m m-", MODELS),
+    Case("interncli --profile local tools run spec.yaml -m m-", MODELS),
+    Case("interncli chat create -m ", {"intern-latest"}),  # the default profile names no models
+    Case("interncli --profile ", PROFILES),
+    Case("interncli --profile l", {"local"}),
+    Case("interncli config set --profile w", {"work"}),
+    Case("interncli chat create --tools sp", {"spec.yaml"}),
+    Case("interncli chat create --conversation ta", {"talk.json"}),
+    Case("interncli chat create --image ph", {"photo.png"}),
+    Case("interncli completion ", {"bash", "fish", "zsh"}),
+]
+
+
+def check(case: Case, offered: Sequence[str]) -> None:
+    got = set(offered)
+    assert len(got) == len(offered), "offered twice: {}".format(offered)
+    if case.exact:
+        assert got == case.expected, "{!r}: expected {}, got {}".format(case.line, sorted(case.expected), offered)
+    else:
+        assert case.expected <= got, "{!r}: expected {} among {}".format(case.line, sorted(case.expected), offered)
+
+
+@pytest.mark.parametrize("loader", sorted(BASH_LOADERS))
+@pytest.mark.parametrize("case", CASES, ids=[c.line for c in CASES])
+def test_bash_completes(ws, loader, case):
+    check(case, bash_complete(BASH_LOADERS[loader], case.line, ws))
+
+
+def test_bash_models_follow_the_profile_chosen_by_environment_or_config(ws, config_dir):
+    env = dict(ws.env, INTERN_PROFILE="local")
+    assert set(bash_complete(BASH_LOADERS["generated"], "interncli chat create -m m-", ws, env)) == MODELS
+    (config_dir / "config.yaml").write_text("default_profile: work\n" + CONFIG, encoding="utf-8")
+    assert bash_complete(BASH_LOADERS["generated"], "interncli chat create -m intern-s", ws) == ["intern-s1"]
+
+
+def test_model_completion_asks_no_server(ws):
+    """-m is completed from the config alone: nothing connects to the base URL, token or not."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.setblocking(False)
+        url = "http://127.0.0.1:{}/v1".format(server.getsockname()[1])
+        env = dict(ws.env, INTERN_API_KEY=SENTINEL, INTERN_BASE_URL=url)
+        load = BASH_LOADERS["generated"]
+        assert bash_complete(load, "interncli -b {} chat create -m ".format(url), ws, env) == ["intern-latest"]
+        assert set(bash_complete(load, "interncli --profile local -b {} chat create -m m-".format(url),
+                                 ws, env)) == MODELS
+        assert set(bash_complete(load, "interncli --profile local chat create -m m-", ws, env)) == MODELS
+        time.sleep(0.05)
+        with pytest.raises(BlockingIOError):
+            peer = server.accept()
+            pytest.fail("completion connected to the server: {}".format(peer))
+
+
+def test_completion_does_not_import_requests_or_keyring(ws):
+    """Completion runs on every Tab: it must start light (no HTTP or keyring stack)."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: sys.stderr.write('LOADED %s\\n' % sorted(\n"
+            "    m for m in ('requests', 'urllib3', 'keyring') if m in sys.modules)))\n"
+            "from interncli.cli import main\n"
+            "sys.argv = ['interncli']\n"
+            "main()\n")
+    env = dict(ws.env, _INTERNCLI_COMPLETE="bash_complete", INTERN_API_KEY=SENTINEL,
+               COMP_WORDS="interncli --profile local chat create -m m-", COMP_CWORD="6")
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(ws.cwd), env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert {"plain," + m for m in MODELS} <= set(done.stdout.splitlines())
+    assert "LOADED []" in done.stderr, done.stderr
+
+
+# -- fish -------------------------------------------------------------------------------------------
+
+FISH_LOADERS = {
+    "generated": "interncli completion fish | source",
+    "committed": "source " + shlex.quote(str(COMMITTED["fish"])),
+}
+FISH_CASES = [
+    Case("interncli ch", {"chat"}),
+    Case("interncli chat ", {"create"}, exact=False),
+    Case("interncli chat create --str", {"--stream"}),
+    Case("interncli --ti", {"--timeout"}),
+    Case("interncli --profile local chat create -m m-", MODELS),
+    Case("interncli --profile l", {"local"}),
+    Case("interncli chat create --tools sp", {"spec.yaml"}),
+    Case("interncli completion ", {"bash", "fish", "zsh"}),
+]
+
+
+def fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def fish_complete(load: str, line: str, ws: Workspace, env: Optional[Dict[str, str]] = None) -> List[str]:
+    """What ``complete -C`` says fish would offer for ``line`` (descriptions dropped)."""
+    need("fish")
+    script = "{}\ncomplete -C {}".format(load, fish_quote(line)) if load else "complete -C " + fish_quote(line)
+    done = subprocess.run(["fish", "-c", script], cwd=str(ws.cwd), env=env or ws.env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return [item.split("\t", 1)[0] for item in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("loader", sorted(FISH_LOADERS))
+@pytest.mark.parametrize("case", FISH_CASES, ids=[c.line for c in FISH_CASES])
+def test_fish_completes(ws, loader, case):
+    check(case, fish_complete(FISH_LOADERS[loader], case.line, ws))
+
+
+# -- a shell on a pseudo-terminal -----------------------------------------------------------------
+
+class Typed(NamedTuple):
+    buffer: str  # the command line after Tab
+    matches: List[str]  # what the completion offered (zsh only: the words given to compadd)
+
+
+# Bindings for an interactive shell under test: Ctrl-T writes the line being edited (and, in zsh,
+# the matches compadd was given) to $OUT/<n>, then clears the line; in zsh, Tab also says when
+# the completion is over ($OUT/completed), so that no key is typed ahead of it.
+BASH_BINDINGS = r'''
+__n=0
+__dump() {
+  printf 'BUFFER:%s\n' "$READLINE_LINE" > "$OUT/tmp"; mv "$OUT/tmp" "$OUT/$((++__n))"
+  READLINE_LINE=; READLINE_POINT=0
+}
+bind -x '"\C-t": __dump'
+: > "$OUT/ready"
+'''
+ZSH_BINDINGS = r'''
+compadd() {
+  if (( ${@[(I)-[OAD]*]} )); then builtin compadd "$@"; return; fi
+  local -a __hits
+  builtin compadd -O __hits "$@"
+  (( $#__hits )) && print -rl -- $__hits >> $OUT/matches
+  builtin compadd "$@"
+}
+integer __n=0
+__dump() {
+  (( __n++ ))
+  { print -r -- "BUFFER:$BUFFER"; [[ -f $OUT/matches ]] && cat $OUT/matches } >| $OUT/tmp
+  rm -f $OUT/matches; mv $OUT/tmp $OUT/$__n
+  BUFFER=
+}
+zle -N __dump
+bindkey '^T' __dump
+__tab() { zle complete-word; : >| $OUT/completed }
+zle -N __tab
+bindkey '^I' __tab
+: >| $OUT/ready
+'''
+
+
+def type_tab(argv: List[str], env: Dict[str, str], cwd: pathlib.Path, out: pathlib.Path, setup: str,
+             lines: Sequence[str], wait_completed: bool, timeout: float = 20.0) -> List[Typed]:
+    """Start an interactive shell on a pseudo-terminal, run ``setup`` (which must bind the keys
+    above), then type each line followed by Tab, and return what the shell made of each."""
+    out.mkdir()
+    script = out / "setup.sh"
+    script.write_text(setup, encoding="utf-8")
+    env = dict(env, OUT=str(out))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=str(cwd), env=env,
+                            preexec_fn=controlling_terminal)
+    os.close(slave)
+    screen = bytearray()
+    stop = threading.Event()
+
+    def drain() -> None:  # a full pty would block the shell
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                screen.extend(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+
+    def wait_for(path: pathlib.Path) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode("utf-8", "replace"))
+                raise AssertionError("{} never came ({}); the terminal showed:\n{}".format(
+                    path.name, "shell exited" if proc.poll() is not None else "timed out", text[-3000:]))
+            time.sleep(0.01)
+
+    typed = []
+    try:
+        os.write(master, "source {}\n".format(shlex.quote(str(script))).encode())
+        wait_for(out / "ready")
+        for number, line in enumerate(lines, 1):
+            if wait_completed:
+                os.write(master, (line + "\t").encode())
+                wait_for(out / "completed")
+                (out / "completed").unlink()
+                os.write(master, b"\x14")
+            else:  # readline completes before it reads the next key
+                os.write(master, (line + "\t\x14").encode())
+            wait_for(out / str(number))
+            first, *rest = (out / str(number)).read_text(encoding="utf-8").splitlines()
+            typed.append(Typed(first[len("BUFFER:"):], rest))
+        os.write(master, b"exit\n")
+        proc.wait(timeout=5)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reader.join(1)
+        os.close(master)
+    return typed
+
+
+class TabCase(NamedTuple):
+    line: str
+    after: str  # the line after Tab
+    matches: Optional[Set[str]] = None  # what compadd was given, where it says more than the line
+
+
+# Several Tabs in one session: each must work, not only the first.
+TAB_CASES = [
+    TabCase("interncli ch", "interncli chat ", {"chat"}),
+    TabCase("interncli --profile local chat create -m m-", "interncli --profile local chat create -m m-", MODELS),
+    TabCase("interncli chat create --str", "interncli chat create --stream "),
+    TabCase("interncli --profile lo", "interncli --profile local "),
+    TabCase("interncli chat create --tools sp", "interncli chat create --tools spec.yaml "),
+    TabCase("interncli completion ", "interncli completion ", {"bash", "fish", "zsh"}),
+    TabCase("interncli --profile local chat create -m m-l", "interncli --profile local chat create -m m-local "),
+]
+
+
+def check_tabs(cases: Sequence[TabCase], typed: Sequence[Typed]) -> None:
+    wrong = []
+    for number, (case, got) in enumerate(zip(cases, typed), 1):
+        if got.buffer != case.after or (case.matches is not None and set(got.matches) != case.matches):
+            wrong.append("Tab #{} after {!r}: line became {!r} (expected {!r}), matches {}{}".format(
+                number, case.line, got.buffer, case.after, got.matches or "[] (nothing offered)",
+                "" if case.matches is None else " (expected {})".format(sorted(case.matches))))
+    assert not wrong, "\n".join(wrong)
+
+
+# -- zsh --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["generated", "committed"])
+def test_zsh_script_parses(ws, source):
+    need("zsh")
+    if source == "generated":
+        path = ws.tmp / "_interncli"
+        path.write_text(subprocess.run(["interncli", "completion", "zsh"], env=ws.env, capture_output=True,
+                                       text=True, check=True).stdout, encoding="utf-8")
+    else:
+        path = COMMITTED["zsh"]
+    done = subprocess.run(["zsh", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    assert path.read_text(encoding="utf-8").startswith("#compdef interncli\n")
+
+
+@pytest.mark.parametrize("how", ["fpath", "source"])
+def test_zsh_completes_on_tab(ws, how):
+    """A real zsh: ``zsh -f -i`` on a pseudo-terminal, ``compinit``, and Tab pressed after each
+    partial line. ``fpath``: the committed ``_interncli`` in a folder on fpath, which is how the
+    README and ``share/zsh/site-functions`` install it; ``source``: ``source <(interncli completion
+    zsh)`` after compinit."""
+    need("zsh")
+    functions = ws.tmp / "site-functions"
+    functions.mkdir()
+    if how == "fpath":
+        shutil.copy(str(COMMITTED["zsh"]), str(functions / "_interncli"))
+        load = "fpath=({} $fpath)\nautoload -Uz compinit && compinit -u -d $OUT/zcompdump\n".format(
+            shlex.quote(str(functions)))
+    else:
+        load = "autoload -Uz compinit && compinit -u -d $OUT/zcompdump\nsource <(interncli completion zsh)\n"
+    typed = type_tab(["zsh", "-f", "-i"], ws.env, ws.cwd, ws.tmp / "out", load + ZSH_BINDINGS,
+                     [c.line for c in TAB_CASES], wait_completed=True)
+    check_tabs(TAB_CASES, typed)
+
+
+# -- man pages --------------------------------------------------------------------------------------
+
+SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES")
+MAN_PAGES = sorted((ROOT / "man").glob("*.1"))
+
+
+def click_tree(command: click.Command, path: Tuple[str, ...] = ("interncli",)) -> Iterator[Tuple[str, ...]]:
+    yield path
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=path[-1])
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, name
+            yield from click_tree(sub, path + (name,))
+
+
+def man_env() -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MANPATH", "MANPAGER", "PAGER", "MANOPT")}
+    env.update(MANWIDTH="80", LC_ALL="C.UTF-8")
+    return env
+
+
+def test_one_man_page_per_command():
+    from interncli.cli import cli
+
+    expected = {"-".join(path) + ".1" for path in click_tree(cli)}
+    assert "interncli.1" in expected and "interncli-chat-create.1" in expected
+    assert {p.name for p in MAN_PAGES} == expected
+
+
+@pytest.mark.parametrize("page", MAN_PAGES, ids=[p.name for p in MAN_PAGES])
+def test_man_page_renders_without_warnings(page):
+    need("man")
+    done = subprocess.run(["man", "--warnings", "-P", "cat", "-l", str(page)], env=man_env(), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "man --warnings complained about {}:\n{}".format(page.name, done.stderr)
+    headings = set(done.stdout.splitlines())
+    missing = [s for s in SECTIONS if s not in headings]
+    assert not missing, "{} lacks {}".format(page.name, missing)
+    name = page.name[:-len(".1")]
+    assert re.search(r"^NAME\n\s+{}\s+-\s+\S".format(re.escape(name)), done.stdout, flags=re.M), done.stdout[:400]
+    if shutil.which("lexgrog"):  # what mandb reads for whatis and apropos
+        whatis = subprocess.run(["lexgrog", str(page)], env=man_env(), capture_output=True, text=True, timeout=30)
+        assert whatis.returncode == 0 and '"{} - '.format(name) in whatis.stdout, whatis.stdout + whatis.stderr
+
+
+# -- a real install ---------------------------------------------------------------------------------
+
+DATA_DIRS = {"bash": "share/bash-completion/completions", "zsh": "share/zsh/site-functions",
+             "fish": "share/fish/vendor_completions.d"}
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> pathlib.Path:
+    """interncli installed by pip (without its dependencies) into a fresh venv."""
+    base = tmp_path_factory.mktemp("install")
+    source = base / "src"
+    shutil.copytree(str(ROOT), str(source), ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*cache", "bench"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HOME=str(base), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    target = base / "venv"
+    started = time.monotonic()
+    made = subprocess.run([sys.executable, "-m", "venv", str(target)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    if made.returncode != 0:
+        pytest.skip("python -m venv failed: " + made.stderr[-500:])
+    pip = [str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps"]
+    # Offline first (the venv's setuptools may build wheels by itself); else pip fetches the
+    # build requirements (setuptools, wheel) from the configured index.
+    tries = [pip + ["--no-build-isolation", "--no-index", str(source)], pip + [str(source)]]
+    errors = []
+    for argv in tries:
+        left = 45 - (time.monotonic() - started)
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=max(left, 5))
+        except subprocess.TimeoutExpired:
+            errors.append("{}: timed out".format(" ".join(argv[3:])))
+            break
+        if done.returncode == 0:
+            return target
+        errors.append("{}: {}".format(" ".join(argv[3:]), (done.stdout + done.stderr).strip()[-400:]))
+    pytest.skip("cannot pip install into a fresh venv here (no index for the build requirements?):\n"
+                + "\n".join(errors))
+
+
+def test_install_puts_completions_and_man_pages_where_they_are_looked_for(venv):
+    for shell, folder in DATA_DIRS.items():
+        installed = venv / folder / COMMITTED[shell].name
+        assert installed.is_file(), "{} is not installed in {}".format(COMMITTED[shell].name, folder)
+        assert installed.read_bytes() == COMMITTED[shell].read_bytes()
+    installed_man = {p.name for p in (venv / "share" / "man" / "man1").glob("*.1")}
+    assert installed_man == {p.name for p in MAN_PAGES}
+
+
+def test_man_finds_the_installed_pages_from_path(venv):
+    """man-db looks in <dir>/../share/man for each <dir> on PATH: no MANPATH needed."""
+    need("man")
+    env = dict(man_env(), PATH=str(venv / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    where = subprocess.run(["man", "-w", "interncli"], env=env, capture_output=True, text=True, timeout=30)
+    assert where.returncode == 0, where.stderr
+    assert pathlib.Path(where.stdout.strip()).resolve() == (venv / "share/man/man1/interncli.1").resolve()
+    for name, synopsis in (("interncli", "interncli [OPTIONS] COMMAND"),
+                           ("interncli-chat-create", "interncli chat create")):
+        page = subprocess.run(["man", "-P", "cat", name], env=env, capture_output=True, text=True, timeout=30)
+        assert page.returncode == 0 and synopsis in page.stdout, page.stderr
+
+
+def test_fish_finds_the_installed_completion(venv, ws):
+    """fish reads vendor_completions.d under each of XDG_DATA_DIRS, as for any packaged program."""
+    need("fish")
+    system_only = dict(ws.env, XDG_DATA_DIRS="/usr/local/share:/usr/share")
+    assert "chat" not in fish_complete("", "interncli ch", ws, system_only), "fish knew interncli before the install"
+    env = dict(ws.env, XDG_DATA_DIRS=os.pathsep.join([str(venv / "share"), "/usr/local/share", "/usr/share"]))
+    assert fish_complete("", "interncli ch", ws, env) == ["chat"]
+    assert set(fish_complete("", "interncli --profile local chat create -m m-", ws, env)) == MODELS
+
+
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+
+
+def test_bash_completion_loads_the_installed_script(venv, ws):
+    """bash-completion's on-demand loader finds share/bash-completion/completions/interncli.bash
+    under XDG_DATA_DIRS, as it would for a packaged program."""
+    need("bash")
+    if not os.path.exists(BASH_COMPLETION):
+        pytest.skip("bash-completion is not installed (apt package bash-completion)")
+    env = dict(ws.env, XDG_DATA_DIRS=os.pathsep.join([str(venv / "share"), "/usr/local/share", "/usr/share"]))
+    load = "source {} && __load_completion interncli".format(BASH_COMPLETION)
+    assert bash_complete(load, "interncli ch", ws, env) == ["chat"]
+    assert set(bash_complete(load, "interncli --profile local chat create -m m-", ws, env)) == MODELS
+
+
+# -- the README ---------------------------------------------------------------------------------------
+
+FENCE = re.compile(r"^```([A-Za-z]*)\n(.*?)^```", re.S | re.M)
+SHELL_OF = {"sh": "bash", "bash": "bash", "shell": "bash", "zsh": "zsh", "fish": "fish"}
+
+
+def readme_completion_blocks() -> Dict[str, List[str]]:
+    """The code blocks of the README's section about completion, by shell."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    sections = re.split(r"^(?=## )", text, flags=re.M)
+    found = [s for s in sections if s.startswith("## ") and "completion" in s.splitlines()[0].lower()]
+    if not found:
+        pytest.fail("README.md has no section about shell completion: add a '## ...completion...' section "
+                    "that tells how to enable it by hand (bash, zsh, fish)")
+    blocks: Dict[str, List[str]] = {}
+    for lang, code in FENCE.findall(found[0]):
+        if lang in SHELL_OF:
+            blocks.setdefault(SHELL_OF[lang], []).append(code)
+    return blocks
+
+
+def reader(ws: Workspace) -> Tuple[pathlib.Path, Dict[str, str]]:
+    """A fresh home for someone following the README."""
+    home = ws.tmp / "reader"
+    home.mkdir()
+    env = dict(ws.env, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local" / "share"))
+    env.pop("ZDOTDIR", None)
+    return home, env
+
+
+def run_block(argv: List[str], code: str, ws: Workspace, env: Dict[str, str]) -> None:
+    done = subprocess.run(argv + [code], cwd=str(ws.cwd), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, "the README's block failed:\n{}\n{}{}".format(code, done.stdout, done.stderr)
+
+
+README_TABS = [
+    TabCase("interncli ch", "interncli chat "),
+    TabCase("interncli chat create --tools sp", "interncli chat create --tools spec.yaml "),
+    TabCase("interncli --profile local chat create -m m-l", "interncli --profile local chat create -m m-local "),
+    TabCase("interncli --profile lo", "interncli --profile local "),
+]
+
+
+def test_readme_enables_completion_in_bash(ws):
+    """The README's bash lines, run as written; then its eval line makes this session complete,
+    and Tab completes in a fresh interactive bash."""
+    need("bash")
+    blocks = readme_completion_blocks().get("bash")
+    assert blocks, "the README's completion section has no ```sh block for bash"
+    home, env = reader(ws)
+    for code in blocks:
+        run_block(["bash", "-e", "-c"], code, ws, env)
+    evals = [line for code in blocks for line in code.splitlines() if line.lstrip().startswith("eval ")]
+    assert evals, "the README shows no eval line to enable completion in the current bash"
+    assert bash_complete("\n".join(evals), "interncli ch", ws, env) == ["chat"]
+    typed = type_tab(["bash", "-i"], env, ws.cwd, ws.tmp / "out", BASH_BINDINGS,
+                     [c.line for c in README_TABS], wait_completed=False)
+    check_tabs(README_TABS, typed)
+
+
+def test_readme_enables_completion_in_zsh(ws):
+    """The README's zsh lines, run as written; then Tab completes in a fresh interactive zsh."""
+    need("zsh")
+    blocks = readme_completion_blocks().get("zsh")
+    if not blocks:
+        pytest.skip("the README's completion section has no zsh block")
+    home, env = reader(ws)
+    for code in blocks:
+        run_block(["zsh", "-e", "-c"], code, ws, env)
+    typed = type_tab(["zsh", "-i"], env, ws.cwd, ws.tmp / "out", ZSH_BINDINGS,
+                     [c.line for c in README_TABS], wait_completed=True)
+    check_tabs(README_TABS, typed)
+
+
+def test_readme_enables_completion_in_fish(ws):
+    """The README's fish lines, run as written; then a fresh fish completes."""
+    need("fish")
+    blocks = readme_completion_blocks().get("fish")
+    if not blocks:
+        pytest.skip("the README's completion section has no fish block")
+    home, env = reader(ws)
+    for code in blocks:
+        run_block(["fish", "-c"], code, ws, env)
+    assert fish_complete("", "interncli ch", ws, env) == ["chat"]
+    assert set(fish_complete("", "interncli --profile local chat create -m m-", ws, env)) == MODELS
