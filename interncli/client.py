@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
@@ -15,23 +14,24 @@ MODELS_PATH = "models"
 IMAGE_LIMIT = 20 * 1024 * 1024
 
 
-@dataclasses.dataclass
 class ChatRequest:
-    """What the user asked for; only the fields that were set reach the request body."""
+    """What the user asked for; only the fields that were set reach the request body.
+    (A plain class: a dataclass costs a millisecond of start-up on every request.)"""
 
-    model: str
-    messages: List[Dict[str, Any]]
-    n: Optional[int] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    max_tokens: Optional[int] = None
-    stop: Sequence[str] = ()
-    stream: bool = False
-    thinking: bool = False
-    tools: Optional[List[Dict[str, Any]]] = None
-    tool_choice: Optional[str] = None
-    # The openai CLI always sends "stream"; its alias does too, so the bodies match.
-    always_send_stream: bool = False
+    __slots__ = ("model", "messages", "n", "temperature", "top_p", "max_tokens", "stop", "stream",
+                 "thinking", "tools", "tool_choice", "always_send_stream")
+
+    def __init__(self, model: str, messages: List[Dict[str, Any]], *, n: Optional[int] = None,
+                 temperature: Optional[float] = None, top_p: Optional[float] = None,
+                 max_tokens: Optional[int] = None, stop: Sequence[str] = (), stream: bool = False,
+                 thinking: bool = False, tools: Optional[List[Dict[str, Any]]] = None,
+                 tool_choice: Optional[str] = None, always_send_stream: bool = False) -> None:
+        self.model, self.messages, self.n = model, messages, n
+        self.temperature, self.top_p, self.max_tokens = temperature, top_p, max_tokens
+        self.stop, self.stream, self.thinking = stop, stream, thinking
+        self.tools, self.tool_choice = tools, tool_choice
+        # The openai CLI always sends "stream"; its alias does too, so the bodies match.
+        self.always_send_stream = always_send_stream
 
 
 def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
