@@ -100,7 +100,16 @@ def _config_dir() -> str:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """The console script: run the command and exit with the contract's exit code."""
+    import signal
+
+    # A cancelled CI job sends SIGTERM: unwind like Ctrl-C does, so that a running tool's
+    # process group is stopped too, and exit as a terminated process would (143).
+    signal.signal(signal.SIGTERM, _terminated)
     sys.exit(run(argv))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(argv: Optional[List[str]] = None) -> int:
@@ -168,5 +177,6 @@ def _report_click_error(exc: click.ClickException, app: AppContext) -> int:
 
     ctx = getattr(exc, "ctx", None)
     hint = "Try '{} --help' for help.".format(ctx.command_path if ctx is not None else "interncli")
-    report_error(UsageError(exc.format_message(), hint=hint), sys.stderr, as_json=app.json_errors)
+    # click quotes the words it did not expect, and a token pasted in the wrong place is one.
+    report_error(UsageError(app.redact(exc.format_message()), hint=hint), sys.stderr, as_json=app.json_errors)
     return int(ExitCode.USAGE)

@@ -117,7 +117,7 @@ def parse_arguments(arguments: Any) -> Any:
         return arguments
     try:
         return json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     import ast  # only for the Python-literal form: ast is slow to import
 
@@ -185,7 +185,7 @@ def load_json(body: bytes, what: str) -> Any:
     """A JSON reply body, or a clear error showing the start of what came instead."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
 
@@ -331,7 +331,7 @@ def _event_object(data: str, event: str) -> Dict[str, Any]:
     """The chunk an event carries; an error it carries is raised."""
     try:
         obj = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True) from None
     err = error_from_object(obj)
     if err is not None or event == "error":
@@ -347,7 +347,7 @@ def _raise_stray(text: str) -> None:
         return
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         obj = None
     err = error_from_object(obj) if obj is not None else None
     if isinstance(err, InternCliError):

@@ -28,7 +28,7 @@ def load_messages(path: str) -> List[Dict[str, Any]]:
         return []
     try:
         messages = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UsageError("conversation {} is not valid JSON: {}".format(path, exc),
                          hint="It must hold a JSON list of messages; move it away to start afresh.") from exc
     if not isinstance(messages, list) or not all(

@@ -197,7 +197,7 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> InternCli
 
     try:
         obj = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         obj = None
     err = error_from_object(obj, status) if obj is not None else None
     if err is not None:

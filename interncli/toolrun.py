@@ -21,6 +21,7 @@ OUTPUT_LIMIT = 64 * 1024
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_TURNS = 8
 TRUNCATED = "\n[output truncated at 64 KiB]"
+PIPE_GRACE = 0.5  # seconds the output may take to arrive after the tool has exited
 
 
 class ToolCall:
@@ -28,9 +29,9 @@ class ToolCall:
 
     __slots__ = ("id", "name", "raw_arguments", "arguments", "problem")
 
-    def __init__(self, call: Dict[str, Any]) -> None:
+    def __init__(self, call: Dict[str, Any], fallback_id: str) -> None:
         function = call.get("function") or {}
-        self.id = str(call.get("id") or "")
+        self.id = str(call.get("id") or fallback_id)
         self.name = str(function.get("name") or "")
         self.raw_arguments = function.get("arguments", "")
         parsed = parse_arguments(self.raw_arguments if self.raw_arguments not in (None, "") else "{}")
@@ -97,6 +98,19 @@ def fill_argv(command: List[str], arguments: Mapping[str, Any]) -> List[str]:
     return argv
 
 
+def option_like(command: List[str], arguments: Mapping[str, Any]) -> Optional[str]:
+    """Why a value may not fill its argv element: one that is a whole element and starts with
+    "-" could be taken by the program as an option (``sort -o FILE``), so it is refused."""
+    for template in command[1:]:
+        parsed = list(string.Formatter().parse(template))
+        if len(parsed) == 1 and not parsed[0][0] and parsed[0][1] is not None:
+            value = _as_text(arguments.get(parsed[0][1]))
+            if value.startswith("-"):
+                return "the value of {!r} starts with '-', so the program could take it as an option".format(
+                    parsed[0][1])
+    return None
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -115,10 +129,15 @@ def tool_environment(environ: Mapping[str, str], secrets: List[str]) -> Dict[str
 
 def _drain(stream: IO[bytes], keep: List[bytes], counter: List[int]) -> None:
     """Read a pipe to its end, keeping the first OUTPUT_LIMIT+1 bytes: a flood costs no memory,
-    and the tool never blocks on a full pipe."""
+    and the tool never blocks on a full pipe. os.read returns what is there, so output written
+    before a child took the pipe over is not held back waiting for a full buffer."""
+    fd = stream.fileno()
     kept = 0
     while True:
-        block = stream.read(65536)
+        try:
+            block = os.read(fd, 65536)
+        except OSError:
+            return
         if not block:
             return
         counter[0] += len(block)
@@ -162,9 +181,16 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], cwd: str, env: Dict[str, str]
     except subprocess.TimeoutExpired:
         run.timed_out = True
         run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job: the tool must not outlive us
         _kill_group(proc)
+        raise
+    # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
+    # stopped once the output has had a moment to arrive: nothing outlives the call.
+    for worker in workers[:2]:
+        worker.join(PIPE_GRACE)
+    _kill_group(proc)
     for worker in workers:
-        worker.join(5)
+        worker.join(PIPE_GRACE)
     run.duration = time.monotonic() - started
     run.exit_code = proc.returncode
     data = b"".join(out)
@@ -176,11 +202,12 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], cwd: str, env: Dict[str, str]
 
 
 def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
-    """Stop the tool and everything it started."""
+    """Stop the tool and everything it started in its process group."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
+    except OSError:  # the group is already gone
+        if proc.poll() is None:
+            proc.kill()
     proc.wait()
 
 
@@ -191,12 +218,23 @@ def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     import jsonschema
 
     schema = tool.get("parameters") or {"type": "object"}
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call.arguments), key=str)
+    try:
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call.arguments), key=str)
+    except Exception as exc:  # noqa: BLE001 -- an unusable schema (bad $ref, regex) is the spec's fault
+        return "the tool's schema cannot check these arguments: {}".format(" ".join(str(exc).split())[:200])
     if not errors:
         return None
     return "the arguments do not fit the tool's schema: " + "; ".join(
         "{}{}".format("/".join(str(p) for p in e.absolute_path) + ": " if e.absolute_path else "", e.message)
         for e in errors[:5])
+
+
+def shown(value: Any, limit: int = 300) -> str:
+    """A value from the model made safe to show on a terminal: JSON for data, every character
+    that is not printable (escape sequences, bidirectional overrides) escaped, and short."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = "".join(c if c.isprintable() else "\\u{:04x}".format(ord(c)) for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 Approve = Callable[[ToolCall, List[str]], bool]
@@ -234,27 +272,28 @@ class ToolLoop:
             calls = message.get("tool_calls") or []
             if not calls:
                 return message
-            for raw in calls:
-                call = ToolCall(raw)
+            for number, raw in enumerate(calls):
+                # A call without an id gets one (kept in the history too), so its answer matches it.
+                call = ToolCall(raw, fallback_id="call_{}_{}".format(self.turns, number))
+                raw["id"] = call.id
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": self.answer(call)})
 
     def answer(self, call: ToolCall) -> str:
         """Run one call (if it may run) and return what the model is told."""
         tool = self.tools.get(call.name)
         if tool is None:
-            self.notify("→ {} (no such tool)".format(call.name))
+            self.notify("→ {} (no such tool)".format(shown(call.name)))
             return json.dumps({"error": "there is no tool named {!r}; the tools are: {}".format(
                 call.name, ", ".join(self.tools))})
-        problem = check_arguments(call, tool)
+        problem = check_arguments(call, tool) or option_like(tool["command"], call.arguments)
         if problem:
-            self.notify("→ {} {} (refused: {})".format(call.name, json.dumps(call.arguments, ensure_ascii=False),
-                                                       problem))
+            self.notify("→ {} {} (refused: {})".format(call.name, shown(call.arguments), shown(problem)))
             return json.dumps({"error": problem}, ensure_ascii=False)
         argv = fill_argv(tool["command"], call.arguments)
         if not self.approve(call, argv):
             raise ToolError("the call of {} was not approved: nothing ran".format(call.name),
                             hint="Run it on a terminal to approve each call, or pass --yes to approve all.")
-        self.notify("→ {} {}".format(call.name, json.dumps(call.arguments, ensure_ascii=False)))
+        self.notify("→ {} {}".format(call.name, shown(call.arguments)))
         run = run_tool(call, tool, self.spec_dir, self.env)
         self.runs.append(run)
         self.notify("← {} bytes, {}".format(run.size, "exit {}".format(run.exit_code) if not run.timed_out

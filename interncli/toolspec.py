@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from interncli.errors import UsageError
 
@@ -31,7 +31,7 @@ SPEC_SCHEMA: Dict[str, Any] = {
                     "description": {"type": "string"},
                     "parameters": {"type": "object"},
                     "command": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                    "timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
                 },
             },
         },
@@ -78,9 +78,54 @@ def _line_of(node: Any, path: Sequence[Any], key_of: Optional[str] = None) -> Op
     return node.start_mark.line + 1 if node is not None else None
 
 
+# Programs that run their -c/-e argument as code: a placeholder there would be a value from the
+# model interpreted as a program, which is exactly what specs must not allow.
+INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "python", "python3", "perl", "ruby", "node",
+                "php", "lua", "Rscript", "pwsh", "powershell", "cmd", "env", "xargs"}
+
+
 def placeholders(argument: str) -> List[str]:
-    """The ``{name}`` placeholders in one argv element; ValueError for unbalanced braces."""
-    return [field for _, field, _, _ in string.Formatter().parse(argument) if field is not None]
+    """The ``{name}`` placeholders in one argv element; ValueError for unbalanced braces or a
+    placeholder with a conversion or format (``{a!r}``, ``{a:>5}``), which are not supported."""
+    fields = []
+    try:
+        parsed = list(string.Formatter().parse(argument))
+    except ValueError:
+        raise ValueError("unbalanced brace: write {{ and }} for literal braces") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion:
+            raise ValueError("{{{}}} has a conversion or format, which is not supported".format(field))
+        fields.append(field)
+    return fields
+
+
+def _command_problems(command: List[Any], declared: Set[str], line_of: Callable[[int], Optional[int]]
+                      ) -> List[Problem]:
+    """What is wrong with one tool's argv: unknown or malformed placeholders, a placeholder that
+    would choose the program, or one inside code that an interpreter runs."""
+    problems = []
+    program = command[0].rsplit("/", 1)[-1] if command and isinstance(command[0], str) else ""
+    for j, argument in enumerate(command):
+        if not isinstance(argument, str):
+            continue
+        try:
+            fields = placeholders(argument)
+        except ValueError as exc:
+            problems.append(Problem(line_of(j), "{!r}: {}".format(argument, exc)))
+            continue
+        for field in fields:
+            if field not in declared:
+                problems.append(Problem(line_of(j), "placeholder {{{}}} names no declared parameter".format(field)))
+        if fields and j == 0:
+            problems.append(Problem(line_of(j), "the program cannot be a placeholder: the model would "
+                                                "choose what runs"))
+        elif fields and program in INTERPRETERS:
+            problems.append(Problem(line_of(j), "placeholders cannot be given to {}, which may run them as "
+                                                "code; let a script read the arguments from stdin (JSON) "
+                                                "instead".format(program)))
+    return problems
 
 
 def _schema_problems(error: Any, root: Any) -> List[Problem]:
@@ -113,27 +158,31 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
             seen.setdefault(name, i)
         params = tool.get("parameters", {"type": "object", "properties": {}})
         if isinstance(params, dict):
-            for err in jsonschema.Draft202012Validator(
-                    jsonschema.Draft202012Validator.META_SCHEMA).iter_errors(params):
-                problems.append(Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
-                                        "parameters is not a valid JSON Schema: " + err.message))
+            meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
+                                                   format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+            found = [Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
+                             "parameters is not a valid JSON Schema: " + err.message)
+                     for err in meta.iter_errors(params)]
+            if not found and params.get("type") != "object":
+                found.append(Problem(_line_of(root, ["tools", i, "parameters"]),
+                                     "parameters must describe an object (type: object): the arguments are one"))
+            if not found:
+                try:  # a schema may be well-formed yet unusable, e.g. a $ref to nowhere
+                    jsonschema.Draft202012Validator(params).is_valid({})
+                except Exception as exc:  # noqa: BLE001 -- jsonschema raises several kinds here
+                    found.append(Problem(_line_of(root, ["tools", i, "parameters"]),
+                                         "parameters cannot be used: {}".format(" ".join(str(exc).split())[:200])))
+            problems += found
         properties = params.get("properties") if isinstance(params, dict) else None
         declared = set(properties) if isinstance(properties, dict) else set()
         command = tool.get("command")
-        for j, argument in enumerate(command if isinstance(command, list) else []):
-            if not isinstance(argument, str):
-                continue
-            line = _line_of(root, ["tools", i, "command", j])
-            try:
-                fields = placeholders(argument)
-            except ValueError:
-                problems.append(Problem(line, "unbalanced brace in {!r}: write {{{{ and }}}} for literal "
-                                              "braces".format(argument)))
-                continue
-            for field in fields:
-                if field not in declared:
-                    problems.append(Problem(line, "placeholder {{{}}} names no declared parameter".format(field)))
-    return sorted(problems, key=lambda p: p.line or 0)
+        if isinstance(command, list):
+            def line_of(j: int, i: int = i) -> Optional[int]:
+                return _line_of(root, ["tools", i, "command", j])
+
+            problems += _command_problems(command, declared, line_of)
+    unique = {(p.line, p.message): p for p in problems}  # one report of each, however often found
+    return sorted(unique.values(), key=lambda p: p.line or 0)
 
 
 def _describe(error: Any) -> str:

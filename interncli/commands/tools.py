@@ -132,16 +132,18 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
 
 def make_approver(yes: bool) -> Any:
     """Fail closed: --yes approves all; else a [y/N] prompt on a terminal; else nothing runs."""
+    from interncli import toolrun
+
     def approve(call: Any, argv: List[str]) -> bool:
         if yes:
             return True
         if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
             return False
-        # Quoted whenever it is not plain: an argument from the model must not be able to hide
-        # itself, or rewrite the line, with spaces or terminal escape sequences.
-        shown = " ".join(json.dumps(a, ensure_ascii=False)
-                         if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a)) else a
-                         for a in argv)
+        # Every argument quoted unless plain, with anything unprintable escaped: a value from the
+        # model must not be able to hide itself, or rewrite the line, with spaces or escapes.
+        shown = " ".join(toolrun.shown(json.dumps(a, ensure_ascii=False), limit=2000)
+                         if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
+                         else a for a in argv)
         return click.confirm("interncli: run {}: {}?".format(call.name, shown), default=False, err=True)
 
     return approve
