@@ -52,7 +52,8 @@ def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
-        valid = parts.scheme.lower() in schemes and bool(parts.hostname) and not any(c.isspace() for c in text)
+        valid = (parts.scheme.lower() in schemes and bool(parts.hostname) and not parts.query
+                 and not parts.fragment and not any(c.isspace() for c in text))
     except ValueError:
         valid = False
     if not valid:
@@ -123,6 +124,10 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
+    # Names as written by a person: `1:` is the profile "1", not the number.
+    data["profiles"] = {str(name): entry for name, entry in (data.get("profiles") or {}).items()}
+    if data.get("default_profile") is not None:
+        data["default_profile"] = str(data["default_profile"])
     return data
 
 
@@ -184,11 +189,10 @@ def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> 
             updated[key] = value
         return updated
     profiles = {name: dict(entry or {}) for name, entry in (config.get("profiles") or {}).items()}
-    entry = profiles.setdefault(profile, {})
     if value is None:
-        entry.pop(key, None)
+        profiles.get(profile, {}).pop(key, None)
     else:
-        entry[key] = value
+        profiles.setdefault(profile, {})[key] = value
     updated["profiles"] = profiles
     return updated
 
@@ -197,9 +201,9 @@ def save_config(config_dir: str, config: Dict[str, Any]) -> None:
     """Write the config file atomically (comments in it are not kept)."""
     import yaml
 
-    from interncli.files import write_atomic
+    from interncli.files import make_dir, write_atomic
 
-    os.makedirs(config_dir, mode=0o700, exist_ok=True)
+    make_dir(config_dir)
     text = "# interncli settings: see `interncli config --help`.\n" + yaml.safe_dump(
         config, default_flow_style=False, sort_keys=False, allow_unicode=True)
     write_atomic(config_path(config_dir), text)

@@ -70,13 +70,21 @@ class AppContext:
         """The token and its source, looked up on first use (the keyring only if needed)."""
         if self._credential is None:
             self._credential = credentials.lookup(self.options.get("api_key"), self.environ,
-                                                  self.settings.profile, self.config_dir)
+                                                  self.profile(), self.config_dir)
         return self._credential
 
     def profile_name(self) -> str:
         """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default"),
         whether or not the file defines it yet."""
         return choose_profile(self.options, self.environ, config.load_config(self.config_dir))
+
+    def profile(self) -> str:
+        """The profile asked for, which must exist; its settings need not be valid (so that
+        `auth token` works while a profile's timeout is being fixed, say)."""
+        cfg = config.load_config(self.config_dir)
+        name = choose_profile(self.options, self.environ, cfg)
+        config.check_profile(cfg, name)
+        return name
 
 
 def choose_profile(options: Dict[str, Any], environ: Mapping[str, str], cfg: Dict[str, Any]) -> str:

@@ -48,9 +48,9 @@ def clean_token(raw: str) -> str:
 def check_token(token: str, source: str) -> str:
     """A token fit for an HTTP header: one run of printable ASCII (a token file wrapped over
     several lines, or with stray characters, is refused without being echoed)."""
-    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token) or len(token) < 4:
         raise AuthError("the token from {} is not valid: it must be one line of printable ASCII "
-                        "without spaces".format(SOURCE_NAMES.get(source, source)),
+                        "without spaces, at least 4 characters".format(SOURCE_NAMES.get(source, source)),
                         hint="Copy the token again, on one line, from the Intern website.")
     return token
 
@@ -195,7 +195,14 @@ def file_tokens(config_dir: str) -> Dict[str, str]:
     if not isinstance(profiles, dict):
         raise UsageError("{} must hold a 'profiles' mapping".format(path),
                          hint="Remove the file and log in again with --insecure-storage.")
-    return {str(name): str(entry.get("token", "")) for name, entry in profiles.items() if isinstance(entry, dict)}
+    if os.stat(path).st_mode & 0o077:
+        import sys
+
+        sys.stderr.write("interncli: warning: {} can be read by other users; run: chmod 600 {}\n".format(
+            path, path))
+        sys.stderr.flush()
+    return {str(name): entry["token"] for name, entry in profiles.items()
+            if isinstance(entry, dict) and isinstance(entry.get("token"), str) and entry["token"].strip()}
 
 
 def _write_file_tokens(config_dir: str, tokens: Dict[str, str]) -> None:
@@ -203,12 +210,19 @@ def _write_file_tokens(config_dir: str, tokens: Dict[str, str]) -> None:
 
     path = credentials_path(config_dir)
     if not tokens:
-        if os.path.exists(path):
+        try:
             os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise UsageError("cannot remove {}: {}".format(path, exc.strerror),
+                             hint="Check the folder's permissions.") from exc
         return
     import yaml
 
-    os.makedirs(config_dir, mode=0o700, exist_ok=True)
+    from interncli.files import make_dir
+
+    make_dir(config_dir)
     text = ("# interncli tokens in plain text, kept here at your request (--insecure-storage).\n"
             + yaml.safe_dump({"profiles": {name: {"token": tok} for name, tok in sorted(tokens.items())}},
                              default_flow_style=False))
@@ -217,18 +231,26 @@ def _write_file_tokens(config_dir: str, tokens: Dict[str, str]) -> None:
 
 def file_set(config_dir: str, profile: str, token: str) -> None:
     """Keep the token in the 0600 plain-text file."""
-    tokens = file_tokens(config_dir)
-    tokens[profile] = token
-    _write_file_tokens(config_dir, tokens)
+    from interncli.files import locked
+
+    with locked(credentials_path(config_dir)):
+        tokens = file_tokens(config_dir)
+        tokens[profile] = token
+        _write_file_tokens(config_dir, tokens)
 
 
 def file_delete(config_dir: str, profile: str) -> bool:
     """Remove the profile's token from the file; False if it held none."""
-    tokens = file_tokens(config_dir)
-    if profile not in tokens:
+    if not os.path.exists(credentials_path(config_dir)):
         return False
-    del tokens[profile]
-    _write_file_tokens(config_dir, tokens)
+    from interncli.files import locked
+
+    with locked(credentials_path(config_dir)):
+        tokens = file_tokens(config_dir)
+        if profile not in tokens:
+            return False
+        del tokens[profile]
+        _write_file_tokens(config_dir, tokens)
     return True
 
 

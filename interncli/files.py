@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 from interncli.errors import UsageError
 
@@ -23,6 +24,15 @@ def check_writable(path: str, what: str) -> str:
         raise UsageError("cannot write {} {}: folder {} is not writable".format(what, path, folder),
                          hint="Choose a path in a folder you can write to.")
     return real
+
+
+def make_dir(path: str) -> None:
+    """The config folder, created private if missing; a clear error if it cannot be."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("cannot create the folder {}: {}".format(path, exc.strerror),
+                         hint="Choose a writable folder with INTERNCLI_CONFIG_DIR.") from exc
 
 
 def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
@@ -54,3 +64,25 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
         except OSError:
             pass
         raise
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``.lock while a file is read, changed and written back,
+    so that two runs changing it at once do not lose each other's change."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, atomic writes still
+        yield
+        return
+    make_dir(os.path.dirname(os.path.abspath(path)))
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise UsageError("cannot lock {}: {}".format(path, exc.strerror),
+                         hint="Check the folder's permissions.") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -118,8 +118,8 @@ def test_token_prints_the_token_alone_for_scripts(memory_keyring):
 
 
 def test_logout_removes_the_token_from_keyring_and_file(memory_keyring, config_dir):
-    memory_keyring.set_password("interncli", "default", "keyring-token-02")
     assert invoke(["auth", "login", "--with-token", "--insecure-storage"], input="file-token-0001").exit_code == 0
+    memory_keyring.set_password("interncli", "default", "keyring-token-02")
     result = invoke(["auth", "logout"])
     assert result.exit_code == 0 and "OS keyring" in result.stderr and "credentials.yaml" in result.stderr
     assert memory_keyring.passwords == {} and not (config_dir / "credentials.yaml").exists()
@@ -169,3 +169,33 @@ def test_a_keyring_that_never_answers_does_not_hang_login_either():
     result = invoke(["auth", "login", "--with-token"], input="tok-123456789",
                     env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
     assert result.exit_code == 3 and "did not answer within 0.3s" in result.stderr
+
+
+def test_insecure_login_removes_an_older_keyring_token_that_would_shadow_it(memory_keyring):
+    memory_keyring.set_password("interncli", "default", "old-keyring-token")
+    result = invoke(["auth", "login", "--with-token", "--insecure-storage"], input="new-file-token-01")
+    assert result.exit_code == 0 and "removed the older token" in result.stderr
+    assert memory_keyring.passwords == {}
+    assert invoke(["auth", "token"]).stdout == "new-file-token-01\n"
+
+
+def test_a_null_or_world_readable_file_token(memory_keyring, config_dir):
+    path = config_dir / "credentials.yaml"
+    path.write_text("profiles:\n  default:\n    token:\n")
+    path.chmod(0o600)
+    assert invoke(["auth", "token"]).exit_code == 3  # not the token "None"
+    path.write_text("profiles:\n  default: {token: file-token-0001}\n")
+    path.chmod(0o644)
+    result = invoke(["auth", "token"])
+    assert result.stdout == "file-token-0001\n" and "chmod 600" in result.stderr
+
+
+def test_auth_token_works_while_another_setting_of_the_profile_is_broken(memory_keyring, config_dir):
+    (config_dir / "config.yaml").write_text("profiles:\n  default: {timeout: abc}\n")
+    memory_keyring.set_password("interncli", "default", "keyring-token-02")
+    assert invoke(["auth", "token"]).stdout == "keyring-token-02\n"
+
+
+def test_a_token_pasted_as_an_argument_is_not_echoed(memory_keyring):
+    result = invoke(["auth", "login", "eyJSECRETTOKEN12345"], env={"INTERN_API_KEY": "eyJSECRETTOKEN12345"})
+    assert result.exit_code == 2 and "eyJSECRETTOKEN12345" not in result.stderr

@@ -82,10 +82,51 @@ def test_writes_keep_other_profiles_and_are_atomic(config_dir):
     assert invoke(["config", "set", "--profile", "local", "model", "m"]).exit_code == 0
     data = yaml.safe_load((config_dir / "config.yaml").read_text())
     assert data["profiles"]["other"] == {"timeout": 9} and data["profiles"]["local"] == {"model": "m"}
-    assert sorted(p.name for p in config_dir.iterdir()) == ["config.yaml"]
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.yaml", "config.yaml.lock"]  # no temp file
 
 
 def test_a_broken_config_file_is_a_clear_usage_error(config_dir):
     (config_dir / "config.yaml").write_text("profiles: [unclosed\n")
     result = invoke(["config", "list"])
     assert result.exit_code == 2 and "not valid YAML" in result.stderr and "hint:" in result.stderr
+
+
+def test_concurrent_sets_lose_nothing(config_dir):
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "interncli", "config", "set", "--profile", "p{}".format(i),
+                               "model", "m{}".format(i)]) for i in range(8)]
+    assert [p.wait(60) for p in procs] == [0] * 8
+    data = yaml.safe_load((config_dir / "config.yaml").read_text())
+    assert {name: entry["model"] for name, entry in data["profiles"].items()} == {
+        "p{}".format(i): "m{}".format(i) for i in range(8)}
+
+
+def test_profile_names_that_look_like_numbers(config_dir):
+    (config_dir / "config.yaml").write_text("profiles:\n  1: {model: one}\n")
+    result = invoke(["--profile", "1", "config", "list", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["settings"]["model"] == "one"
+
+
+def test_models_round_trip_as_text(config_dir):
+    assert invoke(["config", "set", "models", "a,b"]).exit_code == 0
+    assert invoke(["config", "get", "models"]).stdout == "a,b\n"
+
+
+def test_unset_on_a_missing_profile_creates_nothing(config_dir):
+    assert invoke(["config", "set", "model", "m"]).exit_code == 0
+    assert invoke(["config", "unset", "--profile", "typo", "model"]).exit_code == 0
+    assert "typo" not in yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"]
+
+
+@pytest.mark.parametrize("url", ["http://h/v1?x=1", "http://h/v1#frag"])
+def test_a_base_url_with_a_query_or_fragment_is_refused(url):
+    assert invoke(["config", "set", "base_url", url]).exit_code == 2
+
+
+def test_a_config_dir_that_cannot_be_created_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke(["config", "set", "model", "m"], env={"INTERNCLI_CONFIG_DIR": str(blocker / "sub")})
+    assert result.exit_code == 2 and "cannot create the folder" in result.stderr

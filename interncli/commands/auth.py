@@ -42,7 +42,7 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
       echo "$TOKEN" | interncli auth login --with-token
       interncli auth login --profile local --with-token < token.txt
     """
-    profile = app.settings.profile
+    profile = app.profile()
     if with_token:
         raw = read_stdin(sys.stdin)
     elif sys.stdin is not None and sys.stdin.isatty():
@@ -58,15 +58,24 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
     if app.environ.get("INTERN_API_KEY", "").strip():
         click.echo("interncli: warning: INTERN_API_KEY is set and takes precedence over the stored token",
                    err=True)
+    path = credentials.credentials_path(app.config_dir)
     if insecure_storage:
         credentials.file_set(app.config_dir, profile, token)
-        info("token for profile {!r} stored in {} (plain text, readable only by you)".format(
-            profile, credentials.credentials_path(app.config_dir)))
+        info("token for profile {!r} stored in {} (plain text, readable only by you)".format(profile, path))
+        # An older token in the keyring would come first in the lookup: it goes.
+        try:
+            if credentials.keyring_delete(profile, app.environ):
+                info("removed the older token from the OS keyring")
+        except credentials.KeyringUnavailable:
+            pass
         return
     credentials.keyring_set(profile, token, app.environ)
-    if credentials.file_delete(app.config_dir, profile):
-        info("removed the plain-text copy from {}".format(credentials.credentials_path(app.config_dir)))
     info("token for profile {!r} stored in the OS keyring".format(profile))
+    try:  # no plain-text copy should linger
+        if credentials.file_delete(app.config_dir, profile):
+            info("removed the plain-text copy from {}".format(path))
+    except UsageError as exc:
+        click.echo("interncli: warning: the token is stored, but {}".format(exc.message), err=True)
 
 
 @auth.command("status")
@@ -131,8 +140,13 @@ def auth_logout(app: AppContext) -> None:
             removed.append("the OS keyring")
     except credentials.KeyringUnavailable as exc:
         problem = exc
-    if credentials.file_delete(app.config_dir, profile):
-        removed.append(credentials.credentials_path(app.config_dir))
+    try:
+        if credentials.file_delete(app.config_dir, profile):
+            removed.append(credentials.credentials_path(app.config_dir))
+    except UsageError as exc:
+        if not removed:
+            raise
+        click.echo("interncli: warning: " + exc.message, err=True)
     if problem is not None and not removed:
         raise problem
     if problem is not None:

@@ -59,7 +59,7 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
         cfg, _ = _completion_config(ctx)
     except InternCliError:
         return []
-    return [name for name in ["default"] + config.profile_names(cfg) if name.startswith(incomplete)]
+    return [name for name in dict.fromkeys(["default"] + config.profile_names(cfg)) if name.startswith(incomplete)]
 
 
 def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:

@@ -12,6 +12,7 @@ from interncli import config as configfile
 from interncli.commands.common import json_option, pass_app, profile_option
 from interncli.context import AppContext
 from interncli.errors import InternCliError
+from interncli.files import locked
 
 
 @click.group()
@@ -52,7 +53,7 @@ def config_get(app: AppContext, key: str) -> None:
         raise InternCliError("{} is not set{}".format(
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
-    click.echo(value)
+    click.echo(",".join(value) if isinstance(value, list) else value)
 
 
 @config.command("set")
@@ -62,9 +63,10 @@ def config_get(app: AppContext, key: str) -> None:
 @pass_app
 def config_set(app: AppContext, key: str, value: str) -> None:
     """Set KEY to VALUE in a profile (created if new)."""
-    cfg = configfile.load_config(app.config_dir)
-    parsed = configfile.parse_setting(cfg, key, value)
-    configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, parsed))
+    with locked(configfile.config_path(app.config_dir)):
+        cfg = configfile.load_config(app.config_dir)
+        parsed = configfile.parse_setting(cfg, key, value)
+        configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, parsed))
 
 
 @config.command("unset")
@@ -74,8 +76,9 @@ def config_set(app: AppContext, key: str, value: str) -> None:
 def config_unset(app: AppContext, key: str) -> None:
     """Remove KEY from a profile, so the default applies again."""
     configfile.check_key(key)
-    cfg = configfile.load_config(app.config_dir)
-    configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, None))
+    with locked(configfile.config_path(app.config_dir)):
+        cfg = configfile.load_config(app.config_dir)
+        configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, None))
 
 
 @config.command("list")
@@ -96,5 +99,5 @@ def config_list(app: AppContext, as_json: bool) -> None:
         return
     click.echo("{:<12} {}".format("profile", settings.profile))
     for key, value in values.items():
-        shown: Any = "" if value is None else value
+        shown: Any = "" if value is None else ",".join(value) if isinstance(value, list) else value
         click.echo("{:<12} {:<40} ({})".format(key, str(shown), settings.sources[key]))

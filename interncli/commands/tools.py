@@ -20,6 +20,7 @@ from interncli.commands.common import (
     with_retries,
 )
 from interncli.context import AppContext
+from interncli.errors import ToolError
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 
@@ -120,10 +121,18 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
         notify=lambda line: click.echo(line, err=True))
-    final = loop.run(history)
+    def transcript(final: Optional[str]) -> Dict[str, Any]:
+        return {"model": chosen_model, "turns": loop.turns, "final": final, "messages": history,
+                "tool_runs": [r.to_dict() for r in loop.runs]}
+
+    try:
+        final = loop.run(history)
+    except ToolError:
+        if as_json:  # what did run is still worth having, with the error on stderr
+            output.write_json(transcript(None), sys.stdout)
+        raise
     if as_json:
-        output.write_json({"model": chosen_model, "turns": loop.turns, "final": final.get("content", ""),
-                           "messages": history, "tool_runs": [r.to_dict() for r in loop.runs]}, sys.stdout)
+        output.write_json(transcript(final.get("content", "")), sys.stdout)
     else:
         content = final.get("content") or ""
         sys.stdout.write(content if content.endswith("\n") else content + "\n")
