@@ -89,7 +89,7 @@ def cli(ctx: click.Context, **options: Any) -> None:
 
 
 def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
-    from interncli.commands.common import complete_profiles
+    from interncli.commands.completion import complete_profiles
 
     return complete_profiles(ctx, param, incomplete)
 

@@ -10,8 +10,6 @@ import click
 
 from interncli import conversation
 from interncli.commands.common import (
-    complete_models,
-    complete_roles,
     json_option,
     open_transport,
     pass_app,
@@ -19,6 +17,7 @@ from interncli.commands.common import (
     require_token,
     with_retries,
 )
+from interncli.commands.completion import complete_models, complete_roles
 from interncli.context import AppContext
 from interncli.errors import UsageError
 

@@ -11,14 +11,13 @@ import click
 
 from interncli import conversation
 from interncli.commands.common import (
-    complete_models,
-    complete_roles,
     json_option,
     open_transport,
     pass_app,
     require_token,
     with_retries,
 )
+from interncli.commands.completion import complete_models, complete_roles
 from interncli.context import AppContext
 from interncli.errors import ToolError
 
