@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import click
 
@@ -13,7 +13,7 @@ from interncli.commands.common import (
     json_option,
     open_transport,
     pass_app,
-    read_stdin,
+    read_messages,
     require_token,
     with_retries,
 )
@@ -145,27 +145,6 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Di
     assembler = with_retries(app, attempt, output_started=lambda: printer.started)
     printer.finish(assembler)
     return assembler.message(0)
-
-
-def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str, Any]]:
-    """The ``-g`` messages, with ``-`` read from stdin; without any, stdin is one user message."""
-    if not pairs:
-        if stdin is None or stdin.isatty():
-            raise UsageError("no message to send",
-                             hint="Give one with -g user 'Hello', or pipe text in: echo hi | interncli chat create")
-        text = read_stdin(stdin)
-        if not text.strip():
-            raise UsageError("no message to send: stdin was empty", hint="Pipe some text in, or use -g user TEXT.")
-        return [{"role": "user", "content": text}]
-    if sum(1 for _, content in pairs if content == "-") > 1:
-        raise UsageError("only one message can read stdin ('-')", hint="Put the other text on the command line.")
-    for _, content in pairs:
-        try:
-            content.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError("a -g message is not valid UTF-8 text",
-                             hint="Check the terminal's encoding (LANG), or pipe the text in with -g user -.") from None
-    return [{"role": role, "content": read_stdin(stdin) if content == "-" else content} for role, content in pairs]
 
 
 def load_tools(path: str) -> List[Dict[str, Any]]:

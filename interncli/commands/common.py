@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import click
 
@@ -20,6 +20,27 @@ def json_option(f: Callable) -> Callable:
     """``--json``: machine-readable output (cli.run also sends errors as one JSON line then)."""
     return click.option("--json", "as_json", is_flag=True,
                         help="Print JSON for jq (errors too, as one JSON line on stderr).")(f)
+
+
+def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str, Any]]:
+    """The ``-g`` messages, with ``-`` read from stdin; without any, stdin is one user message."""
+    if not pairs:
+        if stdin is None or stdin.isatty():
+            raise UsageError("no message to send",
+                             hint="Give one with -g user 'Hello', or pipe text in: echo hi | interncli chat create")
+        text = read_stdin(stdin)
+        if not text.strip():
+            raise UsageError("no message to send: stdin was empty", hint="Pipe some text in, or use -g user TEXT.")
+        return [{"role": "user", "content": text}]
+    if sum(1 for _, content in pairs if content == "-") > 1:
+        raise UsageError("only one message can read stdin ('-')", hint="Put the other text on the command line.")
+    for _, content in pairs:
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("a -g message is not valid UTF-8 text",
+                             hint="Check the terminal's encoding (LANG), or pipe the text in with -g user -.") from None
+    return [{"role": role, "content": read_stdin(stdin) if content == "-" else content} for role, content in pairs]
 
 
 def read_stdin(stdin: Any) -> str:

@@ -14,6 +14,7 @@ from interncli.commands.common import (
     json_option,
     open_transport,
     pass_app,
+    read_messages,
     require_token,
     with_retries,
 )
@@ -97,7 +98,6 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
     """
     from interncli import output, toolrun, toolspec
     from interncli.client import ChatClient, ChatRequest, build_chat_body
-    from interncli.commands.chat import read_messages
 
     loaded = toolspec.load_spec(spec)
     history: List[Dict[str, Any]] = [{"role": "system", "content": loaded["system"]}] if "system" in loaded else []
@@ -120,6 +120,7 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
         notify=lambda line: click.echo(line, err=True))
+
     def transcript(final: Optional[str]) -> Dict[str, Any]:
         return {"model": chosen_model, "turns": loop.turns, "final": final, "messages": history,
                 "tool_runs": [r.to_dict() for r in loop.runs]}
