@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 import click
 
 from interncli import __version__
+from interncli.commands.common import Group
 from interncli.context import AppContext
 from interncli.errors import ExitCode, InternCliError
 
@@ -27,15 +28,11 @@ COMMANDS = {
 }
 
 
-# click 8.2+ raises this for a group called without a sub-command; 8.1 prints the help itself.
-NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
 class ReaderGone(Exception):
     """stdout was closed by its reader (``| head``); click would turn EPIPE into exit 1."""
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     """A group whose sub-commands are imported on first use."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -140,10 +137,6 @@ def run(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\ninterncli: interrupted\n")
         return int(ExitCode.INTERRUPTED)
-    except NO_ARGS_IS_HELP as exc:  # `interncli` or `interncli chat` alone: the help, as asked
-        sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
-        sys.stderr.flush()
-        return int(ExitCode.USAGE)
     except click.ClickException as exc:
         return _report_click_error(exc, app)
     except ReaderGone:

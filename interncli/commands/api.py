@@ -7,11 +7,11 @@ from typing import Any
 import click
 
 from interncli.commands.chat import chat_options, create_completion
-from interncli.commands.common import pass_app
+from interncli.commands.common import Group, pass_app
 from interncli.context import AppContext
 
 
-@click.group()
+@click.group(cls=Group)
 def api() -> None:
     """Direct API calls, spelled as the openai CLI spells them."""
 

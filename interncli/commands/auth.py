@@ -8,12 +8,12 @@ from typing import Any, Dict
 import click
 
 from interncli import credentials
-from interncli.commands.common import json_option, pass_app, profile_option, read_stdin
+from interncli.commands.common import Group, json_option, pass_app, profile_option, read_stdin
 from interncli.context import AppContext
 from interncli.errors import AuthError, UsageError
 
 
-@click.group()
+@click.group(cls=Group)
 def auth() -> None:
     """Log in and out: the token is kept in the OS keyring, per profile.
 

@@ -10,6 +10,7 @@ import click
 
 from interncli import conversation
 from interncli.commands.common import (
+    Group,
     json_option,
     open_transport,
     pass_app,
@@ -63,7 +64,7 @@ def chat_options(f: Callable) -> Callable:
     return f
 
 
-@click.group()
+@click.group(cls=Group)
 def chat() -> None:
     """Chat completions."""
 

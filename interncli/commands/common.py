@@ -16,6 +16,17 @@ OFFICIAL_HOST = "chat.intern-ai.org.cn"
 pass_app = click.make_pass_decorator(AppContext)
 
 
+class Group(click.Group):
+    """A command group that, called without a sub-command, shows its help on stderr and exits 2,
+    whatever the click version (8.1 printed it on stdout with exit 0; 8.2 raises an error)."""
+
+    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), err=True)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+
 def json_option(f: Callable) -> Callable:
     """``--json``: machine-readable output (cli.run also sends errors as one JSON line then)."""
     return click.option("--json", "as_json", is_flag=True,

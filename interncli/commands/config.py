@@ -9,13 +9,13 @@ from typing import Any
 import click
 
 from interncli import config as configfile
-from interncli.commands.common import json_option, pass_app, profile_option
+from interncli.commands.common import Group, json_option, pass_app, profile_option
 from interncli.context import AppContext
 from interncli.errors import InternCliError
 from interncli.files import locked
 
 
-@click.group()
+@click.group(cls=Group)
 def config() -> None:
     """Settings, kept per profile in config.yaml.
 

@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from interncli.commands.common import json_option, open_transport, pass_app, require_token, with_retries
+from interncli.commands.common import Group, json_option, open_transport, pass_app, require_token, with_retries
 from interncli.context import AppContext
 
 
-@click.group()
+@click.group(cls=Group)
 def models() -> None:
     """Models."""
 

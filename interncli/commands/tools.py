@@ -11,6 +11,7 @@ import click
 
 from interncli import conversation
 from interncli.commands.common import (
+    Group,
     json_option,
     open_transport,
     pass_app,
@@ -25,7 +26,7 @@ from interncli.errors import ToolError
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 
 
-@click.group()
+@click.group(cls=Group)
 def tools() -> None:
     """Tools from a YAML spec: validate it, list them, or let the model call them.
 
