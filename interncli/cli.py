@@ -12,6 +12,7 @@ import click
 
 from interncli import __version__
 from interncli.commands.common import Group
+from interncli.commands.completion import complete_profiles
 from interncli.context import AppContext
 from interncli.errors import ExitCode, InternCliError
 
@@ -63,7 +64,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
               help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
 @click.option("-k", "--api-key", "api_key", metavar="TOKEN",
               help="API token (visible in `ps`: prefer INTERN_API_KEY) [env INTERN_API_KEY].")
-@click.option("--profile", metavar="NAME", shell_complete=lambda *args: _complete_profiles(*args),
+@click.option("--profile", metavar="NAME", shell_complete=complete_profiles,
               help="Config profile to use [env INTERN_PROFILE; default: default].")
 @click.option("--timeout", metavar="SECONDS", help="Seconds to wait for the server [env INTERN_TIMEOUT; default 130].")
 @click.option("--max-retries", metavar="N",
@@ -83,12 +84,6 @@ def cli(ctx: click.Context, **options: Any) -> None:
     3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.
     """
     ctx.obj.options.update(options)
-
-
-def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
-    from interncli.commands.completion import complete_profiles
-
-    return complete_profiles(ctx, param, incomplete)
 
 
 def _config_dir() -> str:

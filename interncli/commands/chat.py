@@ -12,13 +12,14 @@ from interncli import conversation
 from interncli.commands.common import (
     Group,
     json_option,
+    message_option,
     open_transport,
     pass_app,
     read_messages,
     require_token,
     with_retries,
 )
-from interncli.commands.completion import complete_models, complete_roles
+from interncli.commands.completion import complete_models
 from interncli.context import AppContext
 from interncli.errors import UsageError
 
@@ -33,9 +34,7 @@ def finite(ctx: click.Context, param: click.Parameter, value: Optional[float]) -
 def chat_options(f: Callable) -> Callable:
     """The flags of ``chat create``, shared with ``api chat.completions.create``."""
     options: List[Callable[[Callable], Callable]] = [
-        click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
-                     type=(click.Choice(conversation.ROLES), str), shell_complete=complete_roles,
-                     help="A message, repeatable, in order; CONTENT '-' reads stdin."),
+        message_option("A message, repeatable, in order; CONTENT '-' reads stdin."),
         click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
                      help="Model [default: the profile's, else intern-latest]."),
         click.option("-n", "--n", "n", type=click.IntRange(min=1), help="How many replies to generate."),

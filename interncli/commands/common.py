@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import click
 
+from interncli.commands.completion import complete_profiles, complete_roles
 from interncli.context import AppContext
 from interncli.errors import AuthError, InternCliError, UsageError
 
@@ -69,10 +70,12 @@ def read_stdin(stdin: Any) -> str:
                          hint="Convert it first, e.g. iconv -f GBK -t UTF-8; binary files cannot be sent.") from None
 
 
-def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
-    from interncli.commands.completion import complete_profiles
+def message_option(help: str) -> Callable[[Callable], Callable]:
+    """``-g/--message ROLE CONTENT``, repeatable, roles completed."""
+    from interncli.conversation import ROLES
 
-    return complete_profiles(ctx, param, incomplete)
+    return click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
+                        type=(click.Choice(ROLES), str), shell_complete=complete_roles, help=help)
 
 
 def profile_option(f: Callable) -> Callable:
@@ -85,7 +88,7 @@ def profile_option(f: Callable) -> Callable:
         return value
 
     return click.option("--profile", metavar="NAME", expose_value=False, callback=callback,
-                        shell_complete=_complete_profiles, help="The profile (as the global --profile).")(f)
+                        shell_complete=complete_profiles, help="The profile (as the global --profile).")(f)
 
 
 def trace_to_stderr(line: str) -> None:

@@ -9,17 +9,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from interncli import conversation
 from interncli.commands.common import (
     Group,
     json_option,
+    message_option,
     open_transport,
     pass_app,
     read_messages,
     require_token,
     with_retries,
 )
-from interncli.commands.completion import complete_models, complete_roles
+from interncli.commands.completion import complete_models
 from interncli.context import AppContext
 from interncli.errors import ToolError
 
@@ -76,9 +76,7 @@ def tools_list(spec: str, as_json: bool) -> None:
 @tools.command("run")
 @SPEC
 @click.argument("prompt", nargs=-1)
-@click.option("-g", "--message", "messages", multiple=True, metavar="ROLE CONTENT",
-              type=(click.Choice(conversation.ROLES), str), shell_complete=complete_roles,
-              help="A message, repeatable; CONTENT '-' reads stdin.")
+@message_option("A message, repeatable; CONTENT '-' reads stdin.")
 @click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
               help="Model [default: the spec's, the profile's, intern-latest].")
 @click.option("--yes", is_flag=True, help="Approve every tool call without asking.")
