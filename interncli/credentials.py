@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 from interncli.errors import AuthError, UsageError
 
@@ -252,16 +252,3 @@ def file_delete(config_dir: str, profile: str) -> bool:
         del tokens[profile]
         _write_file_tokens(config_dir, tokens)
     return True
-
-
-def stored_in(profile: str, config_dir: str, environ: Mapping[str, str]) -> List[str]:
-    """Where a profile's token is stored (keyring, file), for messages."""
-    places = []
-    try:
-        if keyring_get(profile, environ):
-            places.append("keyring")
-    except KeyringUnavailable:
-        pass
-    if profile in file_tokens(config_dir):
-        places.append("file")
-    return places
