@@ -155,9 +155,10 @@ def _feed(stream: IO[bytes], arguments: Dict[str, Any]) -> None:
         pass  # the tool did not read its stdin, or has ended: that is its choice
 
 
-def run_tool(call: ToolCall, tool: Dict[str, Any], cwd: str, env: Dict[str, str]) -> ToolRun:
-    """Run one tool for one call; whatever happens comes back as a ToolRun, never an exception."""
-    run = ToolRun(call, fill_argv(tool["command"], call.arguments))
+def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, env: Dict[str, str]) -> ToolRun:
+    """Run one tool for one call with the argv that was approved; whatever happens comes back
+    as a ToolRun, never an exception."""
+    run = ToolRun(call, argv)
     timeout = float(tool.get("timeout", DEFAULT_TIMEOUT))
     started = time.monotonic()
     try:
@@ -294,7 +295,7 @@ class ToolLoop:
             raise ToolError("the call of {} was not approved: nothing ran".format(call.name),
                             hint="Run it on a terminal to approve each call, or pass --yes to approve all.")
         self.notify("→ {} {}".format(call.name, shown(call.arguments)))
-        run = run_tool(call, tool, self.spec_dir, self.env)
+        run = run_tool(call, tool, argv, self.spec_dir, self.env)
         self.runs.append(run)
         self.notify("← {} bytes, {}".format(run.size, "exit {}".format(run.exit_code) if not run.timed_out
                                               and run.error is None else run.error))
