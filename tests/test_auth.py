@@ -90,9 +90,10 @@ def test_status_says_where_the_token_comes_from_and_masks_it(memory_keyring, sou
 
 
 def test_lookup_order_flag_env_keyring_file(memory_keyring, api):
-    assert invoke(["auth", "login", "--with-token", "--insecure-storage"], input="file-token-0001").exit_code == 0
+    base = ["-b", api.base_url]  # stored tokens are for the host they were stored for: this one
+    assert invoke(base + ["auth", "login", "--with-token", "--insecure-storage"],
+                  input="file-token-0001").exit_code == 0
     memory_keyring.set_password("interncli", "default", "keyring-token-02")
-    base = ["-b", api.base_url]
     env = {"INTERN_API_KEY": "env-token-00003"}
     invoke(base + ["-k", "flag-token-0004", "chat", "create", "-g", "user", "x"], env=env)
     invoke(base + ["chat", "create", "-g", "user", "x"], env=env)

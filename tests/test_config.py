@@ -116,7 +116,7 @@ def test_models_round_trip_as_text(config_dir):
 
 def test_unset_on_a_missing_profile_creates_nothing(config_dir):
     assert invoke(["config", "set", "model", "m"]).exit_code == 0
-    assert invoke(["config", "unset", "--profile", "typo", "model"]).exit_code == 0
+    assert invoke(["config", "unset", "--profile", "typo", "model"]).exit_code == 2  # a typo is not "done"
     assert "typo" not in yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"]
 
 

@@ -178,10 +178,16 @@ class Harness:
                 child.unlink()
         self.keyring.passwords.clear()
         self.api.reset()
+        # A stored token belongs to the host it was stored for: logging in with -b stores it for
+        # the test server's host, which every run then names with -b.
         if self.source == "keyring":
-            self.keyring.set_password("interncli", "default", SENTINEL)
+            result = invoke(["-b", self.api.base_url, "auth", "login", "--with-token"], input=SENTINEL + "\n")
+            assert result.exit_code == 0, result.stderr
+            self.check(result, "auth login (setup)")
+            assert self.keyring.get_password("interncli", "default") == SENTINEL
         elif self.source == "file":
-            result = invoke(["auth", "login", "--insecure-storage", "--with-token"], input="Bearer " + SENTINEL + " \n")
+            result = invoke(["-b", self.api.base_url, "auth", "login", "--insecure-storage", "--with-token"],
+                            input="Bearer " + SENTINEL + " \n")
             assert result.exit_code == 0, result.stderr
             self.check(result, "auth login --insecure-storage (setup)", insecure=True)
             assert SENTINEL in (self.config_dir / "credentials.yaml").read_text(encoding="utf-8")
