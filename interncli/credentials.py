@@ -129,14 +129,15 @@ def _char_pattern(char: str) -> str:
     data = char.encode("utf-8")
     options = [re.escape(char), "".join("%" + hexes("{:02X}".format(b)) for b in data)]
     units = char.encode("utf-16-be")
-    options.append("".join(r"\\u" + hexes(units[i:i + 2].hex()) for i in range(0, len(units), 2)))
+    # One backslash or more: a JSON escape quoted inside another JSON string has its backslash doubled.
+    options.append("".join(r"\\+u" + hexes(units[i:i + 2].hex()) for i in range(0, len(units), 2)))
     if char == "/":
-        options.append(r"\\/")
+        options.append(r"\\+/")
     return "(?:" + "|".join(options) + ")"
 
 
 # Between two characters of a secret: whitespace, or a JSON-escaped line break or tab.
-_GAP = r"(?:\s|\\[nrt])*"
+_GAP = r"(?:\s|\\+[nrt])*"
 
 
 def _base64_forms(secret: str) -> List[str]:
