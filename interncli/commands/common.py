@@ -143,7 +143,9 @@ def open_transport(app: AppContext) -> Any:
     check_plain_http(app)
     return Transport(settings.base_url, token=app.credential.token, timeout=settings.timeout,
                      proxy=settings.proxy, ca_bundle=settings.ca_bundle,
-                     trace=trace_to_stderr if settings.verbose else None)
+                     # The transport redacts the token; this also catches proxy passwords, which
+                     # a proxy's error page may quote back (as Proxy-Authorization: Basic ...).
+                     trace=(lambda line: trace_to_stderr(app.redact(line))) if settings.verbose else None)
 
 
 def with_retries(app: AppContext, attempt: Callable[[], T],
