@@ -19,6 +19,10 @@ def auth() -> None:
 
     Lookup order: -k, then INTERN_API_KEY, then the OS keyring, then the plain-text
     credentials.yaml written only by `auth login --insecure-storage`.
+
+    A stored token belongs to the profile and to the host of the base URL in effect at
+    login: a base URL on another host (by -b, INTERN_BASE_URL or a later `config set
+    base_url`) gets no stored token, only one from -k or INTERN_API_KEY.
     """
 
 
@@ -34,7 +38,7 @@ def info(message: str) -> None:
 @profile_option
 @pass_app
 def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> None:
-    """Store a token for the profile.
+    """Store a token for the profile, for the host of the base URL in effect.
 
     \b
     Examples:
