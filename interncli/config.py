@@ -108,7 +108,9 @@ def host_of(url: str) -> str:
 
 
 def is_this_machine(host: str) -> bool:
-    """Whether a host name is this machine by its name alone (no DNS): localhost, 127.0.0.0/8, ::1."""
+    """Whether a host name is this machine by its name alone (no DNS): localhost, 127.0.0.0/8,
+    ::1, and 0.0.0.0 / :: (which LMDeploy prints as its address: connecting to it reaches this
+    machine, never the network)."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     import ipaddress
@@ -118,7 +120,7 @@ def is_this_machine(host: str) -> bool:
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+    return bool(address.is_loopback or address.is_unspecified or (mapped is not None and mapped.is_loopback))
 
 
 def parse_bool(value: Any, source: str) -> bool:
