@@ -63,8 +63,8 @@ def check_token(token: str, source: str, error: Type[InternCliError] = AuthError
     class to raise (login input is a usage error; a stored token that went bad, an auth one)."""
     if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token) or len(token) < 4:
         raise error("the token from {} is not valid: it must be one line of printable ASCII "
-                        "without spaces, at least 4 characters".format(SOURCE_NAMES.get(source, source)),
-                        hint="Copy the token again, on one line, from the Intern website.")
+                    "without spaces, at least 4 characters".format(SOURCE_NAMES.get(source, source)),
+                    hint="Copy the token again, on one line, from the Intern website.")
     return token
 
 

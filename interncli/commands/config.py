@@ -20,9 +20,10 @@ def config() -> None:
     """Settings, kept per profile in config.yaml.
 
     \b
-    Keys: base_url, model, models, timeout, max_retries, proxy, ca_bundle, allow_http
-    (per profile), and default_profile (for the whole file). allow_http true lets the
-    token go over plain http:// to another machine (with a warning), as INTERN_ALLOW_HTTP=1 does.
+    Keys: base_url, model, models, timeout, max_retries, proxy, ca_bundle,
+    allow_http (per profile), and default_profile (for the whole file).
+    allow_http true lets the token go over plain http:// to another machine,
+    with a warning (INTERN_ALLOW_HTTP=1 does the same for one run).
     A private LMDeploy server is a profile:
       interncli config set --profile local base_url http://127.0.0.1:23333/v1
       interncli config set --profile local model internlm2_5-7b-chat
