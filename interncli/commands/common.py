@@ -105,7 +105,7 @@ def require_token(app: AppContext) -> None:
     if credential.token is None and host_of(app.settings.base_url) == OFFICIAL_HOST:
         problem = credential.keyring_problem
         if credential.withheld is not None:  # say why: the stored token is for another host
-            raise AuthError("no API token for profile {!r}: {}".format(app.settings.profile, withheld_message(
+            raise AuthError("no API token for {}: {}".format(OFFICIAL_HOST, withheld_message(
                 app.settings.profile, credential.withheld, OFFICIAL_HOST)), hint=WITHHELD_HINT)
         if problem is not None:  # say what is wrong: the keyring, not the token
             raise AuthError("no API token for profile {!r}: {}".format(app.settings.profile, problem.message),
