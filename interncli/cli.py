@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 
 import click
 
-from interncli import __version__
+from interncli import __version__, credentials
 from interncli.commands.common import Group
 from interncli.commands.completion import complete_profiles
 from interncli.context import AppContext
@@ -110,6 +110,8 @@ def run(argv: Optional[List[str]] = None) -> int:
     app = AppContext(options={}, environ=os.environ, config_dir=_config_dir())
     # Known before parsing, so that even a parsing error comes out as JSON under --json.
     app.json_errors = "--json" in (args[:args.index("--")] if "--" in args else args)
+    # A usage error may come before the options are stored, quoting a -k value (`-k T T`).
+    app.argv_tokens = credentials.argv_tokens(args)
     if sys.stdout is None:  # started with stdout closed (>&-)
         sys.stdout = open(os.devnull, "w")
     try:
@@ -121,7 +123,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         # A server may quote the token back in its error message.
         err.message = app.redact(err.message)
         err.hint = app.redact(err.hint) if err.hint else err.hint
-        err.code = app.redact(err.code) if isinstance(err.code, str) else err.code
+        err.code = app.redact_value(err.code)
         report_error(err, sys.stderr, as_json=app.json_errors)
         return int(err.exit_code)
     except click.exceptions.Exit as exc:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, List
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import unquote, urlsplit
 
 from interncli.errors import UsageError
 
@@ -57,15 +57,83 @@ def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
     except ValueError:
         valid = False
     if not valid:
-        raise UsageError("{} is not a valid URL: {!r}".format(source, text),
+        raise UsageError("{} is not a valid URL: {!r}".format(source, mask_url(text)),
                          hint="It needs {} and a host, for example {}".format(
                              " or ".join(s + "://" for s in schemes[:2]), example))
     return text
 
 
 def parse_base_url(value: Any, source: str) -> str:
-    """An http(s) URL with a host."""
-    return _parse_url(value, source, ("http", "https"), "http://127.0.0.1:23333/v1")
+    """An http(s) URL with a host, and no ``user:password@`` (requests would send it as Basic
+    auth, and it would be shown wherever the URL is)."""
+    text = parse_text(value, source)
+    if "@" in urlsplit(text).netloc:
+        raise UsageError("{} must not hold a user name or password (user:password@...)".format(source),
+                         hint="Give only the address, e.g. https://chat.intern-ai.org.cn/api/v1; the token goes "
+                              "to interncli auth login, INTERN_API_KEY or -k.")
+    return _parse_url(text, source, ("http", "https"), "http://127.0.0.1:23333/v1")
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to show: a password in it replaced (``http://u:***@proxy:3128``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc_end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    netloc = rest[:netloc_end]
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return "{}://{}:***@{}{}".format(scheme, userinfo.split(":", 1)[0], host, rest[netloc_end:])
+
+
+def url_secrets(url: Optional[str]) -> List[str]:
+    """What a URL holds that must not be shown: its password, and ``user:password`` (which a
+    Basic or Proxy-Authorization header carries in base64), as written and decoded."""
+    if not url or "://" not in url:
+        return []
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    if not userinfo:
+        return []
+    user, _, password = userinfo.partition(":")
+    if not password:  # a user name alone is no secret (and "***" for every "user" would hide text)
+        return []
+    return list(dict.fromkeys([password, userinfo, unquote(password), unquote(user) + ":" + unquote(password)]))
+
+
+def host_of(url: str) -> str:
+    """The host a URL names, as compared for tokens: lower case, without a trailing dot."""
+    return (urlsplit(url).hostname or "").rstrip(".").lower()
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether a host name is this machine by its name alone (no DNS): localhost, 127.0.0.0/8,
+    ::1, and 0.0.0.0 / :: (which LMDeploy prints as its address: connecting to it reaches this
+    machine, never the network)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or address.is_unspecified or (mapped is not None and mapped.is_loopback))
+
+
+def parse_bool(value: Any, source: str) -> bool:
+    """true/false (also yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise UsageError("{} must be true or false, not {!r}".format(source, value),
+                     hint="For example: interncli config set allow_http true")
 
 
 def parse_proxy(value: Any, source: str) -> str:
@@ -91,6 +159,7 @@ PARSERS: Dict[str, Callable[[Any, str], Any]] = {
     "max_retries": parse_max_retries,
     "proxy": parse_proxy,
     "ca_bundle": parse_text,
+    "allow_http": parse_bool,
 }
 
 
@@ -136,12 +205,23 @@ def profile_names(config: Dict[str, Any]) -> List[str]:
     return list(config.get("profiles") or {})
 
 
+def profile_entry(config: Dict[str, Any], profile: str, path: str) -> Dict[str, Any]:
+    """What the file holds for a profile (``default`` and an empty entry: nothing), which must
+    be a mapping."""
+    entry = (config.get("profiles") or {}).get(profile)
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        raise UsageError("profile {!r} in {} must be a mapping, not {}".format(
+            profile, path, "a list" if isinstance(entry, list) else "a " + type(entry).__name__),
+            hint="For example:  {}: {{base_url: http://127.0.0.1:23333/v1}}  (known profiles: {})".format(
+                profile, _known(config)))
+    return entry
+
+
 def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[str, Any]:
     """The validated settings of one profile; a profile the file does not define has none."""
-    entry = (config.get("profiles") or {}).get(profile) or {}
-    if not isinstance(entry, dict):
-        raise UsageError("profile {!r} in {} must be a mapping".format(profile, path),
-                         hint="For example:  {}: {{base_url: http://127.0.0.1:23333/v1}}".format(profile))
+    entry = profile_entry(config, profile, path)
     settings = {}
     for key, value in entry.items():
         if key not in PARSERS:
@@ -153,13 +233,16 @@ def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[st
     return settings
 
 
+def _known(config: Dict[str, Any]) -> str:
+    return ", ".join(["default"] + [p for p in profile_names(config) if p != "default"])
+
+
 def check_profile(config: Dict[str, Any], profile: str) -> None:
     """A profile that was asked for by name must exist (``default`` always does)."""
     if profile != "default" and profile not in profile_names(config):
-        known = ", ".join(["default"] + [p for p in profile_names(config) if p != "default"])
         raise UsageError("no profile {!r} in the config".format(profile),
                          hint="Known profiles: {}. Create one with: interncli config set --profile {} "
-                              "base_url URL".format(known, profile))
+                              "base_url URL".format(_known(config), profile))
 
 
 def check_key(key: str) -> None:
@@ -188,7 +271,8 @@ def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> 
         else:
             updated[key] = value
         return updated
-    profiles = {name: dict(entry or {}) for name, entry in (config.get("profiles") or {}).items()}
+    profiles = {name: dict(entry or {}) if isinstance(entry, dict) or entry is None else entry
+                for name, entry in (config.get("profiles") or {}).items()}
     if value is None:
         profiles.get(profile, {}).pop(key, None)
     else:

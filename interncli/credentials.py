@@ -4,34 +4,46 @@ imports keyring."""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type
 
-from interncli.errors import AuthError, UsageError
+from interncli.errors import AuthError, InternCliError, UsageError
 
 SERVICE = "interncli"
 CREDENTIALS_FILE = "credentials.yaml"
+HOSTS_FILE = "token-hosts.yaml"
 DEFAULT_KEYRING_TIMEOUT = 10.0
 SOURCE_NAMES = {"flag": "the -k flag", "env": "INTERN_API_KEY", "keyring": "the OS keyring",
                 "file": CREDENTIALS_FILE}
+MIN_SECRET = 4  # shorter strings are not redacted: "***" everywhere would hide the text itself
+# Short options that take no value (-v, -V, -h, and the contract's -u/--usage and -x/--extract),
+# so that in ``-vk TOKEN`` the k is -k.
+SHORT_FLAGS = "vVhux"
 WAY_OUT = ("Set INTERN_API_KEY for this shell or CI job, or keep the token in a file readable only "
            "by you: interncli auth login --insecure-storage")
 
 
 class KeyringUnavailable(AuthError):
-    """The OS keyring is missing, locked, broken or not answering: not a problem of the token."""
+    """The OS keyring is missing, locked, broken or not answering: not a problem of the token.
+    ``absent`` says there is no backend at all, so nothing can be stored there either."""
 
     default_hint = WAY_OUT
+    absent = False
 
 
 class Credential:
-    """A token (or none), where it came from, and why the keyring could not be asked, if so."""
+    """A token (or none), where it came from, why the keyring could not be asked, if so, and
+    ``withheld``: the host a stored token belongs to, when it was not used for another host."""
 
-    __slots__ = ("token", "source", "keyring_problem")
+    __slots__ = ("token", "source", "keyring_problem", "withheld")
 
-    def __init__(self, token: Optional[str], source: str, keyring_problem: Optional[KeyringUnavailable] = None):
+    def __init__(self, token: Optional[str], source: str, keyring_problem: Optional[KeyringUnavailable] = None,
+                 withheld: Optional[str] = None):
         self.token, self.source, self.keyring_problem = token, source, keyring_problem
+        self.withheld = withheld
 
     def __repr__(self) -> str:  # never the token
         return "Credential(source={!r})".format(self.source)
@@ -45,13 +57,14 @@ def clean_token(raw: str) -> str:
     return token
 
 
-def check_token(token: str, source: str) -> str:
+def check_token(token: str, source: str, error: Type[InternCliError] = AuthError) -> str:
     """A token fit for an HTTP header: one run of printable ASCII (a token file wrapped over
-    several lines, or with stray characters, is refused without being echoed)."""
+    several lines, or with stray characters, is refused without being echoed). ``error``: the
+    class to raise (login input is a usage error; a stored token that went bad, an auth one)."""
     if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token) or len(token) < 4:
-        raise AuthError("the token from {} is not valid: it must be one line of printable ASCII "
-                        "without spaces, at least 4 characters".format(SOURCE_NAMES.get(source, source)),
-                        hint="Copy the token again, on one line, from the Intern website.")
+        raise error("the token from {} is not valid: it must be one line of printable ASCII "
+                    "without spaces, at least 4 characters".format(SOURCE_NAMES.get(source, source)),
+                    hint="Copy the token again, on one line, from the Intern website.")
     return token
 
 
@@ -61,32 +74,194 @@ def mask(token: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (as given, and cleaned) replaced by ``***``."""
-    for raw in secrets:
-        for secret in {raw, clean_token(raw)}:
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret replaced by ``***``: as given and cleaned, and in the forms a
+    server or proxy may quote it back in -- percent-encoded, JSON-escaped (``\\u0073``, ``\\/``),
+    base64 (standard or urlsafe, padded or not, alone, as ``Bearer TOKEN`` or inside a longer
+    encoded text), and split by whitespace or an escaped newline."""
+    pattern = _redaction_pattern(tuple(sorted({s for raw in secrets for s in (raw, clean_token(raw))
+                                               if len(s) >= MIN_SECRET})))
+    return pattern.sub("***", text) if pattern is not None else text
 
 
-def lookup(flag: Optional[str], environ: Mapping[str, str], profile: str, config_dir: str) -> Credential:
-    """The token in the documented order; the keyring is asked only when no flag or variable gives one."""
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """A JSON-like value (an error ``code`` may be a dict or a list) with every string redacted;
+    a number that spells a secret becomes ``***`` too."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, secrets) for v in value]
+    if value is not None and not isinstance(value, bool) and redact(str(value), secrets) != str(value):
+        return "***"
+    return value
+
+
+def argv_tokens(args: Sequence[str]) -> List[str]:
+    """The values given to ``-k``/``--api-key`` anywhere on a command line (``-k T``, ``-kT``,
+    ``-vk T``, ``--api-key T``, ``--api-key=T``): a usage error raised while parsing comes
+    before the options are stored, and may quote them."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--api-key":
+            found.append(following)
+        elif arg.startswith("--api-key="):
+            found.append(arg[len("--api-key="):])
+        elif arg.startswith("-") and not arg.startswith("--"):
+            for j, letter in enumerate(arg[1:], 1):
+                if letter == "k":
+                    found.append(arg[j + 1:] or following)
+                    break
+                if letter not in SHORT_FLAGS:  # an option that takes the rest as its value
+                    break
+    return [token for token in found if len(token) >= MIN_SECRET]
+
+
+def _char_pattern(char: str) -> str:
+    """One character of a secret, literally, percent-encoded or JSON-escaped (hex in any case)."""
+    def hexes(text: str) -> str:
+        return "".join("[{}{}]".format(c.lower(), c.upper()) if c.isalpha() else c for c in text)
+
+    data = char.encode("utf-8")
+    options = [re.escape(char), "".join("%" + hexes("{:02X}".format(b)) for b in data)]
+    units = char.encode("utf-16-be")
+    # One backslash or more: a JSON escape quoted inside another JSON string has its backslash doubled.
+    options.append("".join(r"\\+u" + hexes(units[i:i + 2].hex()) for i in range(0, len(units), 2)))
+    if char == "/":
+        options.append(r"\\+/")
+    return "(?:" + "|".join(options) + ")"
+
+
+# Between two characters of a secret: whitespace, or a JSON-escaped line break or tab.
+_GAP = r"(?:\s|\\+[nrt])*"
+
+
+def _base64_forms(secret: str) -> List[str]:
+    """The secret in base64 as a server or proxy may echo it: the whole encoding of the secret
+    and of ``Bearer SECRET``, and the part of any longer encoding that the secret alone decides
+    (three alignments, as it may start at any byte)."""
+    import base64
+
+    data = secret.encode("utf-8")
+    forms = []
+    for whole in (data, b"Bearer " + data):
+        encoded = base64.b64encode(whole).decode("ascii")
+        forms += [encoded, encoded.rstrip("=")]
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode("ascii")
+        core = encoded[4 if shift else 0:4 * ((shift + len(data)) // 3)]
+        if len(core) >= 8:
+            forms.append(core)
+    return forms + [f.replace("+", "-").replace("/", "_") for f in forms]
+
+
+@functools.lru_cache(maxsize=16)
+def _redaction_pattern(secrets: Tuple[str, ...]) -> Optional["re.Pattern[str]"]:
+    if not secrets:
+        return None
+    forms = {form for secret in secrets for form in [secret] + _base64_forms(secret)}
+    # Longest first, so that a whole encoding goes rather than the part of it another form matches.
+    return re.compile("|".join(_GAP.join(_char_pattern(c) for c in form)
+                               for form in sorted(forms, key=len, reverse=True)))
+
+
+def lookup(flag: Optional[str], environ: Mapping[str, str], profile: str, config_dir: str,
+           host: str, home_host: str) -> Credential:
+    """The token in the documented order for a request to ``host``; the keyring is asked only
+    when no flag or variable gives one. A stored token belongs to the host recorded when it was
+    stored (else ``home_host``, the host of the profile's own base URL): for any other host it
+    is withheld, so a base URL pointed elsewhere never receives it."""
     if flag and clean_token(flag):
         return Credential(check_token(clean_token(flag), "flag"), "flag")
     env = environ.get("INTERN_API_KEY", "")
     if clean_token(env):
         return Credential(check_token(clean_token(env), "env"), "env")
     problem = None
+    found = None
     try:
         stored = keyring_get(profile, environ)
         if stored:
-            return Credential(check_token(stored, "keyring"), "keyring")
+            found = Credential(check_token(stored, "keyring"), "keyring")
     except KeyringUnavailable as exc:
         problem = exc
-    stored = file_tokens(config_dir).get(profile)
-    if stored:
-        return Credential(check_token(stored, "file"), "file", problem)
-    return Credential(None, "none", problem)
+    if found is None:
+        stored = file_tokens(config_dir).get(profile)
+        if stored:
+            found = Credential(check_token(stored, "file"), "file", problem)
+    if found is None:
+        return Credential(None, "none", problem)
+    owner = recorded_host(config_dir, profile) or home_host
+    if owner != host:
+        return Credential(None, "none", problem, withheld=owner)
+    return found
+
+
+def withheld_message(profile: str, owner: str, host: str) -> str:
+    """Why a stored token was not used."""
+    return ("the token stored for profile {!r} belongs to {} and is not sent to {}".format(profile, owner, host))
+
+
+WITHHELD_HINT = ("Give this server its token with -k or INTERN_API_KEY, or make a profile for it: "
+                 "interncli config set --profile NAME base_url URL; interncli auth login --profile NAME")
+
+
+# --- which host each stored token is for (not secret) -------------------------------------
+
+def hosts_path(config_dir: str) -> str:
+    """The record of the host each profile's stored token was stored for."""
+    return os.path.join(config_dir, HOSTS_FILE)
+
+
+def _read_hosts(config_dir: str) -> Dict[str, str]:
+    path = hosts_path(config_dir)
+    if not os.path.exists(path):
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError("cannot read {}: {}".format(path, " ".join(str(exc).split())[:200]),
+                         hint="Remove the file and log in again.") from exc
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(profiles, dict):
+        raise UsageError("{} must hold a 'profiles' mapping".format(path), hint="Remove the file and log in again.")
+    return {str(name): entry["host"] for name, entry in profiles.items()
+            if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+
+
+def recorded_host(config_dir: str, profile: str) -> Optional[str]:
+    """The host the profile's token was stored for at login, if that was recorded."""
+    return _read_hosts(config_dir).get(profile)
+
+
+def record_host(config_dir: str, profile: str, host: Optional[str]) -> None:
+    """Record (``host`` None: forget) the host of the profile's stored token."""
+    from interncli.files import locked
+
+    path = hosts_path(config_dir)
+    if host is None and not os.path.exists(path):
+        return
+    with locked(path):
+        hosts = _read_hosts(config_dir)
+        if host is None:
+            if hosts.pop(profile, None) is None:
+                return
+        else:
+            hosts[profile] = host
+        import yaml
+
+        from interncli.files import make_dir, write_atomic
+
+        make_dir(config_dir)
+        write_atomic(path, "# interncli: the host each profile's stored token was stored for (not secret).\n"
+                     + yaml.safe_dump({"profiles": {name: {"host": h} for name, h in sorted(hosts.items())}},
+                                      default_flow_style=False))
 
 
 # --- the OS keyring -----------------------------------------------------------------------
@@ -125,14 +300,21 @@ def _call_keyring(action: str, call: Callable[[Any], Any], environ: Mapping[str,
         raise KeyringUnavailable("the OS keyring did not answer within {:g}s while {} (is it locked and "
                                  "waiting for a password prompt?)".format(timeout, action))
     if "error" in outcome:
-        raise KeyringUnavailable("the OS keyring is not available while {}: {}".format(
+        problem = KeyringUnavailable("the OS keyring is not available while {}: {}".format(
             action, _describe_keyring_error(outcome["error"])))
+        problem.absent = _is_absent(outcome["error"])
+        raise problem
     return outcome.get("value")
+
+
+def _is_absent(exc: BaseException) -> bool:
+    # keyring's "fail" backend (what it picks when no backend works) raises NoKeyringError.
+    return type(exc).__name__ == "NoKeyringError" or "No recommended backend" in str(exc)
 
 
 def _describe_keyring_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if "No recommended backend" in text:
+    if _is_absent(exc):
         return "no keyring backend works here (no Secret Service on D-Bus, as on a headless server)"
     return "{}: {}".format(type(exc).__name__, text[:200])
 

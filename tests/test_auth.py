@@ -44,11 +44,15 @@ def test_login_without_a_terminal_or_with_token_refuses_to_prompt(memory_keyring
     assert result.exit_code == 2 and "--with-token" in result.stderr and memory_keyring.passwords == {}
 
 
-@pytest.mark.parametrize("raw", ["", "   \n", "Bearer ", "two words", "tok\x00en"])
-def test_login_refuses_an_empty_or_malformed_token(memory_keyring, raw):
+@pytest.mark.parametrize("raw", ["", "   \n", "Bearer ", "two words", "tok\x00en", "abc", "t\u00f6ken-123456",
+                                 "line-one\nline-two"])
+def test_login_refuses_an_empty_or_malformed_token_as_bad_input(memory_keyring, raw):
+    # Bad local input is a usage error (exit 2), empty or malformed alike; exit 3 is kept for
+    # a keyring that does not work.
     result = invoke(["auth", "login", "--with-token"], input=raw)
-    assert result.exit_code in (2, 3) and memory_keyring.passwords == {}
-    assert "Traceback" not in result.stderr
+    assert result.exit_code == 2 and memory_keyring.passwords == {}
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert raw.strip() == "" or raw.strip() not in result.stderr
 
 
 def test_login_warns_when_the_environment_token_wins(memory_keyring):
@@ -90,9 +94,10 @@ def test_status_says_where_the_token_comes_from_and_masks_it(memory_keyring, sou
 
 
 def test_lookup_order_flag_env_keyring_file(memory_keyring, api):
-    assert invoke(["auth", "login", "--with-token", "--insecure-storage"], input="file-token-0001").exit_code == 0
+    base = ["-b", api.base_url]  # stored tokens are for the host they were stored for: this one
+    assert invoke(base + ["auth", "login", "--with-token", "--insecure-storage"],
+                  input="file-token-0001").exit_code == 0
     memory_keyring.set_password("interncli", "default", "keyring-token-02")
-    base = ["-b", api.base_url]
     env = {"INTERN_API_KEY": "env-token-00003"}
     invoke(base + ["-k", "flag-token-0004", "chat", "create", "-g", "user", "x"], env=env)
     invoke(base + ["chat", "create", "-g", "user", "x"], env=env)
@@ -199,3 +204,27 @@ def test_auth_token_works_while_another_setting_of_the_profile_is_broken(memory_
 def test_a_token_pasted_as_an_argument_is_not_echoed(memory_keyring):
     result = invoke(["auth", "login", "eyJSECRETTOKEN12345"], env={"INTERN_API_KEY": "eyJSECRETTOKEN12345"})
     assert result.exit_code == 2 and "eyJSECRETTOKEN12345" not in result.stderr
+
+
+def test_logout_with_no_keyring_and_nothing_stored_is_success():
+    # keyring's "fail" backend: no keyring at all, so nothing can be stored in one.
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    result = invoke(["auth", "logout"])
+    assert result.exit_code == 0, result.stderr
+    assert "no stored token for profile 'default'" in result.stderr and "warning" not in result.stderr
+
+
+def test_logout_with_no_keyring_still_removes_the_file_token(config_dir):
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    assert invoke(["auth", "login", "--with-token", "--insecure-storage"], input="file-token-0001").exit_code == 0
+    result = invoke(["auth", "logout"])
+    assert result.exit_code == 0 and "credentials.yaml" in result.stderr and "warning" not in result.stderr
+    assert not (config_dir / "credentials.yaml").exists()
+
+
+def test_logout_with_a_keyring_that_fails_warns_that_a_token_may_remain():
+    keyring.set_keyring(HangingKeyring())
+    result = invoke(["auth", "logout"], env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the OS keyring did not answer within 0.3s" in result.stderr
+    assert "if any, is still there" in result.stderr and "no stored token" not in result.stderr

@@ -116,7 +116,7 @@ def test_models_round_trip_as_text(config_dir):
 
 def test_unset_on_a_missing_profile_creates_nothing(config_dir):
     assert invoke(["config", "set", "model", "m"]).exit_code == 0
-    assert invoke(["config", "unset", "--profile", "typo", "model"]).exit_code == 0
+    assert invoke(["config", "unset", "--profile", "typo", "model"]).exit_code == 2  # a typo is not "done"
     assert "typo" not in yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"]
 
 
@@ -130,3 +130,68 @@ def test_a_config_dir_that_cannot_be_created_is_a_usage_error(tmp_path):
     blocker.write_text("x")
     result = invoke(["config", "set", "model", "m"], env={"INTERNCLI_CONFIG_DIR": str(blocker / "sub")})
     assert result.exit_code == 2 and "cannot create the folder" in result.stderr
+
+
+# ----------------------------------------------- profiles that are missing or not mappings
+
+BROKEN_PROFILES = {"a string": "local: just-a-string\n", "a list": "local: [a, b]\n", "a number": "local: 3\n"}
+CONFIG_COMMANDS = [["get", "model"], ["set", "model", "m"], ["unset", "model"], ["list"], ["list", "--json"],
+                   ["path"]]
+
+
+@pytest.mark.parametrize("args", CONFIG_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("kind", sorted(BROKEN_PROFILES))
+def test_a_profile_that_is_not_a_mapping_is_a_usage_error_for_every_config_command(config_dir, args, kind):
+    text = "profiles:\n  default: {model: d}\n  " + BROKEN_PROFILES[kind]
+    (config_dir / "config.yaml").write_text(text)
+    for where in (["config", args[0], "--profile", "local"] + args[1:], ["--profile", "local", "config"] + args):
+        result = invoke(where)
+        assert result.exit_code == 2, (where, result.stderr)
+        assert "profile 'local'" in result.stderr and "must be a mapping" in result.stderr, result.stderr
+        assert "known profiles: default, local" in result.stderr and "Traceback" not in result.stderr
+    assert (config_dir / "config.yaml").read_text() == text  # nothing written
+
+
+@pytest.mark.parametrize("args", [a for a in CONFIG_COMMANDS if a[0] != "set"], ids=" ".join)
+def test_a_missing_profile_is_a_usage_error_naming_the_known_ones(config_dir, args):
+    (config_dir / "config.yaml").write_text("profiles:\n  default: {model: d}\n  local: {model: l}\n")
+    for argv, env in ((["config", args[0], "--profile", "nosuch"] + args[1:], None),
+                      (["--profile", "nosuch", "config"] + args, None),
+                      (["config"] + args, {"INTERN_PROFILE": "nosuch"})):
+        result = invoke(argv, env=env)
+        assert result.exit_code == 2, (argv, result.stderr)
+        assert "no profile 'nosuch'" in result.stderr and "Known profiles: default, local" in result.stderr
+
+
+def test_set_creates_a_missing_profile(config_dir):
+    # The documented way to make a profile: `config set --profile NEW base_url URL`.
+    assert invoke(["config", "set", "--profile", "new", "model", "m"]).exit_code == 0
+    assert yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"]["new"] == {"model": "m"}
+
+
+def test_path_still_prints_when_the_file_is_broken(config_dir):
+    (config_dir / "config.yaml").write_text("profiles: [unclosed\n")
+    result = invoke(["--profile", "local", "config", "path"])
+    assert result.exit_code == 0 and result.stdout.strip().endswith("config.yaml")
+
+
+def test_the_file_wide_default_profile_can_be_fixed_when_it_names_a_missing_profile(config_dir):
+    (config_dir / "config.yaml").write_text("default_profile: gone\nprofiles:\n  local: {model: l}\n")
+    assert invoke(["config", "get", "default_profile"]).stdout == "gone\n"
+    assert invoke(["config", "set", "default_profile", "local"]).exit_code == 0
+    assert invoke(["config", "get", "model"]).stdout == "l\n"
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_profile_name_is_refused_not_taken_as_default(config_dir, name):
+    for argv in (["config", "set", "--profile", name, "model", "m"], ["--profile", name, "config", "set", "model", "m"],
+                 ["--profile", name, "config", "list"], ["--profile", name, "auth", "status"],
+                 ["--profile", name, "chat", "create", "-g", "user", "hi", "--dry-run"]):
+        result = invoke(argv)
+        assert result.exit_code == 2 and "--profile needs a profile name" in result.stderr, (argv, result.stderr)
+    assert not (config_dir / "config.yaml").exists()
+
+
+def test_an_empty_intern_profile_means_unset(config_dir):
+    assert invoke(["config", "set", "model", "m"], env={"INTERN_PROFILE": ""}).exit_code == 0
+    assert yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"] == {"default": {"model": "m"}}

@@ -316,6 +316,9 @@ def test_version_with_python_dash_m(exe):
 # ---------------------------------------------------------------------------------- 6. proxy
 
 PROXIED_BASE = "http://intern.test/v1"  # .test never resolves: only a proxy can reach it
+# Without a token: one over plain http:// to another host is refused unless the user opts in
+# (interface.md section 2; tests/test_token_hosts.py), and these tests are about the proxy path.
+NO_TOKEN = {"INTERN_API_KEY": ""}
 PROXIED_URL = PROXIED_BASE + "/chat/completions"
 
 
@@ -330,14 +333,14 @@ def _assert_went_through_proxy(api, result) -> None:
 
 def test_proxy_flag(api, exe):
     result = run(exe, ["-b", PROXIED_BASE, "--proxy", api.url, "--max-retries", "0",
-                       "chat", "create", "-g", "user", "via proxy"])
+                       "chat", "create", "-g", "user", "via proxy"], env=_env(**NO_TOKEN))
     _assert_went_through_proxy(api, result)
 
 
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
 def test_proxy_from_the_environment(api, exe, variable):
     result = run(exe, ["-b", PROXIED_BASE, "--max-retries", "0", "chat", "create", "-g", "user", "via proxy"],
-                 env=_env(**{variable: api.url}))
+                 env=_env(**{variable: api.url}, **NO_TOKEN))
     _assert_went_through_proxy(api, result)
 
 
@@ -347,7 +350,7 @@ def test_proxy_flag_wins_over_the_environment(api, exe):
     dead = "http://127.0.0.1:{}".format(_free_port())
     result = run(exe, ["-b", PROXIED_BASE, "--proxy", api.url, "--max-retries", "0",
                        "chat", "create", "-g", "user", "via proxy"],
-                 env=_env(HTTP_PROXY=dead, HTTPS_PROXY=dead))
+                 env=_env(HTTP_PROXY=dead, HTTPS_PROXY=dead, **NO_TOKEN))
     _assert_went_through_proxy(api, result)
 
 

@@ -76,15 +76,16 @@ SCRIPT = textwrap.dedent(r"""
     eval "$(printf 'pw' | gnome-keyring-daemon --unlock --components=secrets)"
     echo $? >"$OUT/daemon.rc"
 
-    printf '%s\n' "Bearer $TOKEN " | step login "$EXE" auth login --with-token
+    # A stored token belongs to the host of the base URL in effect at login: the test server's.
+    printf '%s\n' "Bearer $TOKEN " | step login "$EXE" -b "$URL" auth login --with-token
     step probe_after_login probe
     # Any token file the login path wrote, in the config dir or HOME (the keyring's own
     # store is in XDG_DATA_HOME, outside both).
     grep -rl -- "$TOKEN" "$INTERNCLI_CONFIG_DIR" "$HOME" >"$OUT/token-files.txt" 2>/dev/null
     step chat "$EXE" -b "$URL" chat create -g user hi
-    step status_json "$EXE" auth status --json
-    step status "$EXE" auth status
-    step token "$EXE" auth token
+    step status_json "$EXE" -b "$URL" auth status --json
+    step status "$EXE" -b "$URL" auth status
+    step token "$EXE" -b "$URL" auth token
     step logout "$EXE" auth logout
     step probe_after_logout probe
     step status_after_logout "$EXE" auth status

@@ -178,10 +178,16 @@ class Harness:
                 child.unlink()
         self.keyring.passwords.clear()
         self.api.reset()
+        # A stored token belongs to the host it was stored for: logging in with -b stores it for
+        # the test server's host, which every run then names with -b.
         if self.source == "keyring":
-            self.keyring.set_password("interncli", "default", SENTINEL)
+            result = invoke(["-b", self.api.base_url, "auth", "login", "--with-token"], input=SENTINEL + "\n")
+            assert result.exit_code == 0, result.stderr
+            self.check(result, "auth login (setup)")
+            assert self.keyring.get_password("interncli", "default") == SENTINEL
         elif self.source == "file":
-            result = invoke(["auth", "login", "--insecure-storage", "--with-token"], input="Bearer " + SENTINEL + " \n")
+            result = invoke(["-b", self.api.base_url, "auth", "login", "--insecure-storage", "--with-token"],
+                            input="Bearer " + SENTINEL + " \n")
             assert result.exit_code == 0, result.stderr
             self.check(result, "auth login --insecure-storage (setup)", insecure=True)
             assert SENTINEL in (self.config_dir / "credentials.yaml").read_text(encoding="utf-8")
@@ -496,3 +502,77 @@ def test_the_installed_command_leaks_nothing_not_even_into_its_environment(api, 
     chats = api.calls(CHAT_PATH)
     assert len(chats) == 3 and all(r.headers.get("authorization") == "Bearer " + SENTINEL for r in chats)
     run(["auth", "logout"])
+
+
+# ------------------------------------------------------------ the token in other clothes
+
+def _b64(data: str, urlsafe: bool = False) -> str:
+    import base64
+
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(data.encode()).decode()
+
+
+# What a server, a gateway or a proxy's error page may quote back instead of the token as sent:
+# name -> (the text quoted, pieces of the token that must not be shown).
+ENCODED: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    "percent-encoded": ("".join("%{:02X}".format(b) for b in SENTINEL.encode()), ()),
+    "percent-encoded-lower": ("".join("%{:02x}".format(b) for b in SENTINEL.encode()), ()),
+    "json-escaped-first-char": ("\\u0073" + SENTINEL[1:], ()),
+    "json-escaped-all": ("".join("\\u{:04x}".format(ord(c)) for c in SENTINEL), ()),
+    "base64": (_b64(SENTINEL), ()),
+    "base64-unpadded": (_b64(SENTINEL).rstrip("="), ()),
+    "base64-urlsafe": (_b64(SENTINEL, urlsafe=True), ()),
+    "base64-bearer": (_b64("Bearer " + SENTINEL), ()),
+    "base64-inside-a-header-dump": (_b64("Authorization: Bearer " + SENTINEL + "\r\nHost: x"),
+                                    (_b64("Authorization: Bearer " + SENTINEL + "\r\nHost: x")[40:60],)),
+    "split-by-a-newline": (SENTINEL[:12] + "\n" + SENTINEL[12:], (SENTINEL[12:],)),
+    "split-by-spaces": (SENTINEL[:7] + " " + SENTINEL[7:20] + "   " + SENTINEL[20:], (SENTINEL[7:20],)),
+    "split-by-an-escaped-newline": (SENTINEL[:12] + "\\n" + SENTINEL[12:], (SENTINEL[12:],)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODED))
+@pytest.mark.parametrize("shape", ["json-401", "text-502"])
+def test_an_encoded_or_split_token_quoted_back_is_redacted(api, name, shape):
+    quoted, pieces = ENCODED[name]
+    for globals_ in ((), ("-v",)):
+        for as_json in (False, True):
+            api.reset()
+            if shape == "json-401":
+                api.add(err_msgcode("A0202", "bad token: " + quoted, status=401))
+            else:
+                api.add(Raw("<pre>upstream refused: " + quoted + "</pre>", status=502, content_type="text/plain"))
+            argv = ["-b", api.base_url, "-k", SENTINEL, "--max-retries", "0", *globals_, "chat", "create", *HI]
+            result = invoke(argv + (["--json"] if as_json else []))
+            assert result.exit_code == (3 if shape == "json-401" else 1), result.stderr
+            for shown in (quoted, " ".join(quoted.split())) + pieces + MARKERS:
+                assert shown not in result.stderr, "{} {}: the token leaked:\n{}".format(name, argv, result.stderr)
+            assert "***" in result.stderr
+
+
+@pytest.mark.parametrize("code", [{"token": SENTINEL}, [SENTINEL, 1], {"nested": [{"k": "Bearer " + SENTINEL}]}],
+                         ids=["dict", "list", "nested"])
+def test_an_error_code_that_is_not_a_string_is_redacted(api, code):
+    for as_json in (False, True):
+        api.reset()
+        api.add(err_openai("invalid api key", code=code, status=401))
+        result = invoke(["-b", api.base_url, "-k", SENTINEL, "chat", "create", *HI] + (["--json"] if as_json else []))
+        assert result.exit_code == 3, result.stderr
+        assert_no_marker(result.stderr, "stderr with a code of {!r}".format(code))
+        assert "***" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["-k", SENTINEL, SENTINEL],
+    ["--api-key", SENTINEL, SENTINEL],
+    ["--api-key=" + SENTINEL, SENTINEL],
+    ["-vk" + SENTINEL, SENTINEL],
+    ["-k", SENTINEL, SENTINEL, "--json"],
+], ids=["-k T T", "--api-key T T", "--api-key=T T", "-vkT T", "json"])
+def test_a_usage_error_before_the_options_are_stored_does_not_quote_the_token(argv):
+    # click resolves the sub-command before the root's callback stores the options, so these
+    # errors are raised while nothing knows the -k value yet: cli.run reads it from argv.
+    result = invoke(argv)
+    assert result.exit_code == 2 and "***" in result.stderr, result.stderr
+    assert_no_marker(result.stdout + result.stderr, "the usage error of {}".format(argv))

@@ -19,6 +19,10 @@ def auth() -> None:
 
     Lookup order: -k, then INTERN_API_KEY, then the OS keyring, then the plain-text
     credentials.yaml written only by `auth login --insecure-storage`.
+
+    A stored token belongs to the profile and to the host of the base URL in effect at
+    login: a base URL on another host (by -b, INTERN_BASE_URL or a later `config set
+    base_url`) gets no stored token, only one from -k or INTERN_API_KEY.
     """
 
 
@@ -34,7 +38,7 @@ def info(message: str) -> None:
 @profile_option
 @pass_app
 def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> None:
-    """Store a token for the profile.
+    """Store a token for the profile, for the host of the base URL in effect.
 
     \b
     Examples:
@@ -54,14 +58,18 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
     token = credentials.clean_token(raw)
     if not token:
         raise UsageError("no token given", hint="Get a token from the Intern website, then log in again.")
-    credentials.check_token(token, "the login input")
+    # Bad input is a usage error (exit 2), like an empty one; exit 3 stays for a keyring that fails.
+    credentials.check_token(token, "the login input", error=UsageError)
+    host = app.token_hosts()[0]  # the token belongs to the host of the base URL in effect now
     if app.environ.get("INTERN_API_KEY", "").strip():
         click.echo("interncli: warning: INTERN_API_KEY is set and takes precedence over the stored token",
                    err=True)
     path = credentials.credentials_path(app.config_dir)
     if insecure_storage:
         credentials.file_set(app.config_dir, profile, token)
-        info("token for profile {!r} stored in {} (plain text, readable only by you)".format(profile, path))
+        credentials.record_host(app.config_dir, profile, host)
+        info("token for profile {!r} stored in {} (plain text, readable only by you), for {}".format(
+            profile, path, host))
         # An older token in the keyring would come first in the lookup: it goes.
         try:
             if credentials.keyring_delete(profile, app.environ):
@@ -70,7 +78,8 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
             pass
         return
     credentials.keyring_set(profile, token, app.environ)
-    info("token for profile {!r} stored in the OS keyring".format(profile))
+    credentials.record_host(app.config_dir, profile, host)
+    info("token for profile {!r} stored in the OS keyring, for {}".format(profile, host))
     try:  # no plain-text copy should linger
         if credentials.file_delete(app.config_dir, profile):
             info("removed the plain-text copy from {}".format(path))
@@ -94,6 +103,8 @@ def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
         "token_source": credential.source if token else None,
         "token": (token if show_token else credentials.mask(token)) if token else None,
         "keyring": credentials.keyring_name(app.environ),
+        # The host a stored token belongs to, when it is not sent to this base URL's host.
+        "withheld_for": credential.withheld,
     }
     if as_json:
         from interncli import output
@@ -102,15 +113,14 @@ def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
     else:
         source = credentials.SOURCE_NAMES.get(credential.source, credential.source)
         rows = [("profile", settings.profile), ("base URL", settings.base_url),
-                ("token", "{} (from {})".format(status["token"], source) if token else "none"),
+                ("token", "{} (from {})".format(status["token"], source) if token
+                 else "none (the stored token is for {})".format(credential.withheld) if credential.withheld
+                 else "none"),
                 ("keyring", status["keyring"])]
         for label, value in rows:
             click.echo("{:<9} {}".format(label, value))
     if not token:
-        problem = credential.keyring_problem
-        raise AuthError("not logged in: no token for profile {!r}{}".format(
-            settings.profile, ": " + problem.message if problem else ""),
-            hint=problem.hint if problem else "Run `interncli auth login`, or set INTERN_API_KEY.")
+        raise missing_token(app, "not logged in: ", "Run `interncli auth login`, or set INTERN_API_KEY.")
 
 
 @auth.command("token")
@@ -120,11 +130,20 @@ def auth_token(app: AppContext) -> None:
     """Print the token alone, for scripts: TOKEN=$(interncli auth token)."""
     credential = app.credential
     if not credential.token:
-        problem = credential.keyring_problem
-        raise AuthError("no token for profile {!r}{}".format(
-            app.settings.profile, ": " + problem.message if problem else ""),
-            hint=problem.hint if problem else "Run `interncli auth login` first.")
+        raise missing_token(app, "", "Run `interncli auth login` first.")
     click.echo(credential.token)
+
+
+def missing_token(app: AppContext, lead: str, hint: str) -> AuthError:
+    """Why there is no token: the stored one is for another host, the keyring failed, or none."""
+    credential, profile = app.credential, app.profile()
+    if credential.withheld is not None:
+        host = app.token_hosts()[0]
+        return AuthError("{}no token for {}: {}".format(lead, host, credentials.withheld_message(
+            profile, credential.withheld, host)), hint=credentials.WITHHELD_HINT)
+    problem = credential.keyring_problem
+    return AuthError("{}no token for profile {!r}{}".format(lead, profile, ": " + problem.message if problem else ""),
+                     hint=problem.hint if problem else hint)
 
 
 @auth.command("logout")
@@ -147,13 +166,15 @@ def auth_logout(app: AppContext) -> None:
         if not removed:
             raise
         click.echo("interncli: warning: " + exc.message, err=True)
-    if problem is not None and not removed:
-        raise problem
-    if problem is not None:
-        click.echo("interncli: warning: " + problem.message, err=True)
+    credentials.record_host(app.config_dir, profile, None)
     if removed:
         info("removed the token of profile {!r} from {}".format(profile, " and ".join(removed)))
-    else:
+    elif problem is None or problem.absent:  # nothing to remove is success; no keyring holds nothing
         info("no stored token for profile {!r}".format(profile))
+    if problem is not None and not problem.absent:
+        # A keyring that is there but fails may still hold a token: say so, and still exit 0,
+        # as everything that could be checked is clean (a stuck keyring must not fail a CI job).
+        click.echo("interncli: warning: {}; a token stored there, if any, is still there".format(problem.message),
+                   err=True)
     if app.environ.get("INTERN_API_KEY", "").strip():
         info("INTERN_API_KEY is still set in this environment and still gives a token")

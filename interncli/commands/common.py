@@ -8,7 +8,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 import click
 
 from interncli.commands.completion import complete_profiles, complete_roles
+from interncli.config import host_of, is_this_machine
 from interncli.context import AppContext
+from interncli.credentials import WITHHELD_HINT, withheld_message
 from interncli.errors import AuthError, InternCliError, UsageError
 
 T = TypeVar("T")
@@ -100,8 +102,11 @@ def trace_to_stderr(line: str) -> None:
 def require_token(app: AppContext) -> None:
     """The official service needs a token; a private server may not, so it is asked instead."""
     credential = app.credential
-    if credential.token is None and OFFICIAL_HOST in app.settings.base_url:
+    if credential.token is None and host_of(app.settings.base_url) == OFFICIAL_HOST:
         problem = credential.keyring_problem
+        if credential.withheld is not None:  # say why: the stored token is for another host
+            raise AuthError("no API token for {}: {}".format(OFFICIAL_HOST, withheld_message(
+                app.settings.profile, credential.withheld, OFFICIAL_HOST)), hint=WITHHELD_HINT)
         if problem is not None:  # say what is wrong: the keyring, not the token
             raise AuthError("no API token for profile {!r}: {}".format(app.settings.profile, problem.message),
                             hint=problem.hint)
@@ -110,14 +115,37 @@ def require_token(app: AppContext) -> None:
                              "Intern website).")
 
 
+def check_plain_http(app: AppContext) -> None:
+    """A token over plain http:// to another machine can be read on the way: refused unless the
+    user opted in (profile key allow_http, or INTERN_ALLOW_HTTP=1), then a warning, once."""
+    url = app.settings.base_url
+    host = host_of(url)
+    if not app.credential.token or not url.lower().startswith("http://") or is_this_machine(host):
+        return
+    if not app.settings.allow_http:
+        raise UsageError("refusing to send the API token over plain http:// to {}: anyone on the way "
+                         "could read it".format(host),
+                         hint="Use https://, or, on a network you trust, opt in: "
+                              "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1)".format(
+                                  app.settings.profile))
+    if not app.http_warned:
+        app.http_warned = True
+        sys.stderr.write("interncli: warning: the API token goes over plain http:// to {} (allow_http is on)\n"
+                         .format(host))
+        sys.stderr.flush()
+
+
 def open_transport(app: AppContext) -> Any:
     """A transport with the resolved network settings (imports requests: call only when sending)."""
     from interncli.transport import Transport
 
     settings = app.settings
+    check_plain_http(app)
     return Transport(settings.base_url, token=app.credential.token, timeout=settings.timeout,
                      proxy=settings.proxy, ca_bundle=settings.ca_bundle,
-                     trace=trace_to_stderr if settings.verbose else None)
+                     # The transport redacts the token; this also catches proxy passwords, which
+                     # a proxy's error page may quote back (as Proxy-Authorization: Basic ...).
+                     trace=(lambda line: trace_to_stderr(app.redact(line))) if settings.verbose else None)
 
 
 def with_retries(app: AppContext, attempt: Callable[[], T],
@@ -140,7 +168,12 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
         return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
     except AuthError as err:
         problem = app.credential.keyring_problem
-        if app.credential.token is None and problem is not None:
+        withheld = app.credential.withheld
+        if app.credential.token is None and withheld is not None:
+            # The server wants a token, and the one stored for this profile is for another host.
+            err.hint = "No token was sent: {}. {}".format(withheld_message(
+                app.settings.profile, withheld, host_of(app.settings.base_url)), WITHHELD_HINT)
+        elif app.credential.token is None and problem is not None:
             # The server wants a token we could not read: the keyring is to blame, not the token.
             err.hint = "No token was sent: {}. {}".format(problem.message, problem.hint)
         raise

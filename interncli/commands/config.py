@@ -4,13 +4,13 @@ proxy, CA bundle), validated and written atomically."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Dict, Tuple
 
 import click
 
 from interncli import config as configfile
 from interncli.commands.common import Group, json_option, pass_app, profile_option
-from interncli.context import AppContext
+from interncli.context import AppContext, choose_profile
 from interncli.errors import InternCliError
 from interncli.files import locked
 
@@ -20,8 +20,10 @@ def config() -> None:
     """Settings, kept per profile in config.yaml.
 
     \b
-    Keys: base_url, model, timeout, max_retries, proxy, ca_bundle (per profile),
-    and default_profile (for the whole file).
+    Keys: base_url, model, models, timeout, max_retries, proxy, ca_bundle,
+    allow_http (per profile), and default_profile (for the whole file).
+    allow_http true lets the token go over plain http:// to another machine,
+    with a warning (INTERN_ALLOW_HTTP=1 does the same for one run).
     A private LMDeploy server is a profile:
       interncli config set --profile local base_url http://127.0.0.1:23333/v1
       interncli config set --profile local model internlm2_5-7b-chat
@@ -29,11 +31,35 @@ def config() -> None:
     """
 
 
+def existing_profile(app: AppContext, cfg: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """The profile asked for and its entry: a profile named but not in the file, or one whose
+    entry is not a mapping, is a usage error (exit 2) listing the known ones."""
+    name = choose_profile(app.options, app.environ, cfg)
+    configfile.check_profile(cfg, name)
+    return name, configfile.profile_entry(cfg, name, configfile.config_path(app.config_dir))
+
+
+def shown(key: str, value: Any) -> Any:
+    """A setting fit to print: a proxy's password masked, a list as comma-separated text."""
+    if key == "proxy" and isinstance(value, str):
+        return configfile.mask_url(value)
+    return value
+
+
 @config.command("path")
+@profile_option
 @pass_app
 def config_path(app: AppContext) -> None:
-    """Print where the config file is."""
-    click.echo(configfile.config_path(app.config_dir))
+    """Print where the config file is (the same for every profile; a profile named must exist)."""
+    path = configfile.config_path(app.config_dir)
+    if app.options.get("profile") is not None or app.environ.get("INTERN_PROFILE", "").strip():
+        try:
+            cfg = configfile.load_config(app.config_dir)
+        except InternCliError:
+            cfg = None  # a broken file: its path is what the person needs to fix it
+        if cfg is not None:
+            existing_profile(app, cfg)
+    click.echo(path)
 
 
 @config.command("get")
@@ -44,16 +70,16 @@ def config_get(app: AppContext, key: str) -> None:
     """Print the value a profile stores for KEY (exit 1 if it stores none)."""
     configfile.check_key(key)
     cfg = configfile.load_config(app.config_dir)
-    profile = app.profile_name()
-    if key == "default_profile":
-        value = cfg.get(key)
-    else:
-        value = ((cfg.get("profiles") or {}).get(profile) or {}).get(key)
+    # default_profile belongs to the whole file: no profile is checked, so a bad one can be fixed.
+    profile, entry = existing_profile(app, cfg) if key != "default_profile" else ("", cfg)
+    value = entry.get(key)
     if value is None:
         raise InternCliError("{} is not set{}".format(
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
-    click.echo(",".join(value) if isinstance(value, list) else value)
+    value = shown(key, value)
+    click.echo(",".join(map(str, value)) if isinstance(value, list) else
+               str(value).lower() if isinstance(value, bool) else value)
 
 
 @config.command("set")
@@ -65,8 +91,11 @@ def config_set(app: AppContext, key: str, value: str) -> None:
     """Set KEY to VALUE in a profile (created if new)."""
     with locked(configfile.config_path(app.config_dir)):
         cfg = configfile.load_config(app.config_dir)
+        profile = choose_profile(app.options, app.environ, cfg)  # a new name creates the profile
+        if key != "default_profile":
+            configfile.profile_entry(cfg, profile, configfile.config_path(app.config_dir))
         parsed = configfile.parse_setting(cfg, key, value)
-        configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, parsed))
+        configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, parsed))
 
 
 @config.command("unset")
@@ -78,7 +107,8 @@ def config_unset(app: AppContext, key: str) -> None:
     configfile.check_key(key)
     with locked(configfile.config_path(app.config_dir)):
         cfg = configfile.load_config(app.config_dir)
-        configfile.save_config(app.config_dir, configfile.with_setting(cfg, app.profile_name(), key, None))
+        profile = existing_profile(app, cfg)[0] if key != "default_profile" else ""
+        configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, None))
 
 
 @config.command("list")
@@ -88,7 +118,7 @@ def config_unset(app: AppContext, key: str) -> None:
 def config_list(app: AppContext, as_json: bool) -> None:
     """Show the settings in effect for a profile, and where each comes from."""
     settings = app.settings
-    values = settings.values()
+    values = {key: shown(key, value) for key, value in settings.values().items()}
     if as_json:
         from interncli import output
 
@@ -99,5 +129,6 @@ def config_list(app: AppContext, as_json: bool) -> None:
         return
     click.echo("{:<12} {}".format("profile", settings.profile))
     for key, value in values.items():
-        shown: Any = "" if value is None else ",".join(value) if isinstance(value, list) else value
-        click.echo("{:<12} {:<40} ({})".format(key, str(shown), settings.sources[key]))
+        text: Any = "" if value is None else ",".join(value) if isinstance(value, list) else value
+        click.echo("{:<12} {:<40} ({})".format(key, str(text).lower() if isinstance(text, bool) else str(text),
+                                               settings.sources[key]))
