@@ -1,5 +1,84 @@
-"""Run as ``python -m interncli``."""
+"""The entry point of the console script and of ``python -m interncli``.
 
-from interncli.cli import main
+Start-up takes tens of milliseconds of imports before ``cli.run`` can catch anything, and a
+Ctrl-C in that time would print a traceback. So the process enters here, where only modules
+that Python has already loaded are used, and everything else, the import of interncli.cli
+included, runs inside one handler. Here too stderr is made one whose failures are ignored.
+"""
 
-main()
+import io
+import os
+import sys
+
+# ExitCode.INTERRUPTED, spelled out: importing interncli.errors here would widen the window.
+INTERRUPTED = 130
+
+
+class _DroppingWriter(io.RawIOBase):
+    """fd 2 for ``sys.stderr``, where a write that fails (stderr closed, a full disk, a reader
+    gone) is dropped: losing a diagnostic must not change the exit code, nor end in a traceback."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        try:
+            return os.isatty(self._fd)
+        except OSError:
+            return False
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            pass
+        return len(data)
+
+
+def guard_stderr() -> None:
+    """Make ``sys.stderr`` safe to write whatever fd 2 is: closed (``2>&-``) or full
+    (``2>/dev/full``)."""
+    try:
+        os.fstat(2)
+    except OSError:
+        # Closed: put /dev/null there, or the next file opened would become "stderr".
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 2:
+            os.dup2(fd, 2)
+            os.close(fd)
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    sys.stderr = io.TextIOWrapper(_DroppingWriter(2), encoding=encoding,  # type: ignore[arg-type]
+                                  errors="backslashreplace", line_buffering=True, write_through=True)
+
+
+def main() -> None:
+    """Run interncli; a Ctrl-C at any point, even while it is still being imported, ends with
+    one line on stderr and exit 130, never a traceback."""
+    try:
+        guard_stderr()
+        from interncli.cli import main as run
+
+        run()
+    except KeyboardInterrupt:
+        import signal  # built in: already loaded
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+        try:
+            sys.stderr.write("\ninterncli: interrupted\n")
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        sys.exit(INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()
