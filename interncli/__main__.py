@@ -34,7 +34,7 @@ class _DroppingWriter(io.RawIOBase):
         except OSError:
             return False
 
-    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+    def write(self, data: bytes) -> int:  # type: ignore[override]
         view = memoryview(data).cast("B")
         try:
             while view:
@@ -56,7 +56,7 @@ def guard_stderr() -> None:
             os.dup2(fd, 2)
             os.close(fd)
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    sys.stderr = io.TextIOWrapper(_DroppingWriter(2), encoding=encoding,  # type: ignore[arg-type]
+    sys.stderr = io.TextIOWrapper(_DroppingWriter(2), encoding=encoding,
                                   errors="backslashreplace", line_buffering=True, write_through=True)
 
 
