@@ -67,6 +67,19 @@ def test_retry_notices_and_errors_carry_no_controls(cli, api):
 
 
 @pytest.mark.parametrize("stream", [False, True])
+def test_verbose_traces_of_the_reply_are_escaped(cli, api, stream):
+    # A trace quotes the body as received: here C1 raw inside the JSON strings, as json.dumps
+    # (ensure_ascii=False) writes them.
+    if stream:
+        api.add(Stream(stream_chunks(PIECES)))
+    else:
+        api.add(Completion(content=HOSTILE))
+    result = cli("chat", "create", "-g", "user", "hi", *(["--stream"] if stream else []), globals_=("-v",))
+    assert "< HTTP 200" in result.stderr
+    assert "\x1b" not in result.stderr and "\x9b" not in result.stderr and "\x07" not in result.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_json_output_escapes_c1_and_keeps_the_value(cli, api, stream):
     if stream:
         api.add(Stream(stream_chunks(PIECES)))

@@ -100,8 +100,10 @@ def profile_option(f: Callable) -> Callable:
 
 
 def trace_to_stderr(line: str) -> None:
-    """A ``--verbose`` trace line."""
-    sys.stderr.write(line + "\n")
+    """A ``--verbose`` trace line, escaped: it quotes the server's headers and body."""
+    from interncli.safetext import escape_controls
+
+    sys.stderr.write(escape_controls(line) + "\n")
     sys.stderr.flush()
 
 
