@@ -33,6 +33,17 @@ def for_stdout(text: str, out: IO[str]) -> str:
     return escape_controls(text) if is_terminal(out) else text
 
 
+def line_for_stdout(text: str, out: IO[str]) -> str:
+    """A server's value on one line of stdout (an id, a name): escaped to one line on a
+    terminal, as received in a pipe."""
+    return escape_line(text) if is_terminal(out) else text
+
+
+def header(index: Any, out: IO[str]) -> str:
+    """The line before one choice of several, as the openai CLI prints it."""
+    return "===== Chat Completion {} =====\n".format(line_for_stdout(str(index), out))
+
+
 def paint(text: str, code: str, stream: IO[str]) -> str:
     """``text`` in an ANSI colour when ``stream`` takes colour."""
     return code + text + RESET if use_color(stream) else text
@@ -80,10 +91,8 @@ def tool_call_line(call: Dict[str, Any], out: IO[str]) -> str:
     to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
     function = call.get("function") or {}
     arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
-    call_id, name = str(call.get("id", "")), str(function.get("name", ""))
-    if is_terminal(out):
-        call_id, name = escape_line(call_id), escape_line(name)
-    return "tool_call {} {} {}\n".format(call_id, name, arguments)
+    return "tool_call {} {} {}\n".format(line_for_stdout(str(call.get("id", "")), out),
+                                         line_for_stdout(str(function.get("name", "")), out), arguments)
 
 
 def length_note(finish_reason: Optional[str], label: str, err: IO[str]) -> None:
@@ -119,7 +128,7 @@ def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasonin
         if reasoning and message.get("reasoning_content"):
             show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", err)
         if many:
-            out.write("===== Chat Completion {} =====\n".format(choice.get("index", 0)))
+            out.write(header(choice.get("index", 0), out))
         content = message.get("content")
         calls = message.get("tool_calls") or []
         if content is not None or not calls:
@@ -206,7 +215,7 @@ class TextStreamPrinter:
         state = assembler.choice(index)
         if self.reasoning and state.reasoning:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.err)
-        self.out.write("===== Chat Completion {} =====\n".format(index))
+        self.out.write(header(index, self.out))
         self.out.write(for_stdout(state.content, self.out) + "\n")
         for call in assembler.message(index).get("tool_calls", []):
             self.out.write(tool_call_line(call, self.out))
@@ -238,9 +247,8 @@ class JsonStreamPrinter:
 
 def write_lines(lines: Iterable[str], out: IO[str]) -> None:
     """Lines of text from the server, one per line: on a terminal each escaped to one line."""
-    terminal = is_terminal(out)
     for line in lines:
-        out.write((escape_line(line) if terminal else line) + "\n")
+        out.write(line_for_stdout(line, out) + "\n")
     out.flush()
 
 
