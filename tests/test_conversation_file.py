@@ -15,7 +15,7 @@ import pytest
 
 from interncli.files import locked, write_atomic
 from tests.apiserver import Recorded, Reply, default_reply
-from tests.conftest import SENTINEL
+from tests.conftest import PNG, SENTINEL
 
 PROCESS_TIMEOUT = 30.0
 
@@ -170,3 +170,17 @@ def test_an_error_writing_the_file_names_it_and_keeps_the_old_one(exe, api, tmp_
     assert "cannot write {}".format(path) in stderr and "stdout" not in stderr
     assert proc.stdout == b"echo: one\n"  # the reply was printed before the file was written
     assert path.read_text() == old and sorted(os.listdir(tmp_path)) == ["talk.json"]
+
+
+def test_an_image_never_goes_to_a_message_from_the_history(cli, api, tmp_path):
+    path = tmp_path / "talk.json"
+    history = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "echo: earlier"}]
+    path.write_text(json.dumps(history))
+    image = tmp_path / "dot.png"
+    image.write_bytes(PNG)
+    result = cli("chat", "create", "--conversation", str(path), "-g", "system", "x", "--image", str(image))
+    assert result.exit_code == 2 and "user message" in result.stderr and api.requests == []
+    result = cli("chat", "create", "--conversation", str(path), "-g", "user", "this", "--image", str(image))
+    assert result.exit_code == 0
+    sent = api.last.json["messages"]
+    assert sent[:2] == history and isinstance(sent[2]["content"], list)

@@ -97,7 +97,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         raise UsageError("--thinking cannot be used with a system message",
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
-        attach_images(messages, opts["images"])
+        attach_images(turn, opts["images"])  # this turn's user message, never one from history
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
