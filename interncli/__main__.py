@@ -2,10 +2,13 @@
 
 Start-up takes tens of milliseconds of imports before ``cli.run`` can catch anything, and a
 Ctrl-C in that time would print a traceback. So the process enters here, where only modules
-that Python has already loaded are used, and everything else, the import of interncli.cli
-included, runs inside one handler. Here too stderr is made one whose failures are ignored.
+that Python has already loaded are used: until interncli.cli is imported, a Ctrl-C ends the
+process at once with exit 130. Here too stderr is made one whose failures are ignored.
 """
 
+# The C module under `signal`, loaded by the interpreter itself: `signal` wraps it in enums,
+# which can cost milliseconds of imports before the handler is in place.
+import _signal
 import io
 import os
 import sys
@@ -63,21 +66,30 @@ def guard_stderr() -> None:
 def main() -> None:
     """Run interncli; a Ctrl-C at any point, even while it is still being imported, ends with
     one line on stderr and exit 130, never a traceback."""
+    previous = _signal.getsignal(_signal.SIGINT)
+    if previous is _signal.default_int_handler:  # not when started with Ctrl-C ignored (nohup, &)
+        _signal.signal(_signal.SIGINT, _exit_interrupted)
     try:
         guard_stderr()
         from interncli.cli import main as run
 
+        # From here cli.run turns a Ctrl-C into exit 130, keeping what was printed.
+        _signal.signal(_signal.SIGINT, previous)
         run()
-    except KeyboardInterrupt:
-        import signal  # built in: already loaded
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
-        try:
-            sys.stderr.write("\ninterncli: interrupted\n")
-            sys.stderr.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
+    except KeyboardInterrupt:  # after the imports, before or around cli.run's own handler
+        sys.stderr.write("\ninterncli: interrupted\n")
         sys.exit(INTERRUPTED)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    # Nothing has been printed or started yet: end at once, wherever the interpreter is. A
+    # KeyboardInterrupt raised instead could land in one of importlib's weakref callbacks,
+    # where Python prints it as "Exception ignored ... Traceback" and carries on (seen here).
+    try:
+        os.write(2, b"\ninterncli: interrupted\n")
+    except OSError:
+        pass
+    os._exit(INTERRUPTED)
 
 
 if __name__ == "__main__":
