@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Optional
+from types import ModuleType
+from typing import Iterator, Optional
 
 from interncli.errors import UsageError
 
@@ -127,18 +128,19 @@ def locked(path: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(lock_path: str, fcntl: Any) -> int:
+def _acquire(lock_path: str, fcntl: ModuleType) -> int:
     """An fd holding the lock on the file now at ``lock_path``."""
     while True:
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Not through a symlink: in a shared folder another user could plant one.
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:
             raise UsageError("cannot lock {}: {}".format(lock_path[:-len(".lock")], exc.strerror),
                              hint="Check the folder's permissions.") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held = os.fstat(fd)
-            current = os.stat(lock_path)
+            current = os.lstat(lock_path)
         except FileNotFoundError:  # removed by the run that held it before us: start again
             os.close(fd)
             continue

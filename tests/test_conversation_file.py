@@ -184,3 +184,15 @@ def test_an_image_never_goes_to_a_message_from_the_history(cli, api, tmp_path):
     assert result.exit_code == 0
     sent = api.last.json["messages"]
     assert sent[:2] == history and isinstance(sent[2]["content"], list)
+
+
+def test_a_lock_file_that_is_a_symlink_is_not_followed(cli, api, tmp_path):
+    # In a shared folder another user could plant talk.json.lock -> a file of yours.
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "talk.json.lock").symlink_to(victim)
+    result = cli("chat", "create", "--conversation", str(folder / "talk.json"), "-g", "user", "x")
+    assert result.exit_code == 2 and "cannot lock" in result.stderr
+    assert victim.read_text() == "keep" and (folder / "talk.json.lock").is_symlink()
