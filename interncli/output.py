@@ -1,5 +1,6 @@
 """Rendering: replies as text (as the openai CLI prints them) or JSON, streamed or whole,
-warnings and errors on stderr. Never touches the network."""
+warnings and errors on stderr. What the server sent is escaped wherever a terminal would act on
+it: on stderr always, on stdout when it is a terminal. Never touches the network."""
 
 from __future__ import annotations
 
