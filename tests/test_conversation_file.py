@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import threading
 from typing import Any, List
@@ -196,3 +198,23 @@ def test_a_lock_file_that_is_a_symlink_is_not_followed(cli, api, tmp_path):
     result = cli("chat", "create", "--conversation", str(folder / "talk.json"), "-g", "user", "x")
     assert result.exit_code == 2 and "cannot lock" in result.stderr
     assert victim.read_text() == "keep" and (folder / "talk.json.lock").is_symlink()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_the_folder_is_synced_after_the_rename(exe, api, tmp_path):
+    # Without it, a crash just after the rename can bring back the old file (ext4, xfs).
+    path = tmp_path / "talk.json"
+    log = tmp_path / "strace.log"
+    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat,fsync,rename", "-o", str(log), exe,
+                           "-b", api.base_url, "chat", "create", "--conversation", str(path), "-g", "user", "x"],
+                          stdin=subprocess.DEVNULL, capture_output=True, env=_env(), timeout=PROCESS_TIMEOUT)
+    if proc.returncode != 0 and b"ptrace" in proc.stderr:
+        pytest.skip("strace cannot trace here: " + proc.stderr.decode()[:200])
+    assert proc.returncode == 0, proc.stderr
+    calls = [line.split(None, 1)[1] for line in log.read_text().splitlines() if " " in line]
+    renamed = next(i for i, call in enumerate(calls) if call.startswith("rename(") and '"{}")'.format(path) in call)
+    opened = re.compile(r'openat\(AT_FDCWD, "{}", O_RDONLY[^)]*\) = (\d+)'.format(re.escape(str(tmp_path))))
+    folder_fds = [m.group(1) for m in (opened.match(call) for call in calls[renamed:]) if m]
+    synced = re.compile(r"fsync\({}\)\s+= 0".format(folder_fds[0] if folder_fds else "-"))  # strace pads
+    assert folder_fds and any(synced.match(call) for call in calls[renamed:])
