@@ -1,11 +1,11 @@
-"""The ``--conversation`` file: a JSON list of messages, read before and written after a turn."""
+"""The ``--conversation`` file: a JSON list of messages, read before and extended after a turn."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
 from interncli.errors import UsageError
-from interncli.files import check_writable, write_atomic
+from interncli.files import check_writable, locked, write_atomic
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -13,11 +13,31 @@ ROLES = ("system", "user", "assistant", "tool")
 def load_messages(path: str) -> List[Dict[str, Any]]:
     """The messages stored in ``path``; none if the file does not exist yet. The file must be
     one that can be written back, which is checked now, before anything is sent."""
+    if path in ("", "-"):
+        # "-" is not stdin here: the file is read and written back, and stdin cannot be.
+        raise UsageError("--conversation needs a file name, not {!r}".format(path),
+                         hint="Give the path of a JSON file, e.g. --conversation talk.json (created if missing).")
+    check_writable(path, "conversation")
+    return _read(path)
+
+
+def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
+    """Add ``new`` to the end of the file as it is now, under its lock: another run may have
+    added its own turn since this one read it, and that turn is kept."""
     import json  # here, not at the top: `chat create --help` imports this module for ROLES
 
-    check_writable(path, "conversation")
+    real = check_writable(path, "conversation")
+    with locked(real):
+        messages = _read(path) + new
+        write_atomic(real, json.dumps(messages, ensure_ascii=False, indent=2) + "\n")
+
+
+def _read(path: str) -> List[Dict[str, Any]]:
+    import json
+
     try:
-        with open(path, encoding="utf-8") as fh:
+        # utf-8-sig: an editor on Windows may have saved it with a byte-order mark.
+        with open(path, encoding="utf-8-sig") as fh:
             text = fh.read()
     except FileNotFoundError:
         return []
@@ -36,10 +56,3 @@ def load_messages(path: str) -> List[Dict[str, Any]]:
         raise UsageError("conversation {} must be a JSON list of messages with a role of {}".format(
             path, "/".join(ROLES)), hint="Move it away to start a new conversation.")
     return messages
-
-
-def save_messages(path: str, messages: List[Dict[str, Any]]) -> None:
-    """Write the messages atomically."""
-    import json
-
-    write_atomic(path, json.dumps(messages, ensure_ascii=False, indent=2) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from types import ModuleType
 from typing import Iterator, Optional
 
 from interncli.errors import UsageError
@@ -11,19 +12,32 @@ from interncli.errors import UsageError
 
 def check_writable(path: str, what: str) -> str:
     """The real path a file will be written to, checked before any work is done: a regular
-    file or nothing yet, in a folder that exists and can be written."""
+    file that may be changed or nothing yet, in a folder that exists and can be written."""
     real = os.path.realpath(path)
     if os.path.exists(real) and not os.path.isfile(real):
         raise UsageError("{} {} is not a regular file".format(what, path),
                          hint="Give the path of a file (it is created if missing).")
+    if os.path.exists(real) and not _may_write(real):
+        # Replacing it by rename would succeed all the same: a read-only file must be refused here.
+        raise UsageError("cannot write {} {}: the file is read-only".format(what, path),
+                         hint="Make it writable (chmod u+w), or choose another file.")
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
         raise UsageError("cannot write {} {}: folder {} does not exist".format(what, path, folder),
                          hint="Create the folder first, or choose another path.")
-    if not os.access(folder, os.W_OK):
+    if not _may_write(folder):
         raise UsageError("cannot write {} {}: folder {} is not writable".format(what, path, folder),
                          hint="Choose a path in a folder you can write to.")
     return real
+
+
+def _may_write(path: str) -> bool:
+    # access() says yes to root whatever the mode: a file or folder that nobody may write to
+    # was made read-only on purpose, and is treated as such for root too.
+    try:
+        return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & 0o222)
+    except OSError:
+        return False
 
 
 def make_dir(path: str) -> None:
@@ -36,18 +50,19 @@ def make_dir(path: str) -> None:
 
 
 def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
-    """Replace ``path`` (a symlink's target, not the link) with ``text`` in one step.
+    """Replace ``path`` (a symlink's target, not the link) with ``text`` in one step, durably:
+    the data and then the folder's entry are synced to disk.
 
     ``mode`` forces the permissions; otherwise an existing file keeps its own and a new one
-    is private (0600)."""
+    is private (0600). Any failure is an error that names ``path``."""
     import tempfile  # slow to import: only when a file is written
 
     real = os.path.realpath(path)
+    folder = os.path.dirname(real)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".interncli-", suffix=".tmp", dir=os.path.dirname(real))
+        fd, tmp = tempfile.mkstemp(prefix=".interncli-", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise UsageError("cannot write {}: {}".format(path, exc.strerror),
-                         hint="Check that the folder exists and is writable.") from exc
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -58,31 +73,80 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
         elif os.path.exists(real):
             os.chmod(tmp, os.stat(real).st_mode & 0o7777)
         os.replace(tmp, real)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
+    _sync_folder(folder)
+
+
+def _write_error(path: str, exc: OSError) -> UsageError:
+    return UsageError("cannot write {}: {}".format(path, exc.strerror or exc),
+                      hint="Check that its folder exists and is writable, and that the disk is not full.")
+
+
+def _sync_folder(folder: str) -> None:
+    # Without this, a crash just after the rename can bring the old file back.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the rename itself is done
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def locked(path: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path``.lock while a file is read, changed and written back,
-    so that two runs changing it at once do not lose each other's change."""
+    so that two runs changing it at once do not lose each other's change. The lock file is
+    removed on release, so none is left behind."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, atomic writes still
         yield
         return
+    lock_path = path + ".lock"
     make_dir(os.path.dirname(os.path.abspath(path)))
+    fd = _acquire(lock_path, fcntl)
     try:
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise UsageError("cannot lock {}: {}".format(path, exc.strerror),
-                         hint="Check the folder's permissions.") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        # Unlinked while still held: a run waiting on this file then finds it gone from the
+        # path, and starts again with a new one (see _acquire).
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass
         os.close(fd)
+
+
+def _acquire(lock_path: str, fcntl: ModuleType) -> int:
+    """An fd holding the lock on the file now at ``lock_path``."""
+    while True:
+        try:
+            # Not through a symlink: in a shared folder another user could plant one.
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            raise UsageError("cannot lock {}: {}".format(lock_path[:-len(".lock")], exc.strerror),
+                             hint="Check the folder's permissions.") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            current = os.lstat(lock_path)
+        except FileNotFoundError:  # removed by the run that held it before us: start again
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+            return fd
+        os.close(fd)  # the path now names a newer lock file than the one we locked

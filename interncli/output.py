@@ -1,5 +1,6 @@
 """Rendering: replies as text (as the openai CLI prints them) or JSON, streamed or whole,
-warnings and errors on stderr. Never touches the network."""
+warnings and errors on stderr. What the server sent is escaped wherever a terminal would act on
+it: on stderr always, on stdout when it is a terminal. Never touches the network."""
 
 from __future__ import annotations
 
@@ -9,18 +10,39 @@ from typing import IO, Any, Dict, Iterable, Optional
 
 from interncli.client import StreamAssembler, parse_arguments
 from interncli.errors import InternCliError
+from interncli.safetext import escape_controls, escape_json_text, escape_line
 
 DIM, RED, YELLOW, RESET = "\x1b[2m", "\x1b[31;1m", "\x1b[33m", "\x1b[0m"
 
 
 def use_color(stream: IO[str]) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set."""
-    if "NO_COLOR" in os.environ:
-        return False
+    return "NO_COLOR" not in os.environ and is_terminal(stream)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal, which would act on escape sequences written to it."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def for_stdout(text: str, out: IO[str]) -> str:
+    """Text from the server for stdout: escaped on a terminal, as received in a pipe (another
+    program gets the bytes the model sent)."""
+    return escape_controls(text) if is_terminal(out) else text
+
+
+def line_for_stdout(text: str, out: IO[str]) -> str:
+    """A server's value on one line of stdout (an id, a name): escaped to one line on a
+    terminal, as received in a pipe."""
+    return escape_line(text) if is_terminal(out) else text
+
+
+def header(index: Any, out: IO[str]) -> str:
+    """The line before one choice of several, as the openai CLI prints it."""
+    return "===== Chat Completion {} =====\n".format(line_for_stdout(str(index), out))
 
 
 def paint(text: str, code: str, stream: IO[str]) -> str:
@@ -29,8 +51,8 @@ def paint(text: str, code: str, stream: IO[str]) -> str:
 
 
 def warn(message: str, err: IO[str]) -> None:
-    """One warning line on stderr."""
-    err.write(paint("interncli: warning:", YELLOW, err) + " " + message + "\n")
+    """One warning line on stderr (a terminal, maybe: its text is escaped)."""
+    err.write(paint("interncli: warning:", YELLOW, err) + " " + escape_line(message) + "\n")
     err.flush()
 
 
@@ -39,7 +61,7 @@ def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> 
     if as_json:
         shown = error.to_dict()
         shown["message"] = one_line(error.message)
-        err.write(json.dumps({"error": shown}, ensure_ascii=False) + "\n")
+        err.write(escape_json_text(json.dumps({"error": shown}, ensure_ascii=False)) + "\n")
     else:
         code = "[{}] ".format(one_line(str(error.code))) if error.code is not None else ""
         err.write(paint("interncli: error:", RED, err) + " " + code + one_line(error.message) + "\n")
@@ -59,16 +81,19 @@ def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
-    """One JSON document (or one JSONL line when not ``pretty``)."""
-    out.write(json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None) + "\n")
+    """One JSON document (or one JSONL line when not ``pretty``), with DEL and C1 controls
+    escaped (json.dumps leaves them raw), so that ``cat`` to a terminal is safe; same value."""
+    out.write(escape_json_text(json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None)) + "\n")
     out.flush()
 
 
-def tool_call_line(call: Dict[str, Any]) -> str:
-    """``tool_call {id} {name} {arguments as JSON}``."""
+def tool_call_line(call: Dict[str, Any], out: IO[str]) -> str:
+    """``tool_call {id} {name} {arguments as JSON}``; on a terminal the id and name are escaped
+    to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
     function = call.get("function") or {}
-    arguments = json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False)
-    return "tool_call {} {} {}\n".format(call.get("id", ""), function.get("name", ""), arguments)
+    arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
+    return "tool_call {} {} {}\n".format(line_for_stdout(str(call.get("id", "")), out),
+                                         line_for_stdout(str(function.get("name", "")), out), arguments)
 
 
 def length_note(finish_reason: Optional[str], label: str, err: IO[str]) -> None:
@@ -88,9 +113,10 @@ def moderation_note(obj: Dict[str, Any], err: IO[str]) -> bool:
 
 
 def show_reasoning(text: str, err: IO[str]) -> None:
-    """Reasoning text on stderr, dimmed on a terminal."""
+    """Reasoning text on stderr, dimmed on a terminal; escaped, so that the model cannot undo
+    the dimming or send the terminal anything else."""
     if text:
-        err.write(paint(text, DIM, err))
+        err.write(paint(escape_controls(text), DIM, err))
         err.flush()
 
 
@@ -103,16 +129,16 @@ def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasonin
         if reasoning and message.get("reasoning_content"):
             show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", err)
         if many:
-            out.write("===== Chat Completion {} =====\n".format(choice.get("index", 0)))
+            out.write(header(choice.get("index", 0), out))
         content = message.get("content")
         calls = message.get("tool_calls") or []
         if content is not None or not calls:
             text = "None" if content is None else content  # as the openai CLI prints a null content
-            out.write(text)
+            out.write(for_stdout(text, out))
             if many or not text.endswith("\n"):
                 out.write("\n")
         for call in calls:
-            out.write(tool_call_line(call))
+            out.write(tool_call_line(call, out))
         out.flush()
 
 
@@ -158,7 +184,7 @@ class TextStreamPrinter:
             if state.content or not calls:
                 self.out.write("\n")  # as the openai CLI ends every stream
             for call in calls:
-                self.out.write(tool_call_line(call))
+                self.out.write(tool_call_line(call, self.out))
             self.out.flush()
             self.started = True
             length_note(state.finish_reason, "", self.err)
@@ -175,7 +201,7 @@ class TextStreamPrinter:
         if delta.get("content"):
             self._end_reasoning()
             self.started = True
-            self.out.write(delta["content"])
+            self.out.write(for_stdout(delta["content"], self.out))
             self.out.flush()
 
     def _end_reasoning(self) -> None:
@@ -190,10 +216,10 @@ class TextStreamPrinter:
         state = assembler.choice(index)
         if self.reasoning and state.reasoning:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.err)
-        self.out.write("===== Chat Completion {} =====\n".format(index))
-        self.out.write(state.content + "\n")
+        self.out.write(header(index, self.out))
+        self.out.write(for_stdout(state.content, self.out) + "\n")
         for call in assembler.message(index).get("tool_calls", []):
-            self.out.write(tool_call_line(call))
+            self.out.write(tool_call_line(call, self.out))
         self.out.flush()
         length_note(state.finish_reason, " {}".format(index), self.err)
 
@@ -221,9 +247,9 @@ class JsonStreamPrinter:
 
 
 def write_lines(lines: Iterable[str], out: IO[str]) -> None:
-    """Lines of plain text."""
+    """Lines of text from the server, one per line: on a terminal each escaped to one line."""
     for line in lines:
-        out.write(line + "\n")
+        out.write(line_for_stdout(line, out) + "\n")
     out.flush()
 
 
@@ -237,5 +263,5 @@ def describe_request(method: str, url: str, headers: Dict[str, str], body: Optio
     for key, value in headers.items():
         out.write("{}: {}\n".format(key, value))
     if body is not None:
-        out.write("\n" + json.dumps(body, ensure_ascii=False, indent=2) + "\n")
+        out.write("\n" + escape_json_text(json.dumps(body, ensure_ascii=False, indent=2)) + "\n")
     out.flush()

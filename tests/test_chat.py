@@ -67,6 +67,14 @@ def test_empty_stdin_without_g_is_a_usage_error(cli, api):
     assert api.requests == []
 
 
+@pytest.mark.parametrize("piped", ["", " \n\t\n"])
+def test_dash_with_an_empty_stdin_is_a_usage_error(cli, api, piped):
+    # printf '' | interncli chat create -g user -  sent an empty message before.
+    result = cli("chat", "create", "-g", "system", "Be brief", "-g", "user", "-", input=piped)
+    assert result.exit_code == 2 and "stdin was empty" in result.stderr and "hint:" in result.stderr
+    assert api.requests == []
+
+
 def test_n_greater_than_one_prints_headers(cli, api):
     result = cli("chat", "create", "-g", "user", "hi", "-n", "2")
     assert result.stdout == "===== Chat Completion 0 =====\necho 0: hi\n===== Chat Completion 1 =====\necho 1: hi\n"

@@ -82,7 +82,8 @@ def test_writes_keep_other_profiles_and_are_atomic(config_dir):
     assert invoke(["config", "set", "--profile", "local", "model", "m"]).exit_code == 0
     data = yaml.safe_load((config_dir / "config.yaml").read_text())
     assert data["profiles"]["other"] == {"timeout": 9} and data["profiles"]["local"] == {"model": "m"}
-    assert sorted(p.name for p in config_dir.iterdir()) == ["config.yaml", "config.yaml.lock"]  # no temp file
+    # No temporary file, and no lock file: it is removed when released.
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.yaml"]
 
 
 def test_a_broken_config_file_is_a_clear_usage_error(config_dir):

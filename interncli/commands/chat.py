@@ -89,13 +89,15 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
 
     settings = app.settings
     store = opts["conversation"]
-    history = conversation.load_messages(store) if store else []
-    messages = history + read_messages(opts["messages"], sys.stdin)
+    # "" and "-" are refused, not ignored: hence "is not None".
+    history = conversation.load_messages(store) if store is not None else []
+    turn = read_messages(opts["messages"], sys.stdin)
+    messages = history + turn
     if opts["thinking"] and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
-        attach_images(messages, opts["images"])
+        attach_images(turn, opts["images"])  # this turn's user message, never one from history
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
@@ -109,8 +111,8 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         return
     require_token(app)
     reply = send_chat(app, body, opts)
-    if store:
-        conversation.save_messages(store, messages + [reply])
+    if store is not None:
+        conversation.append_messages(store, turn + [reply])
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:

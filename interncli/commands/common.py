@@ -54,7 +54,15 @@ def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str
         except UnicodeEncodeError:
             raise UsageError("a -g message is not valid UTF-8 text",
                              hint="Check the terminal's encoding (LANG), or pipe the text in with -g user -.") from None
-    return [{"role": role, "content": read_stdin(stdin) if content == "-" else content} for role, content in pairs]
+    messages: List[Dict[str, Any]] = []
+    for role, content in pairs:
+        if content == "-":
+            content = read_stdin(stdin)
+            if not content.strip():
+                raise UsageError("-g {} -: stdin was empty".format(role),
+                                 hint="Pipe some text in, or give the message on the command line.")
+        messages.append({"role": role, "content": content})
+    return messages
 
 
 def read_stdin(stdin: Any) -> str:
@@ -94,8 +102,10 @@ def profile_option(f: Callable) -> Callable:
 
 
 def trace_to_stderr(line: str) -> None:
-    """A ``--verbose`` trace line."""
-    sys.stderr.write(line + "\n")
+    """A ``--verbose`` trace line, escaped: it quotes the server's headers and body."""
+    from interncli.safetext import escape_controls
+
+    sys.stderr.write(escape_controls(line) + "\n")
     sys.stderr.flush()
 
 
@@ -159,7 +169,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
     def notify(err: InternCliError, delay: float, number: int) -> None:
         from interncli.output import one_line
 
-        code = "[{}] ".format(app.redact(str(err.code))) if err.code is not None else ""
+        code = "[{}] ".format(one_line(app.redact(str(err.code)))) if err.code is not None else ""
         sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
             code, one_line(app.redact(err.message)), delay, number, app.settings.max_retries))
         sys.stderr.flush()
