@@ -218,13 +218,16 @@ def test_list_plain_and_json(tmp_path):
 BAD_TWO = "tools:\n  - name: a\n    command: []\n  - name: a\n    command: [./b]\n"
 
 
-def test_list_shares_the_loader(tmp_path):
+def test_list_reports_every_problem_as_validate_does(tmp_path):
+    # It used to print one error line cut from the problems; now the same SPEC:LINE: lines.
     spec = spec_text(tmp_path, BAD_TWO)
     result = invoke(["tools", "list", str(spec)])
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.count("interncli: error:") == 1
-    assert "2 problems" in result.stderr and "line 3" in result.stderr and "line 4" in result.stderr
+    assert result.stderr == invoke(["tools", "validate", str(spec)]).stderr
+    found = problems(result.stderr, spec)
+    assert [line for line, _ in found] == [3, 4], found
+    assert "non-empty" in found[0][1] and "used twice" in found[1][1]
 
 
 def test_chat_create_tools_shares_the_loader(cli, api, tmp_path):
