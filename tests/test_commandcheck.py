@@ -5,6 +5,7 @@ program or as code. One table runs every shell, interpreter and wrapper both way
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import pytest
@@ -245,3 +246,8 @@ def test_validate_help_says_it_is_best_effort_and_a_tool_runs_as_the_user():
     result = invoke(["tools", "validate", "--help"])
     text = " ".join(result.stdout.split())
     assert "best-effort" in text and "a tool runs as you" in text
+
+
+def test_the_man_page_of_validate_says_so_too():
+    page = (Path(__file__).resolve().parent.parent / "man" / "interncli-tools-validate.1").read_text()
+    assert "best\\-effort" in page and "a tool runs as you" in page
