@@ -131,6 +131,24 @@ WRAPPERS = {
     "uvx": Wrapper(takes_value=_set("--from --with --python -p")),
 }
 
+_DOCKER_VALUES = _set("-e --env --env-file -u --user -w --workdir --detach-keys -v --volume -p --publish "
+                      "--name --network --net -m --memory --cpus --entrypoint --mount --platform -l --label "
+                      "-h --hostname --add-host --device --cap-add --cap-drop --security-opt --ulimit --pull "
+                      "--restart --gpus --ipc --pid --tmpfs --log-driver --log-opt --shm-size")
+# Programs whose sub-command runs another program: ``uv run``, ``docker exec CONTAINER``, ...
+LAUNCHERS = {
+    **{name: {"run": Wrapper(takes_value=_set("-n --name -p --prefix --with --python --project --directory "
+                                              "--env-file -e --environment"))}
+       for name in _set("uv poetry pipenv conda mamba micromamba pixi hatch pdm")},
+    **{name: {"exec": Wrapper(takes_value=_set("-c --call -p --package --workspace -w"))}
+       for name in _set("npm pnpm yarn")},
+    **{name: {"exec": Wrapper(takes_value=_DOCKER_VALUES, operands=1),
+              "run": Wrapper(takes_value=_DOCKER_VALUES, operands=1)}
+       for name in _set("docker podman nerdctl")},
+    "kubectl": {"exec": Wrapper(takes_value=_set("-c --container -n --namespace --context -f --filename "
+                                                 "--pod-running-timeout"), operands=1)},
+}
+
 # Programs that hand their whole command line (or what they read) to a shell or build
 # commands from it: no placeholder may reach them at all.
 ALL_CODE = {
@@ -193,7 +211,21 @@ def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]
         return _find(rest, has)
     if name in INTERPRETERS:
         return _interpreter(name, INTERPRETERS[name], index, rest, has)
-    return []
+    if name in LAUNCHERS and rest and rest[0][1] in LAUNCHERS[name]:
+        return _wrapper("{} {}".format(name, rest[0][1]), LAUNCHERS[name][rest[0][1]], rest[0][0], rest[1:], has)
+    return _unknown(rest, has)
+
+
+def _unknown(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """A program not known here is taken to treat its arguments as data, unless they hold an
+    interpreter's code option with a placeholder (``docker run --memory 1g img sh -c {x}``,
+    ``firejail bash -c {x}``): a wrapper this module does not know still runs that as code."""
+    problems: List[Problem] = []
+    for k, (index, text) in enumerate(rest):
+        name = program_name(text)
+        if name in INTERPRETERS and not has(text):
+            problems += _interpreter(name, INTERPRETERS[name], index, rest[k + 1:], has, only_code=True)
+    return sorted(set(problems))
 
 
 def _all_refused(elements: List[Element], has: HasPlaceholder, why: str) -> List[Problem]:
@@ -268,15 +300,19 @@ def _wrapper(name: str, spec: Wrapper, index: int, rest: List[Element], has: Has
     return problems + _command(rest[j:], has, name)
 
 
-def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], has: HasPlaceholder
-                 ) -> List[Problem]:
+def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], has: HasPlaceholder,
+                 only_code: bool = False) -> List[Problem]:
     """An interpreter's options, then its code or script: no placeholder up to and including
-    the element that chooses the code; what follows is data (the script's arguments)."""
+    the element that chooses the code; what follows is data (the script's arguments). With
+    ``only_code`` (an interpreter's name met among a program's arguments) only placeholders
+    that would be code count."""
     problems: List[Problem] = []
     code_given = False
     shell_code = False
 
     def refuse(i: int, role: str) -> None:
+        if only_code and role != "code":
+            return
         problems.append((i, {
             "option": "placeholders cannot be given to {}'s options, which can make it run code".format(name),
             "code": "a placeholder here would be run as code by {}; let a script read the arguments from "
@@ -317,7 +353,7 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
         j += 1
     operands = rest[j:]
     if not operands:
-        if spec.stdin_program and not code_given and not shell_code:
+        if spec.stdin_program and not only_code and not code_given and not shell_code:
             problems.append((index, "{} would read its program from stdin, which holds the model's arguments; "
                                     "give it a script".format(name)))
         return problems
@@ -332,7 +368,7 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
     elif not code_given:
         if has(first):
             refuse(i, "script")
-        elif first == "-" and spec.stdin_program:
+        elif first == "-" and spec.stdin_program and not only_code:
             problems.append((i, "{} would read its program from stdin, which holds the model's arguments; "
                                 "give it a script".format(name)))
     return problems

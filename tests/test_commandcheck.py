@@ -190,6 +190,22 @@ CASES = [
     (["timeout", "5", "nice", "env", "LANG=C", "python3", "w.py", X], []),
     (["su", "-c", X], [2]),
     (["watch", X], [1]),
+    # ---------------------------------------------------------------- launchers, unknown wrappers
+    (["uv", "run", X], [2]),
+    (["uv", "run", "--with", "rich", "python", "-c", X], [6]),
+    (["uv", "run", "python", "w.py", X], []),
+    (["poetry", "run", "python", X], [3]),
+    (["npm", "exec", X], [2]),
+    (["docker", "exec", "box", "sh", "-c", X], [5]),
+    (["docker", "run", "--rm", "-e", "A=1", "alpine", X], [6]),
+    (["docker", "run", "--rm", "alpine", "./x", X], []),
+    (["kubectl", "exec", "pod", "--", "sh", "-c", X], [6]),
+    (["kubectl", "exec", "-n", "ns", "pod", "--", "./x", X], []),
+    (["systemd-run", "--user", "bash", "-c", X], [4]),     # not known: its arguments still are read
+    (["firejail", "--quiet", "python3", "-c", X], [4]),
+    (["./run-in-sandbox", "perl", "-e", X], [3]),
+    (["./convert", "--to", "python", X], []),             # "python" as data: only code options count
+    (["./x", "--shell", "bash"], []),
     # ---------------------------------------------------------------- programs that take data
     (["./weather.sh", "--city", X], []),
     (["echo", X], []),
