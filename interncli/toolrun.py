@@ -198,26 +198,27 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, en
     out: List[bytes] = []
     err: List[bytes] = []
     out_size, err_size = [0], [0]
-    # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
-    # cannot stall the run past its time limit.
-    workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
-               threading.Thread(target=_feed, args=(proc.stdin, call.stdin_text()), daemon=True)]
-    for worker in workers:
-        worker.start()
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        run.timed_out = True
-        run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
-    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job: the tool must not outlive us
+        # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
+        # cannot stall the run past its time limit.
+        workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
+                   threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
+                   threading.Thread(target=_feed, args=(proc.stdin, call.stdin_text()), daemon=True)]
+        for worker in workers:
+            worker.start()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            run.timed_out = True
+            run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+        # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
+        # stopped once the output has had a moment to arrive: nothing outlives the call.
+        for worker in workers[:2]:
+            worker.join(PIPE_GRACE)
+    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job, at any moment: the tool must not outlive us
         _kill_group(proc)
         orphans.stop_leftovers(before)
         raise
-    # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
-    # stopped once the output has had a moment to arrive: nothing outlives the call.
-    for worker in workers[:2]:
-        worker.join(PIPE_GRACE)
     _kill_group(proc)
     # What left the group (setsid, a double fork) was reparented to us, the subreaper.
     orphans.stop_leftovers(before)
