@@ -43,6 +43,7 @@ class Interpreter(NamedTuple):
     stdin_program: bool = True
     data_options: FrozenSet[str] = frozenset()
     word_options: bool = False  # pwsh: -Command is one option, not -C -o -m ...
+    permutes: bool = False  # GNU getopt: options still count after the first operand
     operands_code: bool = False  # powershell.exe runs its operands as a command
     kind: str = "script"
 
@@ -80,7 +81,7 @@ _AWK = Interpreter(takes_value=_set("-F -v -f -e -i -l -E --source --include --l
                    stdin_program=False, data_options=_set("-F -v --assign --field-separator"), kind="program")
 _SED = Interpreter(takes_value=_set("-e -f -l --expression --file --line-length"),
                    code=_set("-e -f --expression --file"), stdin_program=False,
-                   data_options=_set("-l --line-length"), kind="script")
+                   data_options=_set("-l --line-length"), kind="script", permutes=True)
 
 INTERPRETERS = {
     **{name: _SHELL for name in _set("sh bash dash zsh ksh mksh ash yash posh rbash lksh pdksh")},
@@ -371,6 +372,17 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
         elif first == "-" and spec.stdin_program and not only_code:
             problems.append((i, "{} would read its program from stdin, which holds the model's arguments; "
                                 "give it a script".format(name)))
+    if spec.permutes:  # GNU sed reads `sed s/a/b/ -e {x}` as two scripts: the later -e counts too
+        for k, (i, text) in enumerate(operands):
+            if text == "--":
+                break
+            if k == 0 or not (text.startswith("-") and len(text) > 1):
+                continue
+            option, attached = _option_name(text, spec.takes_value)
+            if has(text) and not (attached and option in spec.data_options):
+                refuse(i, "code" if option in spec.code else "option")
+            if option in spec.code and not attached and k + 1 < len(operands) and has(operands[k + 1][1]):
+                refuse(operands[k + 1][0], "code")
     return problems
 
 

@@ -353,11 +353,11 @@ class ToolLoop:
             reply = self.send(messages)
             message = assistant_message(reply["choices"][0].get("message") or {})
             calls = message.get("tool_calls") or []
+            messages.append(message)  # kept for the --json transcript, also when refused below
             if len(calls) > CALLS_LIMIT:
                 raise ToolError("the model asked for {} tool calls in one reply; at most {} are run, so none "
                                 "of them ran".format(len(calls), CALLS_LIMIT),
                                 hint="Ask for fewer things at once.")
-            messages.append(message)
             if not calls:
                 return message
             for number, raw in enumerate(calls):

@@ -107,6 +107,9 @@ CASES = [
     (["sed", "-f", X, "f"], [2]),
     (["sed", "-i{x}", "s/a/b/", "f"], [1]),
     (["sed", "s/a/b/", X], []),
+    (["sed", "s/a/b/", "-e", X], [3]),            # GNU getopt permutes: a later -e is a script too
+    (["sed", "s/a/b/", "file", "--expression={x}"], [3]),
+    (["sed", "s/a/b/", "--", "-e", X], []),
     (["sed", "-n", "-e", "1p", X], []),
     # ---------------------------------------------------------------- find, git, ssh
     (["find", ".", "-exec", X, ";"], [3]),
