@@ -5,7 +5,8 @@ This is a best-effort reading of how common programs parse their command line: i
 through wrappers (``env``, ``timeout``, ``sudo``, ...) to the program that really runs, and
 knows the code options of shells and interpreters, ``awk`` and ``sed`` programs, ``find -exec``,
 ``git -c`` and ``ssh``'s remote command. A program it does not know is taken to treat its
-arguments as data. It cannot make a tool safe: a tool runs as the user.
+arguments as data, except an interpreter's code option among them (an unknown wrapper's
+``bash -c {x}`` still runs as code). It cannot make a tool safe: a tool runs as the user.
 """
 
 from __future__ import annotations
@@ -52,12 +53,17 @@ def _set(text: str) -> FrozenSet[str]:
     return frozenset(text.split())
 
 
+# Shells: -c is a flag (also inside -ec, -lc), the first operand is then the code and the next
+# ones $0, $1 ...; without -c the first operand is the script, without one stdin is.
 _SHELL = Interpreter(takes_value=_set("-o +o -O +O --rcfile --init-file"), shell_c=True,
                      code=_set("--rcfile --init-file"))
 _FISH = Interpreter(takes_value=_set("-c --command -C --init-command -d --debug -o --debug-output "
                                      "--profile --profile-startup"),
                     code=_set("-c --command -C --init-command"))
+# python: -c CODE and -m MODULE end the options; what follows is sys.argv.
 _PYTHON = Interpreter(takes_value=_set("-c -m -W -X --check-hash-based-pycs"), code=_set("-c -m"))
+# node, perl, ruby, lua ...: options go on after -e CODE; the first operand after a code option
+# is then data, not a script.
 _NODE = Interpreter(takes_value=_set("-e --eval -p --print -r --require --import --loader "
                                      "--experimental-loader -C --conditions --input-type --title "
                                      "--env-file --inspect-port --stack-size --max-old-space-size"),
@@ -203,7 +209,7 @@ def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]
     if name in ALL_CODE:
         return _all_refused(rest, has, ALL_CODE[name])
     if name in WRAPPERS:
-        return _wrapper(name, WRAPPERS[name], index, rest, has)
+        return _wrapper(name, WRAPPERS[name], rest, has)
     if name == "ssh":
         return _ssh(rest, has)
     if name == "git":
@@ -213,7 +219,7 @@ def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]
     if name in INTERPRETERS:
         return _interpreter(name, INTERPRETERS[name], index, rest, has)
     if name in LAUNCHERS and rest and rest[0][1] in LAUNCHERS[name]:
-        return _wrapper("{} {}".format(name, rest[0][1]), LAUNCHERS[name][rest[0][1]], rest[0][0], rest[1:], has)
+        return _wrapper("{} {}".format(name, rest[0][1]), LAUNCHERS[name][rest[0][1]], rest[1:], has)
     return _unknown(rest, has)
 
 
@@ -246,7 +252,7 @@ def _option_name(text: str, value_options: FrozenSet[str], word: bool = False) -
     return text[:2], False
 
 
-def _wrapper(name: str, spec: Wrapper, index: int, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
     """A wrapper's options and operands (no placeholder may set them: they decide how, as whom
     or where the program runs), then the program it runs, checked in turn."""
     problems: List[Problem] = []

@@ -24,14 +24,19 @@ CASES = [
     (["bash", "-lc", X], [2]),
     (["sh", "-x", "-c", X], [3]),
     (["bash", "-o", "pipefail", "-c", X], [4]),
-    (["bash", "-c", 'echo "$1"', "_", X], []),   # the code is fixed: {x} is "$1", data
+    # bash/zsh/dash -c: the first operand is the code, the next ones are $0, $1 ... (checked:
+    # `bash -c 'echo "$0 $1"' a b` prints "a b"), so a fixed script with placeholder data is fine.
+    (["bash", "-c", 'echo "$1"', "_", X], []),
     (["zsh", "-c", "print -r -- $0", X], []),
     (["bash", X], [1]),                           # the script itself
     (["sh", "-e", X], [2]),
     (["bash", "--rcfile", X, "s.sh"], [2]),
     (["bash", "-O", X, "s.sh"], [2]),
     (["bash", "-{x}", "s.sh"], [1]),
-    (["bash"], [0]),                              # reads its program from stdin: the model's JSON
+    # No script: the shell runs stdin, which is the model's JSON. Checked: piping
+    # {"a": "$(touch /tmp/f)"} into bash creates /tmp/f (the words are expanded before the
+    # command `{a:` is found missing).
+    (["bash"], [0]),
     (["sh", "-s"], [0]),
     (["bash", "-"], [1]),
     (["fish", "-c", X], [2]),
@@ -59,13 +64,18 @@ CASES = [
     (["node", X], [1]),
     (["node", "x.js", X], []),
     (["node", "--max-old-space-size=100", "x.js", X], []),
+    # node -e CODE a -p 1: after the first operand everything is process.argv (checked); but
+    # node -e CODE -p X still reads -p as code, so options after -e stay options.
     (["node", "-e", "console.log(process.argv[1])", X], []),
+    (["node", "-e", "1", "-p", X], [4]),
     (["node"], [0]),
     # ---------------------------------------------------------------- perl, ruby, php, lua, R, pwsh
     (["perl", "-e", X], [2]),
     (["perl5.36", "-E", X], [2]),
     (["perl", "-ne", X], [2]),
+    # perl joins every -e into one program (checked: a second -e is line 2 of it).
     (["perl", "-e", "print @ARGV", X], []),
+    (["perl", "-e", "1;", "-e", X], [4]),
     (["perl", "s.pl", X], []),
     (["perl", X], [1]),
     (["ruby", "-e", X], [2]),
@@ -99,6 +109,7 @@ CASES = [
     (["gawk", "-i", X, "-f", "p.awk"], [2]),
     (["awk", "-v", "city={x}", "{{print city}}"], []),
     (["awk", "-F", X, "{{print $1}}", "file"], []),
+    # mawk does not permute: `awk 'BEGIN{print ARGV[1]}' -v x=1` prints "-v" (checked).
     (["awk", "{{print $1}}", X], []),
     (["sed", "-n", X, "FILE"], [2]),
     (["sed", X], [1]),
@@ -107,7 +118,8 @@ CASES = [
     (["sed", "-f", X, "f"], [2]),
     (["sed", "-i{x}", "s/a/b/", "f"], [1]),
     (["sed", "s/a/b/", X], []),
-    (["sed", "s/a/b/", "-e", X], [3]),            # GNU getopt permutes: a later -e is a script too
+    # GNU sed permutes: `sed s/a/X/ -e s/b/Y/` runs s/b/Y/ and reads s/a/X/ as a file (checked).
+    (["sed", "s/a/b/", "-e", X], [3]),
     (["sed", "s/a/b/", "file", "--expression={x}"], [3]),
     (["sed", "s/a/b/", "--", "-e", X], []),
     (["sed", "-n", "-e", "1p", X], []),
@@ -141,6 +153,7 @@ CASES = [
     (["env", X], [1]),
     (["env", "-u", "HOME", X], [3]),
     (["env", "LD_PRELOAD={x}", "./x"], [1]),
+    # env -S splits its value into words that start the command line (checked: `env -S 'echo a b' c`).
     (["env", "-S", "sh -c", X], [3]),
     (["env", "--split-string=python3 -c", X], [2]),
     (["env", "LANG=C", "./x", X], []),
