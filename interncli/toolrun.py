@@ -276,8 +276,14 @@ def _undeclared(schema: Dict[str, Any], arguments: Mapping[str, Any]) -> List[st
     patterns = schema.get("patternProperties")
     properties = properties if isinstance(properties, dict) else {}
     patterns = patterns if isinstance(patterns, dict) else {}
-    return [key for key in arguments if key not in properties
-            and not any(re.search(pattern, key) for pattern in patterns)]
+
+    def matches(pattern: Any, key: str) -> bool:
+        try:
+            return re.search(pattern, key) is not None
+        except (re.error, TypeError):  # an ECMA-only pattern: it declares nothing Python can see
+            return False
+
+    return [key for key in arguments if key not in properties and not any(matches(p, key) for p in patterns)]
 
 
 def shown(value: Any, limit: Optional[int] = 300) -> str:
@@ -291,20 +297,39 @@ def shown(value: Any, limit: Optional[int] = 300) -> str:
     return text if limit is None or len(text) <= limit else text[:limit] + "…"
 
 
+def shown_json(dumped: str) -> str:
+    """A ``json.dumps(..., ensure_ascii=False)`` text safe to show and still the same JSON value:
+    DEL and C1 controls (safetext) and every other unprintable character written as ``\\uNNNN``
+    (a surrogate pair above U+FFFF)."""
+    from interncli.safetext import escape_json_text
+
+    def escaped(c: str) -> str:
+        if c.isprintable():
+            return c
+        code = ord(c)
+        if code < 0x10000:
+            return "\\u{:04x}".format(code)
+        code -= 0x10000
+        return "\\u{:04x}\\u{:04x}".format(0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+    return "".join(escaped(c) for c in escape_json_text(dumped))
+
+
 def shown_argv(argv: List[str]) -> str:
     """An argv on one line: every element that is not plain quoted as JSON, so a value from the
     model can neither hide itself nor pass for two arguments; everything escaped."""
-    return " ".join(shown(json.dumps(a, ensure_ascii=False), limit=None)
+    return " ".join(shown_json(json.dumps(a, ensure_ascii=False))
                     if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
                     else shown(a, limit=None) for a in argv)
 
 
 def approval_text(call: ToolCall, argv: List[str]) -> Optional[str]:
     """What the approval prompt shows: the tool, the exact argv and the exact stdin with its size
-    in bytes, all escaped; None when that is too long to show whole (it then cannot be approved
+    in bytes, all escaped (a quoted element and the stdin as JSON that decodes to the very
+    text the tool gets); None when that is too long to show whole (it then cannot be approved
     on a prompt)."""
     stdin = call.stdin_text()
-    argv_line, stdin_line = shown_argv(argv), shown(stdin, limit=None)
+    argv_line, stdin_line = shown_argv(argv), shown_json(stdin)
     if len(argv_line) + len(stdin_line) > SHOW_LIMIT:
         return None
     return "interncli: tool call {}\n  argv: {}\n  stdin ({} bytes): {}\ninterncli: run it?".format(

@@ -341,6 +341,17 @@ def test_a_call_too_long_to_show_still_runs_with_yes(cli, api, tmp_path):
     assert json.loads(answer["content"])["argv"] == ["--city", "x" * 5000]
 
 
+def test_approval_text_shows_json_that_decodes_to_exactly_what_the_tool_gets():
+    value = "a\u202eb\x9bc\x7fd\u200be\U000e0001f\\x9b\"g\nh"
+    call = toolrun.ToolCall({"function": {"name": "t", "arguments": json.dumps({"v": value})}}, "c")
+    text = toolrun.approval_text(call, ["./t", value])
+    assert text is not None
+    assert all(c.isprintable() or c == "\n" for c in text), text
+    argv_line, stdin_line = [line for line in text.splitlines() if line.startswith(("  argv:", "  stdin"))]
+    assert json.loads(argv_line.split(" ", 4)[-1]) == value
+    assert json.loads(stdin_line.split(": ", 1)[1]) == {"v": value}
+
+
 def test_approval_text_is_none_past_the_show_limit_and_whole_below_it():
     def call(value: str) -> toolrun.ToolCall:
         return toolrun.ToolCall({"function": {"name": "t", "arguments": json.dumps({"v": value})}}, "c")
