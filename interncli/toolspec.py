@@ -137,10 +137,36 @@ def _schema_problems(error: Any, root: Any) -> List[Problem]:
     return [Problem(_line_of(root, path), _describe(error))]
 
 
+MAX_DEPTH = 64  # levels of nesting in a spec: the checks below recurse once per level
+MAX_VALUES = 100000  # values in a spec, YAML aliases expanded (a "billion laughs" file has 10**9)
+
+
+def _too_deep(data: Any, root: Any) -> Optional[Problem]:
+    """A problem at the first value nested deeper than MAX_DEPTH, or when aliases expand the
+    spec past MAX_VALUES values; found without recursion."""
+    stack: List[Tuple[Any, List[Any]]] = [(data, [])]
+    seen = 0
+    while stack:
+        node, path = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return Problem(None, "more than {} values (with YAML aliases expanded)".format(MAX_VALUES))
+        if len(path) > MAX_DEPTH:
+            return Problem(_line_of(root, path), "nested more than {} levels deep".format(MAX_DEPTH))
+        if isinstance(node, dict):
+            stack += [(value, path + [key]) for key, value in node.items()]
+        elif isinstance(node, list):
+            stack += [(value, path + [k]) for k, value in enumerate(node)]
+    return None
+
+
 def check_spec(data: Any, root: Any) -> List[Problem]:
     """Every problem of a parsed spec, in file order."""
     import jsonschema
 
+    deep = _too_deep(data, root)
+    if deep:
+        return [deep]
     validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
     problems = [p for e in validator.iter_errors(data) for p in _schema_problems(e, root)]
     tools = data.get("tools") if isinstance(data, dict) else None
@@ -339,6 +365,8 @@ def load_spec(path: str) -> Dict[str, Any]:
         # One parse: the node tree gives line numbers, the same tree gives the data.
         root = loader.get_single_node()
         data: Any = loader.construct_document(root) if root is not None else None
+    except RecursionError:  # PyYAML's parser recurses once per level of flow-style nesting
+        raise SpecError(path, [Problem(None, "nested too deeply to read")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -396,3 +396,39 @@ def test_tool_notices_escape_the_models_text(cli, api, tmp_path):
         assert raw not in result.stderr
     assert "get_\\x1b[31mweather\\x9b (no such tool)" in result.stderr
     assert "\\u202e" in result.stderr
+
+
+# ------------------------------------------------------------------ specs that are too big
+
+
+def test_a_spec_nested_too_deeply_is_a_problem_with_its_line_not_a_crash(tmp_path):
+    # jsonschema's meta-schema check recursed past Python's limit at ~100 levels.
+    deep = '{"type": "object", "properties": {"a": ' * 120 + '{"type": "string"}' + "}}" * 120
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tools:\n  - name: t\n    parameters: " + deep + "\n    command: [echo]\n")
+    result = invoke(["tools", "validate", str(spec)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("{}:3: nested more than 64 levels deep".format(spec)), result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_spec_too_deep_for_the_yaml_parser_is_a_problem_not_a_crash(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tools: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = invoke(["tools", "validate", str(spec)])
+    assert result.exit_code == 2
+    assert "nested too deeply" in result.stderr and "unexpected" not in result.stderr
+
+
+def test_yaml_aliases_cannot_expand_a_spec_without_bound(tmp_path):
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += ["a{0}: &a{0} [{1}]".format(n, ", ".join(["*a{}".format(n - 1)] * 10)) for n in range(1, 9)]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("\n".join(lines) + "\n"
+                    "tools:\n  - name: t\n    description: d\n    command: [echo]\n    parameters: "
+                    "{type: object, default: *a8}\n")
+    started = time.monotonic()
+    result = invoke(["tools", "validate", str(spec)])
+    assert result.exit_code == 2
+    assert "more than 100000 values" in result.stderr
+    assert time.monotonic() - started < 60, "it did not stop early"
