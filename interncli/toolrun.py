@@ -387,10 +387,8 @@ class ToolLoop:
                 return message
             for number, raw in enumerate(calls):
                 # A call without an id gets one (kept in the history too), so its answer matches it.
-                call = ToolCall(raw if isinstance(raw, dict) else {}, fallback_id="call_{}_{}".format(
-                    self.turns, number))
-                if isinstance(raw, dict):
-                    raw["id"] = call.id
+                call = ToolCall(raw, fallback_id="call_{}_{}".format(self.turns, number))
+                raw["id"] = call.id
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": self.answer(call)})
 
     def answer(self, call: ToolCall) -> str:
