@@ -365,7 +365,7 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
                                     "give it a script".format(name)))
         return problems
     i, first = operands[0]
-    if spec.operands_code:
+    if spec.operands_code and not code_given:
         for k, text in operands:
             if has(text):
                 refuse(k, "code")

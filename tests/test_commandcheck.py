@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-from interncli.commandcheck import program_name
+from interncli.commandcheck import ALL_CODE, INTERPRETERS, LAUNCHERS, WRAPPERS, program_name
 from tests.conftest import invoke
 
 X = "{x}"
@@ -230,6 +230,37 @@ CASES = [
     (["./tools/{x}.sh"], [0]),
     (["/usr/bin/{x}", "a"], [0]),
 ]
+
+
+# Every other name the check knows, both ways, so none is left untried: a wrapper running a
+# shell's code and running a fixed tool; an interpreter's code option and a fixed script.
+_OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "flock": "/tmp/lock"}
+_FIXED = {"awk": ["-f", "p.awk", X], "gawk": ["-f", "p.awk", X], "mawk": ["-f", "p.awk", X],
+          "nawk": ["-f", "p.awk", X], "sed": ["-f", "s.sed", X], "gsed": ["-f", "s.sed", X],
+          "powershell": ["-File", "s.ps1", X]}
+GENERATED = [
+    *[case for name in WRAPPERS for prefix in [[name] + ([_OPERAND[name]] if name in _OPERAND else [])]
+      for case in ((prefix + ["sh", "-c", X], [len(prefix) + 2]), (prefix + ["./tool", X], []))],
+    *[case for name, subs in LAUNCHERS.items() for sub in subs
+      for prefix in [[name, sub] + (["box"] if WRAPPERS.get(name) or subs[sub].operands else [])]
+      for case in ((prefix + ["sh", "-c", X], [len(prefix) + 2]), (prefix + ["./tool", X], []))],
+    *[case for name in ALL_CODE for case in (([name, X], [1]), ([name, "fixed"], []))],
+    *[case for name, spec in INTERPRETERS.items()
+      for case in (([name, X], [1]) if not spec.shell_c else ([name, "-c", X], [2]),
+                   ([name] + _FIXED.get(name, ["script.file", X]), []))],
+]
+
+
+def test_the_table_tries_every_known_name_both_ways():
+    names = set(WRAPPERS) | set(INTERPRETERS) | set(ALL_CODE) | set(LAUNCHERS) | {"ssh", "git", "find"}
+    cases = CASES + GENERATED
+    assert names <= {program_name(c[0]) for c, refused in cases if refused}
+    assert names <= {program_name(c[0]) for c, refused in cases if not refused}
+
+
+@pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
+def test_every_known_name_generated_both_ways(tmp_path, command: List[str], refused: List[int]):
+    test_every_shell_interpreter_and_wrapper_both_ways(tmp_path, command, refused)
 
 
 def _spec(tmp_path, command: Sequence[str]):
