@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any, Dict, Optional, Set
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 _ROUNDS = 50  # a tool forking as fast as it is killed cannot keep the sweep going forever
+REAP_WAIT = 5.0
 
 
 def _prctl() -> Optional[Any]:
@@ -101,10 +103,25 @@ def stop_leftovers(before: Set[int]) -> int:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for pid in leftovers:
-            try:
-                os.waitpid(pid, 0)  # ours now: reaped here, or it would stay a zombie
-            except ChildProcessError:
-                pass
-            stopped += 1
+        _reap(leftovers)
+        stopped += len(leftovers)
     return stopped
+
+
+def _reap(pids: Set[int]) -> None:
+    """Wait for killed children of ours (reaped here, or they would stay zombies), for at most
+    REAP_WAIT seconds: one stuck in the kernel (D state) is left rather than hanging the run."""
+    deadline = time.monotonic() + REAP_WAIT
+    pending = set(pids)
+    while pending:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                pending.discard(pid)
+        if pending:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
