@@ -221,17 +221,22 @@ def _wait_gone(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux-only (documented)")
-def test_a_tool_that_daemonises_does_not_outlive_the_call_in_process(cli, api, tmp_path):
+@pytest.mark.parametrize("shape", [[], ["tree"]], ids=["daemon", "daemon-with-a-child"])
+def test_a_tool_that_daemonises_does_not_outlive_the_call_in_process(cli, api, tmp_path, shape):
     # setsid + a second fork leaves the tool's process group and session: killing the group
-    # missed it, and it lived on under init. As the subreaper, interncli gets it and stops it.
-    tool = {"name": "d", "command": [str(TOOLS / "daemonize.py")]}
+    # missed it, and it lived on under init. As the subreaper, interncli gets it and stops it,
+    # and the daemon's own children with it (found through /proc).
+    tool = {"name": "d", "command": [str(TOOLS / "daemonize.py"), *shape]}
     result, (answer,) = run_calls(cli, api, tmp_path, [tool], [("c1", "d", "{}")], "--yes")
     assert result.exit_code == 0, result.stderr
     assert answer["content"] == "daemon started\n"
-    pid = int((tmp_path / "daemon.pid").read_text())
-    if not _wait_gone(pid):
-        os.kill(pid, 9)
-        pytest.fail("the daemon (pid {}) outlived the call".format(pid))
+    pids = [int(line) for line in (tmp_path / "daemon.pid").read_text().split()]
+    assert len(pids) == 1 + len(shape)
+    for pid in pids:
+        if not _wait_gone(pid):
+            for other in pids:
+                os.kill(other, 9)
+            pytest.fail("a process the tool left (pid {}) outlived the call".format(pid))
 
 
 @pytest.mark.integration
