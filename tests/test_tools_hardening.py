@@ -283,7 +283,15 @@ def test_ci_set_means_no_prompt_and_nothing_runs(api, tmp_path):
     assert code == 7, seen
     assert prompt is None and b"[y/N]" not in seen
     assert ran(tmp_path) == []
-    assert b"not approved" in seen
+    assert b"not approved: CI is set" in seen and b"--yes" in seen
+    assert seen.count(b"interncli: error:") == 1
+
+
+def test_ci_set_without_a_terminal_says_why_nothing_ran(cli, api, tmp_path):
+    result, _ = run_calls(cli, api, tmp_path, [weather_tool()],
+                          [("c1", "get_current_weather", "{'location': 'Oslo'}")], env={"CI": "true"})
+    assert result.exit_code == 7
+    assert "CI is set" in result.stderr and ran(tmp_path) == []
 
 
 def test_ci_set_with_yes_runs(cli, api, tmp_path):

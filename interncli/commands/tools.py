@@ -164,7 +164,11 @@ def make_approver(yes: bool, environ: Any) -> Any:
     def approve(call: Any, argv: List[str]) -> bool:
         if yes:
             return True
-        if environ.get("CI") or not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
+        if environ.get("CI"):  # a CI job may have a terminal, but nobody to answer it
+            raise ToolError("the call of {} was not approved: CI is set, so nothing is asked and nothing "
+                            "ran".format(toolrun.shown(call.name)),
+                            hint="Pass --yes to approve every call, or unset CI to be asked on a terminal.")
+        if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
             return False
         text = toolrun.approval_text(call, argv)
         if text is None:  # what cannot be shown whole cannot be approved
