@@ -249,11 +249,12 @@ def test_chat_create_tools_offers_but_never_runs(cli, api, tmp_path):
     assert ran(tmp_path) == []
 
 
-def test_run_with_a_bad_spec_sends_nothing(cli, api, tmp_path):
+def test_run_with_a_bad_spec_sends_nothing_and_lists_every_problem(cli, api, tmp_path):
     spec = spec_text(tmp_path, BAD_TWO)
     result = cli("tools", "run", str(spec), "--yes", "hi")
     assert result.exit_code == 2
     assert api.calls() == []
+    assert [line for line, _ in problems(result.stderr, spec)] == [3, 4]
 
 
 # ------------------------------------------------------------------------------ round trip

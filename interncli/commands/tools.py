@@ -110,7 +110,7 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
     from interncli.client import ChatClient, ChatRequest, build_chat_body
     from interncli.errors import InternCliError
 
-    loaded = toolspec.load_spec(spec)
+    loaded = load_or_report(spec)
     history: List[Dict[str, Any]] = [{"role": "system", "content": loaded["system"]}] if "system" in loaded else []
     if prompt:
         history.append({"role": "user", "content": " ".join(prompt)})
