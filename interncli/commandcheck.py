@@ -159,7 +159,6 @@ LAUNCHERS = {
 # Programs that hand their whole command line (or what they read) to a shell or build
 # commands from it: no placeholder may reach them at all.
 ALL_CODE = {
-    "xargs": "xargs builds and runs commands from its arguments and input",
     "watch": "watch runs its command through a shell",
     "su": "su runs its command through a shell",
     "runuser": "runuser runs its command through a shell",
@@ -168,6 +167,10 @@ ALL_CODE = {
     "eval": "eval runs its arguments as shell code",
     "source": "source runs a file of shell code",
 }
+
+# Programs that build command lines from their stdin, which holds the model's arguments: the
+# model would choose the arguments (options too) of whatever they run, placeholders or not.
+FROM_STDIN = {"xargs", "parallel"}
 
 _SSH_VALUE = frozenset("-" + c for c in "BbcDEeFIiJLlmOoPpQRSWw")
 _GIT_GLOBAL_VALUE = _set("-C -c --exec-path --git-dir --work-tree --namespace --config-env --super-prefix")
@@ -206,6 +209,9 @@ def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]
             " (behind {})".format(behind) if behind else ""))]
     name = program_name(program)
     rest = elements[1:]
+    if name in FROM_STDIN:
+        return [(index, "{} builds commands from its stdin, which holds the model's arguments: the model "
+                        "would choose what they are given".format(name))]
     if name in ALL_CODE:
         return _all_refused(rest, has, ALL_CODE[name])
     if name in WRAPPERS:
@@ -252,6 +258,16 @@ def _option_name(text: str, value_options: FrozenSet[str], word: bool = False) -
     return text[:2], False
 
 
+def _cluster(text: str, value_options: FrozenSet[str]) -> str:
+    """The flag letters of a short-option cluster (``-iu`` -> ``iu``), up to the first one that
+    takes a value (the rest is that value)."""
+    letters = text[1:]
+    for k, letter in enumerate(letters):
+        if "-" + letter in value_options:
+            return letters[:k + 1]
+    return letters
+
+
 def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
     """A wrapper's options and operands (no placeholder may set them: they decide how, as whom
     or where the program runs), then the program it runs, checked in turn."""
@@ -276,9 +292,10 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder)
             if has(text):
                 problems.append((i, why))
             option, attached = _option_name(text, spec.takes_value)
-            if option in spec.shell_options:
+            flags = {option} if text.startswith("--") else {"-" + c for c in _cluster(text, spec.takes_value)}
+            if flags & spec.shell_options:
                 return problems + _all_refused(rest[j + 1:], has, "{} {} runs the command through a shell".format(
-                    name, option))
+                    name, sorted(flags & spec.shell_options)[0]))
             value: Optional[Element] = None
             if option in spec.takes_value and not attached and j + 1 < len(rest):
                 value = rest[j + 1]
@@ -316,6 +333,7 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
     problems: List[Problem] = []
     code_given = False
     shell_code = False
+    stdin_commands = False  # sh -s: the operands are $1 ..., the commands come from stdin
 
     def refuse(i: int, role: str) -> None:
         if only_code and role != "code":
@@ -348,6 +366,8 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
             refuse(i, "code" if option in spec.code else "option")
         if spec.shell_c and not text.startswith("--") and "c" in text[1:]:
             shell_code = True
+        if spec.shell_c and not text.startswith("--") and text.startswith("-") and "s" in text[1:]:
+            stdin_commands = True
         if option in spec.takes_value and not attached and j + 1 < len(rest):
             j += 1
             k, value = rest[j]
@@ -359,6 +379,11 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
                 return problems  # python -c CODE / -m MODULE: what follows is sys.argv, data
         j += 1
     operands = rest[j:]
+    if stdin_commands and not shell_code:
+        if not only_code:
+            problems.append((index, "{} -s would read its commands from stdin, which holds the model's "
+                                    "arguments; give it a script".format(name)))
+        return problems
     if not operands:
         if spec.stdin_program and not only_code and not code_given and not shell_code:
             problems.append((index, "{} would read its program from stdin, which holds the model's arguments; "

@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-from interncli.commandcheck import ALL_CODE, INTERPRETERS, LAUNCHERS, WRAPPERS, program_name
+from interncli.commandcheck import ALL_CODE, FROM_STDIN, INTERPRETERS, LAUNCHERS, WRAPPERS, program_name
 from tests.conftest import invoke
 
 X = "{x}"
@@ -38,6 +38,7 @@ CASES = [
     # command `{a:` is found missing).
     (["bash"], [0]),
     (["sh", "-s"], [0]),
+    (["bash", "-s", "fixed", X], [0]),            # -s: the operands are $1 ..., stdin the commands
     (["bash", "-"], [1]),
     (["fish", "-c", X], [2]),
     (["fish", "--command={x}"], [1]),
@@ -178,9 +179,14 @@ CASES = [
     (["sudo", "./x", X], []),
     (["doas", "-u", "root", "sh", "-c", X], [5]),
     (["doas", "./x", X], []),
-    (["xargs", X], [1]),
-    (["xargs", "echo", X], [2]),
-    (["xargs", "-n", "1", "./x"], []),
+    # xargs and parallel run commands built from stdin, and stdin is the model's JSON: the model
+    # would choose arguments (-rf too) even without a placeholder.
+    (["xargs", X], [0]),
+    (["xargs", "echo", X], [0]),
+    (["xargs", "-n", "1", "./x"], [0]),
+    (["parallel", "./x"], [0]),
+    (["sudo", "-iu", "root", "./x", X], [4]),     # -i inside a cluster: the command goes to a shell
+    (["sudo", "-Es", "./x", X], [3]),
     (["busybox", "sh", "-c", X], [3]),
     (["busybox", X], [1]),
     (["busybox", "wc", X], []),
@@ -254,7 +260,7 @@ GENERATED = [
 def test_the_table_tries_every_known_name_both_ways():
     names = set(WRAPPERS) | set(INTERPRETERS) | set(ALL_CODE) | set(LAUNCHERS) | {"ssh", "git", "find"}
     cases = CASES + GENERATED
-    assert names <= {program_name(c[0]) for c, refused in cases if refused}
+    assert names | FROM_STDIN <= {program_name(c[0]) for c, refused in cases if refused}
     assert names <= {program_name(c[0]) for c, refused in cases if not refused}
 
 
