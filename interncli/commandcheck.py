@@ -156,8 +156,8 @@ LAUNCHERS = {
                                                  "--pod-running-timeout"), operands=1)},
 }
 
-# Programs that hand their whole command line (or what they read) to a shell or build
-# commands from it: no placeholder may reach them at all.
+# Programs that hand their whole command line to a shell (or are shell code themselves): no
+# placeholder may reach them at all.
 ALL_CODE = {
     "watch": "watch runs its command through a shell",
     "su": "su runs its command through a shell",
