@@ -18,6 +18,9 @@ from interncli.client import parse_arguments
 from interncli.errors import ToolError
 
 OUTPUT_LIMIT = 64 * 1024
+ARGUMENTS_LIMIT = 64 * 1024  # bytes of one call's raw arguments text
+CALLS_LIMIT = 16  # tool calls in one reply
+SHOW_LIMIT = 4000  # characters of argv and stdin an approval prompt shows whole
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_TURNS = 8
 TRUNCATED = "\n[output truncated at 64 KiB]"
@@ -34,10 +37,22 @@ class ToolCall:
         self.id = str(call.get("id") or fallback_id)
         self.name = str(function.get("name") or "")
         self.raw_arguments = function.get("arguments", "")
+        raw = self.raw_arguments if isinstance(self.raw_arguments, str) else json.dumps(self.raw_arguments)
+        size = len(raw.encode("utf-8", errors="replace"))
+        self.arguments: Dict[str, Any] = {}
+        self.problem: Optional[str] = None
+        if size > ARGUMENTS_LIMIT:  # not even parsed: the Python-literal parser is slow on big input
+            self.problem = "the arguments are {} bytes; at most {} are accepted".format(size, ARGUMENTS_LIMIT)
+            return
         parsed = parse_arguments(self.raw_arguments if self.raw_arguments not in (None, "") else "{}")
-        self.arguments: Dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-        self.problem: Optional[str] = None if isinstance(parsed, dict) else (
-            "the arguments are not a JSON object: {!r}".format(self.raw_arguments)[:500])
+        if isinstance(parsed, dict):
+            self.arguments = parsed
+        else:
+            self.problem = "the arguments are not a JSON object: {!r}".format(self.raw_arguments)[:500]
+
+    def stdin_text(self) -> str:
+        """What the tool reads on stdin: the argument object as JSON."""
+        return json.dumps(self.arguments, ensure_ascii=False)
 
 
 class ToolRun:
@@ -85,35 +100,45 @@ class ToolRun:
 
 def fill_argv(command: List[str], arguments: Mapping[str, Any]) -> List[str]:
     """The argv with ``{param}`` placeholders replaced by the values, each inside its own element:
-    a value can never become a second argument, let alone shell syntax. A parameter the model did
-    not give becomes an empty string; ``{{`` and ``}}`` stand for literal braces."""
+    a value can never become a second argument, let alone shell syntax. Every placeholder's
+    parameter must be given (:func:`argv_problem` says so first); ``{{`` and ``}}`` stand for
+    literal braces."""
     argv = []
     for template in command:
         parts = []
         for literal, field, _spec, _conversion in string.Formatter().parse(template):
             parts.append(literal)
             if field is not None:
-                parts.append(_as_text(arguments.get(field)))
+                parts.append(_as_text(arguments[field]))
         argv.append("".join(parts))
     return argv
 
 
-def option_like(command: List[str], arguments: Mapping[str, Any]) -> Optional[str]:
-    """Why a value may not fill its argv element: one that is a whole element and starts with
-    "-" could be taken by the program as an option (``sort -o FILE``), so it is refused."""
+def argv_problem(command: List[str], arguments: Mapping[str, Any]) -> Optional[str]:
+    """Why the arguments may not fill the argv, for the model: a placeholder whose parameter is
+    missing (it never becomes an empty string), or a value that starts an element with "-",
+    which the program could take as an option (``sort -o FILE``), also when the element is
+    made of several placeholders (``{a}{b}``) or a value and text (``{a}-x``). Elements after a
+    literal ``--`` are operands, so a leading "-" is plain data there."""
+    missing = sorted({field for template in command for _, field, _, _ in string.Formatter().parse(template)
+                      if field is not None and field not in arguments})
+    if missing:
+        return "missing argument{} {}: the command needs {}".format(
+            "" if len(missing) == 1 else "s", ", ".join(repr(m) for m in missing),
+            "it" if len(missing) == 1 else "them")
     for template in command[1:]:
+        if template == "--":
+            return None
         parsed = list(string.Formatter().parse(template))
-        if len(parsed) == 1 and not parsed[0][0] and parsed[0][1] is not None:
-            value = _as_text(arguments.get(parsed[0][1]))
-            if value.startswith("-"):
-                return "the value of {!r} starts with '-', so the program could take it as an option".format(
+        if parsed and not parsed[0][0] and parsed[0][1] is not None:
+            filled = fill_argv([template], arguments)[0]
+            if filled.startswith("-"):
+                return "the value of {!r} starts with '-' where the program could take it as an option".format(
                     parsed[0][1])
     return None
 
 
 def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
@@ -146,10 +171,10 @@ def _drain(stream: IO[bytes], keep: List[bytes], counter: List[int]) -> None:
             kept += len(keep[-1])
 
 
-def _feed(stream: IO[bytes], arguments: Dict[str, Any]) -> None:
+def _feed(stream: IO[bytes], text: str) -> None:
     """Write the arguments as JSON to the tool's stdin, then close it."""
     try:
-        stream.write(json.dumps(arguments, ensure_ascii=False).encode("utf-8"))
+        stream.write(text.encode("utf-8"))
         stream.close()
     except OSError:
         pass  # the tool did not read its stdin, or has ended: that is its choice
@@ -158,9 +183,12 @@ def _feed(stream: IO[bytes], arguments: Dict[str, Any]) -> None:
 def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, env: Dict[str, str]) -> ToolRun:
     """Run one tool for one call with the argv that was approved; whatever happens comes back
     as a ToolRun, never an exception."""
+    from interncli import orphans
+
     run = ToolRun(call, argv)
     timeout = float(tool.get("timeout", DEFAULT_TIMEOUT))
     started = time.monotonic()
+    before = orphans.children()
     try:
         proc = subprocess.Popen(run.argv, cwd=cwd, env=dict(env, PWD=cwd), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -170,26 +198,30 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, en
     out: List[bytes] = []
     err: List[bytes] = []
     out_size, err_size = [0], [0]
-    # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
-    # cannot stall the run past its time limit.
-    workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
-               threading.Thread(target=_feed, args=(proc.stdin, call.arguments), daemon=True)]
-    for worker in workers:
-        worker.start()
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        run.timed_out = True
-        run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
-    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job: the tool must not outlive us
+        # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
+        # cannot stall the run past its time limit.
+        workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
+                   threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
+                   threading.Thread(target=_feed, args=(proc.stdin, call.stdin_text()), daemon=True)]
+        for worker in workers:
+            worker.start()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            run.timed_out = True
+            run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+        # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
+        # stopped once the output has had a moment to arrive: nothing outlives the call.
+        for worker in workers[:2]:
+            worker.join(PIPE_GRACE)
+    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job, at any moment: the tool must not outlive us
         _kill_group(proc)
+        orphans.stop_leftovers(before)
         raise
-    # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
-    # stopped once the output has had a moment to arrive: nothing outlives the call.
-    for worker in workers[:2]:
-        worker.join(PIPE_GRACE)
     _kill_group(proc)
+    # What left the group (setsid, a double fork) was reparented to us, the subreaper.
+    orphans.stop_leftovers(before)
     for worker in workers:
         worker.join(PIPE_GRACE)
     run.duration = time.monotonic() - started
@@ -213,14 +245,20 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
 
 
 def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
-    """Why the call's arguments do not fit the tool's schema, or None if they do."""
+    """Why the call's arguments do not fit the tool's schema, or None if they do. Only the
+    properties the schema declares may be given: the tool gets nothing it did not ask for."""
     if call.problem:
         return call.problem
-    import jsonschema
+    from interncli.toolspec import parameters_validator
 
     schema = tool.get("parameters") or {"type": "object"}
+    undeclared = _undeclared(schema, call.arguments)
+    if undeclared:
+        return "the arguments do not fit the tool's schema: {} {} not declared (the tool takes: {})".format(
+            ", ".join(repr(k) for k in undeclared[:5]), "is" if len(undeclared) == 1 else "are",
+            ", ".join(sorted(schema.get("properties") or {})) or "no arguments")
     try:
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call.arguments), key=str)
+        errors = sorted(parameters_validator(schema).iter_errors(call.arguments), key=str)
     except Exception as exc:  # noqa: BLE001 -- an unusable schema (bad $ref, regex) is the spec's fault
         return "the tool's schema cannot check these arguments: {}".format(" ".join(str(exc).split())[:200])
     if not errors:
@@ -230,12 +268,72 @@ def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
         for e in errors[:5])
 
 
-def shown(value: Any, limit: int = 300) -> str:
-    """A value from the model made safe to show on a terminal: JSON for data, every character
-    that is not printable (escape sequences, bidirectional overrides) escaped, and short."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def _undeclared(schema: Dict[str, Any], arguments: Mapping[str, Any]) -> List[str]:
+    """The argument names neither ``properties`` nor ``patternProperties`` declares."""
+    import re
+
+    properties = schema.get("properties")
+    patterns = schema.get("patternProperties")
+    properties = properties if isinstance(properties, dict) else {}
+    patterns = patterns if isinstance(patterns, dict) else {}
+
+    def matches(pattern: Any, key: str) -> bool:
+        try:
+            return re.search(pattern, key) is not None
+        except (re.error, TypeError):  # an ECMA-only pattern: it declares nothing Python can see
+            return False
+
+    return [key for key in arguments if key not in properties and not any(matches(p, key) for p in patterns)]
+
+
+def shown(value: Any, limit: Optional[int] = 300) -> str:
+    """A value from the model made safe to show on a terminal: JSON for data, every control
+    escaped (safetext), and every other character that is not printable (bidirectional
+    overrides, zero-width ones) as ``\\uNNNN``; cut at ``limit`` characters unless None."""
+    from interncli.safetext import escape_line
+
+    text = escape_line(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     text = "".join(c if c.isprintable() else "\\u{:04x}".format(ord(c)) for c in text)
-    return text if len(text) <= limit else text[:limit] + "…"
+    return text if limit is None or len(text) <= limit else text[:limit] + "…"
+
+
+def shown_json(dumped: str) -> str:
+    """A ``json.dumps(..., ensure_ascii=False)`` text safe to show and still the same JSON value:
+    DEL and C1 controls (safetext) and every other unprintable character written as ``\\uNNNN``
+    (a surrogate pair above U+FFFF)."""
+    from interncli.safetext import escape_json_text
+
+    def escaped(c: str) -> str:
+        if c.isprintable():
+            return c
+        code = ord(c)
+        if code < 0x10000:
+            return "\\u{:04x}".format(code)
+        code -= 0x10000
+        return "\\u{:04x}\\u{:04x}".format(0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+    return "".join(escaped(c) for c in escape_json_text(dumped))
+
+
+def shown_argv(argv: List[str]) -> str:
+    """An argv on one line: every element that is not plain quoted as JSON, so a value from the
+    model can neither hide itself nor pass for two arguments; everything escaped."""
+    return " ".join(shown_json(json.dumps(a, ensure_ascii=False))
+                    if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
+                    else shown(a, limit=None) for a in argv)
+
+
+def approval_text(call: ToolCall, argv: List[str]) -> Optional[str]:
+    """What the approval prompt shows: the tool, the exact argv and the exact stdin with its size
+    in bytes, all escaped (a quoted element and the stdin as JSON that decodes to the very
+    text the tool gets); None when that is too long to show whole (it then cannot be approved
+    on a prompt)."""
+    stdin = call.stdin_text()
+    argv_line, stdin_line = shown_argv(argv), shown_json(stdin)
+    if len(argv_line) + len(stdin_line) > SHOW_LIMIT:
+        return None
+    return "interncli: tool call {}\n  argv: {}\n  stdin ({} bytes): {}\ninterncli: run it?".format(
+        shown(call.name), argv_line, len(stdin.encode("utf-8")), stdin_line)
 
 
 Approve = Callable[[ToolCall, List[str]], bool]
@@ -259,7 +357,17 @@ class ToolLoop:
         self.turns = 0
 
     def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """The final reply message; ``messages`` grows with every turn."""
+        """The final reply message; ``messages`` grows with every turn. While it runs, this
+        process is the subreaper of what the tools leave behind (Linux)."""
+        from interncli import orphans
+
+        previous = orphans.become_subreaper()
+        try:
+            return self._loop(messages)
+        finally:
+            orphans.restore_subreaper(previous)
+
+    def _loop(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         from interncli.client import assistant_message
 
         while True:
@@ -269,8 +377,12 @@ class ToolLoop:
             self.turns += 1
             reply = self.send(messages)
             message = assistant_message(reply["choices"][0].get("message") or {})
-            messages.append(message)
             calls = message.get("tool_calls") or []
+            messages.append(message)  # kept for the --json transcript, also when refused below
+            if len(calls) > CALLS_LIMIT:
+                raise ToolError("the model asked for {} tool calls in one reply; at most {} are run, so none "
+                                "of them ran".format(len(calls), CALLS_LIMIT),
+                                hint="Ask for fewer things at once.")
             if not calls:
                 return message
             for number, raw in enumerate(calls):
@@ -285,18 +397,18 @@ class ToolLoop:
         if tool is None:
             self.notify("→ {} (no such tool)".format(shown(call.name)))
             return json.dumps({"error": "there is no tool named {!r}; the tools are: {}".format(
-                call.name, ", ".join(self.tools))})
-        problem = check_arguments(call, tool) or option_like(tool["command"], call.arguments)
+                call.name, ", ".join(self.tools))}, ensure_ascii=False)
+        problem = check_arguments(call, tool) or argv_problem(tool["command"], call.arguments)
         if problem:
-            self.notify("→ {} {} (refused: {})".format(call.name, shown(call.arguments), shown(problem)))
+            self.notify("→ {} {} (refused: {})".format(shown(call.name), shown(call.arguments), shown(problem)))
             return json.dumps({"error": problem}, ensure_ascii=False)
         argv = fill_argv(tool["command"], call.arguments)
         if not self.approve(call, argv):
-            raise ToolError("the call of {} was not approved: nothing ran".format(call.name),
+            raise ToolError("the call of {} was not approved: nothing ran".format(shown(call.name)),
                             hint="Run it on a terminal to approve each call, or pass --yes to approve all.")
-        self.notify("→ {} {}".format(call.name, shown(call.arguments)))
+        self.notify("→ {} {}".format(shown(call.name), shown(call.arguments)))
         run = run_tool(call, tool, argv, self.spec_dir, self.env)
         self.runs.append(run)
         self.notify("← {} bytes, {}".format(run.size, "exit {}".format(run.exit_code) if not run.timed_out
-                                              and run.error is None else run.error))
+                                              and run.error is None else shown(run.error)))
         return run.message_content()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from interncli.errors import UsageError
 
@@ -78,12 +78,6 @@ def _line_of(node: Any, path: Sequence[Any], key_of: Optional[str] = None) -> Op
     return node.start_mark.line + 1 if node is not None else None
 
 
-# Programs that run their -c/-e argument as code: a placeholder there would be a value from the
-# model interpreted as a program, which is exactly what specs must not allow.
-INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "fish", "python", "python3", "perl", "ruby", "node",
-                "php", "lua", "Rscript", "pwsh", "powershell", "cmd", "env", "xargs"}
-
-
 def placeholders(argument: str) -> List[str]:
     """The ``{name}`` placeholders in one argv element; ValueError for unbalanced braces or a
     placeholder with a conversion or format (``{a!r}``, ``{a:>5}``), which are not supported."""
@@ -103,10 +97,11 @@ def placeholders(argument: str) -> List[str]:
 
 def _command_problems(command: List[Any], declared: Set[str], line_of: Callable[[int], Optional[int]]
                       ) -> List[Problem]:
-    """What is wrong with one tool's argv: unknown or malformed placeholders, a placeholder that
-    would choose the program, or one inside code that an interpreter runs."""
+    """What is wrong with one tool's argv: unknown or malformed placeholders, and (through
+    commandcheck) a placeholder that would be read as the program or as code."""
+    from interncli import commandcheck
+
     problems = []
-    program = command[0].rsplit("/", 1)[-1] if command and isinstance(command[0], str) else ""
     for j, argument in enumerate(command):
         if not isinstance(argument, str):
             continue
@@ -118,14 +113,17 @@ def _command_problems(command: List[Any], declared: Set[str], line_of: Callable[
         for field in fields:
             if field not in declared:
                 problems.append(Problem(line_of(j), "placeholder {{{}}} names no declared parameter".format(field)))
-        if fields and j == 0:
-            problems.append(Problem(line_of(j), "the program cannot be a placeholder: the model would "
-                                                "choose what runs"))
-        elif fields and program in INTERPRETERS:
-            problems.append(Problem(line_of(j), "placeholders cannot be given to {}, which may run them as "
-                                                "code; let a script read the arguments from stdin (JSON) "
-                                                "instead".format(program)))
+    if all(isinstance(a, str) for a in command):
+        problems += [Problem(line_of(j), message)
+                     for j, message in commandcheck.command_problems(command, _has_placeholder)]
     return problems
+
+
+def _has_placeholder(argument: str) -> bool:
+    try:
+        return bool(placeholders(argument))
+    except ValueError:  # reported on its own as malformed
+        return "{" in argument
 
 
 def _schema_problems(error: Any, root: Any) -> List[Problem]:
@@ -139,10 +137,36 @@ def _schema_problems(error: Any, root: Any) -> List[Problem]:
     return [Problem(_line_of(root, path), _describe(error))]
 
 
+MAX_DEPTH = 64  # levels of nesting in a spec: the checks below recurse once per level
+MAX_VALUES = 100000  # values in a spec, YAML aliases expanded (a "billion laughs" file has 10**9)
+
+
+def _too_deep(data: Any, root: Any) -> Optional[Problem]:
+    """A problem at the first value nested deeper than MAX_DEPTH, or when aliases expand the
+    spec past MAX_VALUES values; found without recursion."""
+    stack: List[Tuple[Any, List[Any]]] = [(data, [])]
+    seen = 0
+    while stack:
+        node, path = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return Problem(None, "more than {} values (with YAML aliases expanded)".format(MAX_VALUES))
+        if len(path) > MAX_DEPTH:
+            return Problem(_line_of(root, path), "nested more than {} levels deep".format(MAX_DEPTH))
+        if isinstance(node, dict):
+            stack += [(value, path + [key]) for key, value in node.items()]
+        elif isinstance(node, list):
+            stack += [(value, path + [k]) for k, value in enumerate(node)]
+    return None
+
+
 def check_spec(data: Any, root: Any) -> List[Problem]:
     """Every problem of a parsed spec, in file order."""
     import jsonschema
 
+    deep = _too_deep(data, root)
+    if deep:
+        return [deep]
     validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
     problems = [p for e in validator.iter_errors(data) for p in _schema_problems(e, root)]
     tools = data.get("tools") if isinstance(data, dict) else None
@@ -167,8 +191,9 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
                 found.append(Problem(_line_of(root, ["tools", i, "parameters"]),
                                      "parameters must describe an object (type: object): the arguments are one"))
             if not found:
-                found = [Problem(_line_of(root, ["tools", i, "parameters"]), "parameters cannot be used: " + why)
-                         for why in _ref_problems(params, params)]
+                base = ["tools", i, "parameters"]
+                found = [Problem(_line_of(root, base + path, key_of=key), "parameters cannot be used: " + why)
+                         for path, key, why in reference_problems(params)]
             problems += found
         properties = params.get("properties") if isinstance(params, dict) else None
         declared = set(properties) if isinstance(properties, dict) else set()
@@ -182,38 +207,142 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
     return sorted(unique.values(), key=lambda p: p.line or 0)
 
 
-def _ref_problems(node: Any, schema: Dict[str, Any]) -> List[str]:
-    """Every ``$ref`` that does not point inside the schema itself: a remote one would be
-    fetched while checking a model's arguments, a broken one would fail only then."""
-    problems = []
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
+def parameters_validator(schema: Dict[str, Any]) -> Any:
+    """A JSON Schema 2020-12 validator for a tool's parameters that never opens a URL or a file:
+    its registry refuses every retrieval, so only references inside the schema resolve. (With
+    jsonschema's default registry an unknown ``$ref`` URL is fetched with urllib.)"""
+    import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import NoSuchResource
+
+    def refuse(uri: str) -> Any:
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
+
+    registry: Any = Registry(retrieve=refuse)  # type: ignore[call-arg]  # an attrs class
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+# Keywords whose subschemas apply to the same value: a reference cycle through them alone
+# never reaches into the arguments, so checking any call would recurse forever.
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+_REFERENCES = ("$ref", "$dynamicRef")
+
+
+def reference_problems(schema: Dict[str, Any]) -> List[Tuple[List[Any], Optional[str], str]]:
+    """(path, key, why) for every reference in a parameters schema that could not be checked
+    without fetching (a URL, a file, an ``$id`` below the top, an unknown ``$schema``), that
+    points to nothing, or that loops back to itself; then whatever still stops the schema from
+    checking an empty argument object."""
+    from referencing.jsonschema import UnknownDialect, specification_with
+
+    problems: List[Tuple[List[Any], Optional[str], str]] = []
+    anchors = {node.get(key) for _, node in _subschemas(schema, []) for key in ("$anchor", "$dynamicAnchor")}
+    for path, node in _subschemas(schema, []):
+        for key in _REFERENCES:
+            ref = node.get(key)
+            if not isinstance(ref, str):
+                continue
             if not ref.startswith("#"):
-                problems.append("$ref {!r} is not inside the schema (only '#/...' references are allowed)".format(ref))
-            elif not _pointer_resolves(schema, ref[1:]):
-                problems.append("$ref {!r} points to nothing".format(ref))
-        for value in node.values():
-            problems += _ref_problems(value, schema)
+                problems.append((path, key, "{} {!r} is not inside the schema: only '#...' references are "
+                                            "allowed, nothing is fetched".format(key, ref)))
+            elif _local_target(schema, ref) is None and ref[1:] not in anchors:
+                problems.append((path, key, "{} {!r} points to nothing".format(key, ref)))
+        if path and isinstance(node.get("$id"), str):
+            problems.append((path, "$id", "$id below the top of the schema is not supported: references "
+                                          "would resolve against it"))
+        dialect = node.get("$schema")
+        if isinstance(dialect, str):
+            try:
+                specification_with(dialect)
+            except UnknownDialect:
+                problems.append((path, "$schema", "$schema {!r} is not a known JSON Schema version; nothing is "
+                                                  "fetched (leave it out: 2020-12 is used)".format(dialect)))
+    if problems:
+        return problems
+    problems = [(path, "$ref", "$ref {!r} leads back to itself without reaching into the arguments, so no call "
+                               "could be checked".format(ref)) for path, ref in _reference_cycles(schema)]
+    if problems:
+        return problems
+    try:
+        list(parameters_validator(schema).iter_errors({}))
+    except Exception as exc:  # noqa: BLE001 -- whatever stops checking now would stop every call
+        return [([], None, "it cannot check arguments: {}".format(" ".join(str(exc).split())[:200]))]
+    return []
+
+
+def _subschemas(node: Any, path: List[Any]) -> List[Tuple[List[Any], Dict[str, Any]]]:
+    """Every mapping in a schema, with its path: a schema keyword's value or not, every one
+    is looked at (a ``$ref`` under ``const`` is harmless, and rare)."""
+    found: List[Tuple[List[Any], Dict[str, Any]]] = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key, value in node.items():
+            found += _subschemas(value, path + [key])
     elif isinstance(node, list):
-        for value in node:
-            problems += _ref_problems(value, schema)
-    return problems
+        for k, value in enumerate(node):
+            found += _subschemas(value, path + [k])
+    return found
 
 
-def _pointer_resolves(document: Any, pointer: str) -> bool:
-    """Whether a JSON pointer (RFC 6901) names something in ``document``."""
+def _local_target(document: Any, ref: str) -> Optional[Tuple[Any, ...]]:
+    """The path a ``#/json/pointer`` reference (RFC 6901) names in ``document``, or None."""
     from urllib.parse import unquote
 
-    for raw in unquote(pointer).split("/")[1:] if pointer else []:
+    pointer = unquote(ref[1:])
+    if pointer and not pointer.startswith("/"):
+        return None  # an anchor, not a pointer
+    path: List[Any] = []
+    for raw in pointer.split("/")[1:] if pointer else []:
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(document, dict) and part in document:
             document = document[part]
+            path.append(part)
         elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
             document = document[int(part)]
+            path.append(int(part))
         else:
-            return False
-    return True
+            return None
+    return tuple(path)
+
+
+def _reference_cycles(schema: Dict[str, Any]) -> List[Tuple[List[Any], str]]:
+    """(path, ref) of each ``$ref`` that closes a loop of references and in-place keywords
+    (allOf, not, if ...): following it would come back to the same value forever."""
+    nodes = {tuple(path): node for path, node in _subschemas(schema, [])}
+
+    def successors(path: Tuple[Any, ...]) -> List[Tuple[Tuple[Any, ...], Optional[str]]]:
+        node = nodes[path]
+        out: List[Tuple[Tuple[Any, ...], Optional[str]]] = []
+        for key in _REFERENCES:
+            ref = node.get(key)
+            target = _local_target(schema, ref) if isinstance(ref, str) and ref.startswith("#") else None
+            if target is not None and target in nodes:
+                out.append((target, ref))
+        for key in _IN_PLACE_LISTS:
+            if isinstance(node.get(key), list):
+                out += [(path + (key, k), None) for k in range(len(node[key])) if path + (key, k) in nodes]
+        for key in _IN_PLACE_ONE:
+            if path + (key,) in nodes:
+                out.append((path + (key,), None))
+        return out
+
+    cycles: List[Tuple[List[Any], str]] = []
+    state: Dict[Tuple[Any, ...], int] = {}  # 1: on the current walk, 2: done
+
+    def visit(path: Tuple[Any, ...]) -> None:
+        state[path] = 1
+        for target, ref in successors(path):
+            if state.get(target) == 1:
+                cycles.append((list(path), ref or nodes[path].get("$ref", "")))
+            elif target not in state:
+                visit(target)
+        state[path] = 2
+
+    for path in nodes:
+        if path not in state:
+            visit(path)
+    return cycles
 
 
 def _describe(error: Any) -> str:
@@ -236,6 +365,8 @@ def load_spec(path: str) -> Dict[str, Any]:
         # One parse: the node tree gives line numbers, the same tree gives the data.
         root = loader.get_single_node()
         data: Any = loader.construct_document(root) if root is not None else None
+    except RecursionError:  # PyYAML's parser recurses once per level of flow-style nesting
+        raise SpecError(path, [Problem(None, "nested too deeply to read")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -222,12 +222,23 @@ def test_shell_metacharacters_arrive_verbatim_as_one_argument(cli, api, tmp_path
     assert ran(tmp_path) == [["--city", EVIL, "prefix-" + EVIL + "-suffix"]]
 
 
-def test_non_string_values_and_missing_optional_ones(cli, api, tmp_path):
-    tool = {"name": "t", "parameters": {"type": "object", "properties": {
-        "n": {"type": "integer"}, "flag": {"type": "boolean"}, "opt": {"type": "string"}}},
-            "command": [ECHO, "{n}", "{flag}", "--opt={opt}", "{{literal}}"]}
-    _, answer = run_once(cli, api, tmp_path, tool, "{'n': 5, 'flag': True}")
-    assert json.loads(answer["content"])["argv"] == ["5", "true", "--opt=", "{literal}"]
+NON_STRING_TOOL = {"name": "t", "parameters": {"type": "object", "properties": {
+    "n": {"type": "integer"}, "flag": {"type": "boolean"}, "opt": {"type": "string"}}},
+    "command": [ECHO, "{n}", "{flag}", "--opt={opt}", "{{literal}}"]}
+
+
+def test_non_string_values_are_json(cli, api, tmp_path):
+    _, answer = run_once(cli, api, tmp_path, NON_STRING_TOOL, "{'n': 5, 'flag': True, 'opt': 'x'}")
+    assert json.loads(answer["content"])["argv"] == ["5", "true", "--opt=x", "{literal}"]
+
+
+def test_a_missing_placeholder_parameter_is_an_error_to_the_model_not_an_empty_string(cli, api, tmp_path):
+    # It used to become "--opt=": the tool ran with a value nobody chose.
+    result, answer = run_once(cli, api, tmp_path, NON_STRING_TOOL, "{'n': 5, 'flag': True}")
+    error = json.loads(answer["content"])["error"]
+    assert "missing argument 'opt'" in error
+    assert not (tmp_path / "ran.log").exists()
+    assert "refused" in result.stderr
 
 
 # ------------------------------------------------------------------ what the model may send
@@ -245,7 +256,8 @@ def test_big_arguments_to_a_tool_that_does_not_read_stdin_still_time_out(cli, ap
     # The arguments go to stdin; a tool that never reads them must not hold the run past its timeout.
     tool = weather_tool(command=[str(TOOLS / "nostdin.sh")], timeout=1)
     started = time.monotonic()
-    result, answer = run_once(cli, api, tmp_path, tool, json.dumps({"location": "x" * 300000}))
+    # Under the 64 KiB limit on arguments, and still more than a tool ignoring stdin reads.
+    result, answer = run_once(cli, api, tmp_path, tool, json.dumps({"location": "x" * 60000}))
     elapsed = time.monotonic() - started
     assert (tmp_path / "ran.marker").exists()
     assert elapsed < 3, "a 1 s timeout took {:.1f}s".format(elapsed)

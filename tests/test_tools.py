@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shlex
-import subprocess
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +16,7 @@ import pytest
 
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
+from tests.ptyrun import run_on_pty
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(__file__).resolve().parent / "tools"
@@ -218,13 +216,16 @@ def test_list_plain_and_json(tmp_path):
 BAD_TWO = "tools:\n  - name: a\n    command: []\n  - name: a\n    command: [./b]\n"
 
 
-def test_list_shares_the_loader(tmp_path):
+def test_list_reports_every_problem_as_validate_does(tmp_path):
+    # It used to print one error line cut from the problems; now the same SPEC:LINE: lines.
     spec = spec_text(tmp_path, BAD_TWO)
     result = invoke(["tools", "list", str(spec)])
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.count("interncli: error:") == 1
-    assert "2 problems" in result.stderr and "line 3" in result.stderr and "line 4" in result.stderr
+    assert result.stderr == invoke(["tools", "validate", str(spec)]).stderr
+    found = problems(result.stderr, spec)
+    assert [line for line, _ in found] == [3, 4], found
+    assert "non-empty" in found[0][1] and "used twice" in found[1][1]
 
 
 def test_chat_create_tools_shares_the_loader(cli, api, tmp_path):
@@ -248,11 +249,12 @@ def test_chat_create_tools_offers_but_never_runs(cli, api, tmp_path):
     assert ran(tmp_path) == []
 
 
-def test_run_with_a_bad_spec_sends_nothing(cli, api, tmp_path):
+def test_run_with_a_bad_spec_sends_nothing_and_lists_every_problem(cli, api, tmp_path):
     spec = spec_text(tmp_path, BAD_TWO)
     result = cli("tools", "run", str(spec), "--yes", "hi")
     assert result.exit_code == 2
     assert api.calls() == []
+    assert [line for line, _ in problems(result.stderr, spec)] == [3, 4]
 
 
 # ------------------------------------------------------------------------------ round trip
@@ -410,53 +412,11 @@ def test_yes_runs_every_call(cli, api, tmp_path):
     assert ran(tmp_path) == [["--city", "A"], ["--city", "B"]]
 
 
-def _run_on_pty(api, args: Sequence[str], answer: Optional[bytes], timeout: float = 20.0):
-    """Run the installed interncli with stdin and stderr on a pseudo-terminal (stdout a pipe);
-    when the [y/N] prompt appears, type ``answer``. Returns (exit code, stdout, terminal bytes,
-    terminal bytes up to the prompt)."""
-    master, slave = os.openpty()
-    env = dict(os.environ, INTERN_API_KEY=SENTINEL)
-    proc = subprocess.Popen(["interncli", "-b", api.base_url, *args], stdin=slave, stdout=subprocess.PIPE,
-                            stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    assert proc.stdout is not None
-    seen = b""
-    prompt = None
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:  # EIO: the child closed its side
-                    break
-                if not data:
-                    break
-                seen += data
-                if prompt is None and b"[y/N]" in seen:
-                    prompt = seen
-                    if answer is not None:
-                        os.write(master, answer)
-            elif proc.poll() is not None:
-                break
-        else:
-            proc.kill()
-            pytest.fail("interncli did not finish on the pty; it showed: {!r}".format(seen))
-        out = proc.stdout.read()
-        code = proc.wait(5)
-    finally:
-        os.close(master)
-        proc.stdout.close()
-    assert SENTINEL.encode() not in seen and SENTINEL.encode() not in out
-    return code, out.decode(), seen, prompt
-
-
 def test_pty_yes_runs_and_the_prompt_shows_the_exact_argv(api, tmp_path):
     spec = write_spec(tmp_path, [weather_tool(command=[ECHO, "--city", "{location}", "--unit={unit}"])])
     api.add(tool_calls_reply(("97102", "get_current_weather", "{'location': 'New York', 'unit': 'celsius'}")))
     api.add(Completion("Sunny."))
-    code, out, seen, prompt = _run_on_pty(api, ["tools", "run", str(spec), "weather?"], b"y\r")
+    code, out, seen, prompt = run_on_pty(api, ["tools", "run", str(spec), "weather?"], b"y\r")
     assert prompt is not None, seen
     assert code == 0, seen
     assert out == "Sunny.\n"
@@ -472,7 +432,7 @@ def test_pty_no_runs_nothing(api, tmp_path, answer):
     spec = write_spec(tmp_path, [weather_tool()])
     api.add(tool_calls_reply(("97102", "get_current_weather", SEED_ARGS)))
     api.add(Completion("never"))
-    code, out, seen, prompt = _run_on_pty(api, ["tools", "run", str(spec), "weather?"], answer)
+    code, out, seen, prompt = run_on_pty(api, ["tools", "run", str(spec), "weather?"], answer)
     assert prompt is not None, seen
     assert code == 7, seen
     assert out == ""
@@ -485,7 +445,7 @@ def test_pty_prompt_does_not_pass_terminal_escapes_through(api, tmp_path):
     # A model-chosen value must not be able to rewrite what the approval prompt shows.
     spec = write_spec(tmp_path, [weather_tool()])
     api.add(tool_calls_reply(("e1", "get_current_weather", json.dumps({"location": "evil\x1b[2K\x1b[1Gsafe"}))))
-    code, out, seen, prompt = _run_on_pty(api, ["tools", "run", str(spec), "weather?"], b"n\r")
+    code, out, seen, prompt = run_on_pty(api, ["tools", "run", str(spec), "weather?"], b"n\r")
     assert prompt is not None, seen
     assert code == 7
     assert b"\x1b" not in prompt, "the approval prompt passed raw escape sequences: {!r}".format(prompt)

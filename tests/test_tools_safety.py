@@ -26,8 +26,8 @@ def spec(tmp_path, command, properties=None, extra=""):
 
 @pytest.mark.parametrize("command, word", [
     (["{value}", "-c", "x"], "the program cannot be a placeholder"),
-    (["sh", "-c", "echo {value}"], "may run them as code"),
-    (["/usr/bin/python3", "-c", "print('{value}')"], "may run them as code"),
+    (["sh", "-c", "echo {value}"], "would be run as code by sh"),
+    (["/usr/bin/python3", "-c", "print('{value}')"], "would be run as code by python"),
     (["echo", "{value!r}"], "conversion or format"),
     (["echo", "{value:>5}"], "conversion or format"),
     (["echo", "a}b"], "unbalanced brace"),

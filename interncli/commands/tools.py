@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -41,18 +40,31 @@ def tools() -> None:
     """
 
 
+def load_or_report(spec: str) -> Dict[str, Any]:
+    """The loaded spec; a broken one has every problem printed as SPEC:LINE: message, exit 2."""
+    from interncli import toolspec
+    from interncli.safetext import escape_line
+
+    try:
+        return toolspec.load_spec(spec)
+    except toolspec.SpecError as err:
+        for problem in err.problems:
+            click.echo("{}:{}: {}".format(spec, problem.line or 1, escape_line(problem.message)), err=True)
+        raise click.exceptions.Exit(2) from None
+
+
 @tools.command("validate")
 @SPEC
 def tools_validate(spec: str) -> None:
-    """Check a spec: every problem, with its line number (exit 2 if any)."""
-    from interncli import toolspec
+    """Check a spec: every problem, with its line number (exit 2 if any).
 
-    try:
-        loaded = toolspec.load_spec(spec)
-    except toolspec.SpecError as err:
-        for problem in err.problems:
-            click.echo("{}:{}: {}".format(spec, problem.line or 1, problem.message), err=True)
-        raise click.exceptions.Exit(2) from None
+    Refuses a placeholder where a value would be read as the program (also behind env,
+    timeout, sudo, ssh ...) or as code (sh -c, python -c, node -e, an awk or sed program,
+    find -exec, git -c); a program that would run the JSON on stdin (bash with no script,
+    xargs); and references that would be fetched. This is a best-effort check, not a
+    sandbox: a tool runs as you, with your rights.
+    """
+    loaded = load_or_report(spec)
     click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"))
 
 
@@ -60,10 +72,8 @@ def tools_validate(spec: str) -> None:
 @SPEC
 @json_option
 def tools_list(spec: str, as_json: bool) -> None:
-    """List the tools of a spec: name, then description."""
-    from interncli import toolspec
-
-    loaded = toolspec.load_spec(spec)
+    """List the tools of a spec: name, then description (a broken spec: its problems, exit 2)."""
+    loaded = load_or_report(spec)
     if as_json:
         from interncli import output
 
@@ -88,7 +98,9 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
     """Ask the model, running the tools it calls, until it answers.
 
     Each call is shown on stderr (→ name {args} / ← N bytes, exit K) and confirmed on a
-    terminal; with --yes none is; with no terminal and no --yes nothing runs (exit 7).
+    terminal, showing the argv and the stdin the tool gets; with --yes none is; with no
+    terminal, or CI set, and no --yes nothing runs (exit 7). A reply may carry at most 16
+    calls (more: none runs, exit 7), each with at most 64 KiB of arguments.
 
     \b
     Examples:
@@ -97,8 +109,9 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
     """
     from interncli import output, toolrun, toolspec
     from interncli.client import ChatClient, ChatRequest, build_chat_body
+    from interncli.errors import InternCliError
 
-    loaded = toolspec.load_spec(spec)
+    loaded = load_or_report(spec)
     history: List[Dict[str, Any]] = [{"role": "system", "content": loaded["system"]}] if "system" in loaded else []
     if prompt:
         history.append({"role": "user", "content": " ".join(prompt)})
@@ -115,7 +128,7 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         return with_retries(app, lambda: client.create(body))
 
     loop = toolrun.ToolLoop(
-        loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes),
+        loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes, app.environ),
         env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
         notify=lambda line: click.echo(line, err=True))
@@ -126,32 +139,43 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
 
     try:
         final = loop.run(history)
-    except ToolError:
-        if as_json:  # what did run is still worth having, with the error on stderr
+    except InternCliError:
+        # What did run is still worth having (the API failing after a tool ran, too): the
+        # transcript on stdout, the error on stderr with its own exit code.
+        if as_json:
             output.write_json(transcript(None), sys.stdout)
         raise
     if as_json:
         output.write_json(transcript(final.get("content", "")), sys.stdout)
     else:
         content = final.get("content") or ""
+        if sys.stdout.isatty():  # a terminal would act on the model's escapes; a pipe gets the bytes
+            from interncli.safetext import escape_controls
+
+            content = escape_controls(content)
         sys.stdout.write(content if content.endswith("\n") else content + "\n")
         sys.stdout.flush()
 
 
-def make_approver(yes: bool) -> Any:
-    """Fail closed: --yes approves all; else a [y/N] prompt on a terminal; else nothing runs."""
+def make_approver(yes: bool, environ: Any) -> Any:
+    """Fail closed: --yes approves all; else, on a terminal and without CI set, a [y/N] prompt
+    showing exactly what would run; else nothing runs."""
     from interncli import toolrun
 
     def approve(call: Any, argv: List[str]) -> bool:
         if yes:
             return True
+        if environ.get("CI"):  # a CI job may have a terminal, but nobody to answer it
+            raise ToolError("the call of {} was not approved: CI is set, so nothing is asked and nothing "
+                            "ran".format(toolrun.shown(call.name)),
+                            hint="Pass --yes to approve every call, or unset CI to be asked on a terminal.")
         if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
             return False
-        # Every argument quoted unless plain, with anything unprintable escaped: a value from the
-        # model must not be able to hide itself, or rewrite the line, with spaces or escapes.
-        shown = " ".join(toolrun.shown(json.dumps(a, ensure_ascii=False), limit=2000)
-                         if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
-                         else a for a in argv)
-        return click.confirm("interncli: run {}: {}?".format(call.name, shown), default=False, err=True)
+        text = toolrun.approval_text(call, argv)
+        if text is None:  # what cannot be shown whole cannot be approved
+            raise ToolError("the call of {} is too long to show whole on the prompt ({} bytes of arguments): "
+                            "nothing ran".format(toolrun.shown(call.name), len(call.stdin_text().encode("utf-8"))),
+                            hint="Pass --yes to approve every call without seeing it.")
+        return click.confirm(text, default=False, err=True)
 
     return approve

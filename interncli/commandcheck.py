@@ -1,0 +1,491 @@
+"""Where a placeholder in a tool's argv would be read as the program or as code: pure
+functions over the argv templates, no I/O.
+
+This is a best-effort reading of how common programs parse their command line: it looks
+through wrappers (``env``, ``timeout``, ``sudo``, ...) to the program that really runs, and
+knows the code options of shells and interpreters, ``awk`` and ``sed`` programs, ``find -exec``,
+``git -c`` and ``ssh``'s remote command. A program it does not know is taken to treat its
+arguments as data, except an interpreter's code option among them (an unknown wrapper's
+``bash -c {x}`` still runs as code). It cannot make a tool safe: a tool runs as the user.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Callable, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+
+# (index of the argv element in the spec's command, its text): split strings such as env -S's
+# keep the index of the element they came from, so every problem still has its line.
+Element = Tuple[int, str]
+Problem = Tuple[int, str]
+HasPlaceholder = Callable[[str], bool]
+
+
+class Wrapper(NamedTuple):
+    """A program that runs another: which of its options take a value, how many operands
+    come before the program, and which options make it run the rest through a shell."""
+
+    takes_value: FrozenSet[str] = frozenset()
+    operands: int = 0
+    shell_options: FrozenSet[str] = frozenset()  # sudo -s: the command is given to a shell
+
+
+class Interpreter(NamedTuple):
+    """A program that runs code: its options that take a value, those whose value is code (or
+    a file of code), those that make the rest of the command line code, whether ``-c`` makes
+    the first operand code (shells), whether it reads its program from stdin when given none,
+    and those option values that are plain data."""
+
+    takes_value: FrozenSet[str] = frozenset()
+    code: FrozenSet[str] = frozenset()
+    rest_is_code: FrozenSet[str] = frozenset()
+    shell_c: bool = False
+    stdin_program: bool = True
+    data_options: FrozenSet[str] = frozenset()
+    word_options: bool = False  # pwsh: -Command is one option, not -C -o -m ...
+    permutes: bool = False  # GNU getopt: options still count after the first operand
+    operands_code: bool = False  # powershell.exe runs its operands as a command
+    kind: str = "script"
+
+
+def _set(text: str) -> FrozenSet[str]:
+    return frozenset(text.split())
+
+
+# Shells: -c is a flag (also inside -ec, -lc), the first operand is then the code and the next
+# ones $0, $1 ...; without -c the first operand is the script, without one stdin is.
+_SHELL = Interpreter(takes_value=_set("-o +o -O +O --rcfile --init-file"), shell_c=True,
+                     code=_set("--rcfile --init-file"))
+_FISH = Interpreter(takes_value=_set("-c --command -C --init-command -d --debug -o --debug-output "
+                                     "--profile --profile-startup"),
+                    code=_set("-c --command -C --init-command"))
+# python: -c CODE and -m MODULE end the options; what follows is sys.argv.
+_PYTHON = Interpreter(takes_value=_set("-c -m -W -X --check-hash-based-pycs"), code=_set("-c -m"))
+# node, perl, ruby, lua ...: options go on after -e CODE; the first operand after a code option
+# is then data, not a script.
+_NODE = Interpreter(takes_value=_set("-e --eval -p --print -r --require --import --loader "
+                                     "--experimental-loader -C --conditions --input-type --title "
+                                     "--env-file --inspect-port --stack-size --max-old-space-size"),
+                    code=_set("-e --eval -p --print -r --require --import --loader --experimental-loader"))
+_PERL = Interpreter(takes_value=_set("-e -E"), code=_set("-e -E"))
+_RUBY = Interpreter(takes_value=_set("-e -I -r -C -E --encoding"), code=_set("-e -r"))
+_PHP = Interpreter(takes_value=_set("-r -B -R -F -E -f -c -d -z -t -S"), code=_set("-r -B -R -F -E -f -z"))
+_LUA = Interpreter(takes_value=_set("-e -l"), code=_set("-e -l"))
+_R = Interpreter(takes_value=_set("-e -f --file"), code=_set("-e -f --file"))
+_TCL = Interpreter(takes_value=_set("-c -f"), code=_set("-c -f"))
+_OSASCRIPT = Interpreter(takes_value=_set("-e -l -s"), code=_set("-e"))
+_PWSH = Interpreter(takes_value=_set("-file -f -configurationname -workingdirectory -wd -executionpolicy -ex "
+                                     "-inputformat -outputformat -settingsfile -windowstyle"),
+                    code=_set("-file -f"), word_options=True,
+                    rest_is_code=_set("-command -c -encodedcommand -e -ec -commandwithargs -cwa"))
+# Windows PowerShell takes a bare operand as -Command, PowerShell 7 as -File.
+_POWERSHELL = _PWSH._replace(operands_code=True)
+_AWK = Interpreter(takes_value=_set("-F -v -f -e -i -l -E --source --include --load --file --exec --assign "
+                                    "--field-separator"),
+                   code=_set("-f -e -i -l -E --source --include --load --file --exec"),
+                   stdin_program=False, data_options=_set("-F -v --assign --field-separator"), kind="program")
+_SED = Interpreter(takes_value=_set("-e -f -l --expression --file --line-length"),
+                   code=_set("-e -f --expression --file"), stdin_program=False,
+                   data_options=_set("-l --line-length"), kind="script", permutes=True)
+
+INTERPRETERS = {
+    **{name: _SHELL for name in _set("sh bash dash zsh ksh mksh ash yash posh rbash lksh pdksh")},
+    "fish": _FISH,
+    **{name: _PYTHON for name in _set("python pypy ipython")},
+    **{name: _NODE for name in _set("node nodejs")},
+    "perl": _PERL, "ruby": _RUBY, "php": _PHP,
+    **{name: _LUA for name in _set("lua luajit")},
+    "rscript": _R, "r": _R,
+    **{name: _TCL for name in _set("tclsh wish expect")},
+    "osascript": _OSASCRIPT,
+    "pwsh": _PWSH, "powershell": _POWERSHELL,
+    **{name: _AWK for name in _set("awk gawk mawk nawk")},
+    **{name: _SED for name in _set("sed gsed")},
+}
+
+WRAPPERS = {
+    "env": Wrapper(takes_value=_set("-u --unset -C --chdir -S --split-string -P")),
+    "timeout": Wrapper(takes_value=_set("-k --kill-after -s --signal"), operands=1),
+    "nice": Wrapper(takes_value=_set("-n --adjustment")),
+    "nohup": Wrapper(),
+    "setsid": Wrapper(),
+    "sudo": Wrapper(takes_value=_set("-u --user -g --group -h --host -p --prompt -C --close-from -D --chdir "
+                                     "-r --role -t --type -T --command-timeout -U --other-user -R --chroot"),
+                    shell_options=_set("-s --shell -i --login")),
+    "doas": Wrapper(takes_value=_set("-u -C")),
+    "pkexec": Wrapper(takes_value=_set("--user")),
+    "busybox": Wrapper(),
+    "stdbuf": Wrapper(takes_value=_set("-i -o -e --input --output --error")),
+    "ionice": Wrapper(takes_value=_set("-c --class -n --classdata -p --pid -P --pgid -u --uid")),
+    "chroot": Wrapper(takes_value=_set("--userspec --groups"), operands=1),
+    "taskset": Wrapper(operands=1),
+    "chrt": Wrapper(operands=1),
+    "flock": Wrapper(takes_value=_set("-w --wait --timeout -E --conflict-exit-code -c --command"), operands=1),
+    "time": Wrapper(takes_value=_set("-f --format -o --output")),
+    "command": Wrapper(),
+    "exec": Wrapper(takes_value=_set("-a")),
+    "builtin": Wrapper(),
+    "nsenter": Wrapper(takes_value=_set("-t --target -S --setuid -G --setgid")),
+    "unshare": Wrapper(takes_value=_set("-S --setuid -G --setgid -R --root -w --wd")),
+    "prlimit": Wrapper(takes_value=_set("-p --pid")),
+    "strace": Wrapper(takes_value=_set("-e -o -p -s -u -E -a -b -I -O -P -S -X")),
+    "ltrace": Wrapper(takes_value=_set("-e -o -p -s -u -a -n -A -D -F -l -w")),
+    "catchsegv": Wrapper(),
+    "npx": Wrapper(takes_value=_set("-p --package -c --call")),
+    "pnpx": Wrapper(takes_value=_set("-p --package -c --call")),
+    "bunx": Wrapper(takes_value=_set("-p --package")),
+    "uvx": Wrapper(takes_value=_set("--from --with --python -p")),
+}
+
+_DOCKER_VALUES = _set("-e --env --env-file -u --user -w --workdir --detach-keys -v --volume -p --publish "
+                      "--name --network --net -m --memory --cpus --entrypoint --mount --platform -l --label "
+                      "-h --hostname --add-host --device --cap-add --cap-drop --security-opt --ulimit --pull "
+                      "--restart --gpus --ipc --pid --tmpfs --log-driver --log-opt --shm-size")
+# Programs whose sub-command runs another program: ``uv run``, ``docker exec CONTAINER``, ...
+LAUNCHERS = {
+    **{name: {"run": Wrapper(takes_value=_set("-n --name -p --prefix --with --python --project --directory "
+                                              "--env-file -e --environment"))}
+       for name in _set("uv poetry pipenv conda mamba micromamba pixi hatch pdm")},
+    **{name: {"exec": Wrapper(takes_value=_set("-c --call -p --package --workspace -w"))}
+       for name in _set("npm pnpm yarn")},
+    **{name: {"exec": Wrapper(takes_value=_DOCKER_VALUES, operands=1),
+              "run": Wrapper(takes_value=_DOCKER_VALUES, operands=1)}
+       for name in _set("docker podman nerdctl")},
+    "kubectl": {"exec": Wrapper(takes_value=_set("-c --container -n --namespace --context -f --filename "
+                                                 "--pod-running-timeout"), operands=1)},
+}
+
+# Programs that hand their whole command line to a shell (or are shell code themselves): no
+# placeholder may reach them at all.
+ALL_CODE = {
+    "watch": "watch runs its command through a shell",
+    "su": "su runs its command through a shell",
+    "runuser": "runuser runs its command through a shell",
+    "script": "script runs its command through a shell",
+    "cmd": "cmd runs its command line as a batch command",
+    "eval": "eval runs its arguments as shell code",
+    "source": "source runs a file of shell code",
+}
+
+# Programs that build command lines from their stdin, which holds the model's arguments: the
+# model would choose the arguments (options too) of whatever they run, placeholders or not.
+FROM_STDIN = {"xargs", "parallel"}
+
+_SSH_VALUE = frozenset("-" + c for c in "BbcDEeFIiJLlmOoPpQRSWw")
+_GIT_GLOBAL_VALUE = _set("-C -c --exec-path --git-dir --work-tree --namespace --config-env --super-prefix")
+_GIT_CODE_VALUE = _set("-c --config -u --upload-pack --receive-pack --exec -x --extcmd --exec-path")
+_GIT_ALL_CODE = _set("config submodule bisect filter-branch")
+_FIND_EXEC = _set("-exec -execdir -ok -okdir")
+
+_VERSION = re.compile(r"^(.*?[a-z])[-_]?\d+(?:\.\d+)*[a-z]?$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_{][^=]*=")
+
+
+def program_name(path: str) -> str:
+    """The program an argv[0] names, normalised: the base name in lower case, without ``.exe``
+    (or ``.cmd``/``.bat``/``.com``) and without a version suffix (``python3.11m`` -> ``python``,
+    ``node18`` -> ``node``, ``perl5.36`` -> ``perl``, ``pypy3`` -> ``pypy``)."""
+    name = re.split(r"[/\\]", path)[-1].lower()
+    name = re.sub(r"\.(exe|cmd|bat|com)$", "", name)
+    match = _VERSION.match(name)
+    return match.group(1) if match else name
+
+
+def command_problems(command: Sequence[str], has_placeholder: HasPlaceholder) -> List[Problem]:
+    """Every (argv index, message) where a placeholder would be read as the program or as
+    code, or where an interpreter would read its program from stdin (the model's arguments)."""
+    elements = list(enumerate(command))
+    return _command(elements, has_placeholder, None)
+
+
+def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]) -> List[Problem]:
+    """Problems of the command line whose program is ``elements[0]``."""
+    if not elements:
+        return []
+    index, program = elements[0]
+    if has(program):
+        return [(index, "the program cannot be a placeholder{}: the model would choose what runs".format(
+            " (behind {})".format(behind) if behind else ""))]
+    name = program_name(program)
+    rest = elements[1:]
+    if name in FROM_STDIN:
+        return [(index, "{} builds commands from its stdin, which holds the model's arguments: the model "
+                        "would choose what they are given".format(name))]
+    if name in ALL_CODE:
+        return _all_refused(rest, has, ALL_CODE[name])
+    if name in WRAPPERS:
+        return _wrapper(name, WRAPPERS[name], rest, has)
+    if name == "ssh":
+        return _ssh(rest, has)
+    if name == "git":
+        return _git(rest, has)
+    if name == "find":
+        return _find(rest, has)
+    if name in INTERPRETERS:
+        return _interpreter(name, INTERPRETERS[name], index, rest, has)
+    if name in LAUNCHERS and rest and rest[0][1] in LAUNCHERS[name]:
+        return _wrapper("{} {}".format(name, rest[0][1]), LAUNCHERS[name][rest[0][1]], rest[1:], has)
+    return _unknown(rest, has)
+
+
+def _unknown(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """A program not known here is taken to treat its arguments as data, unless they hold an
+    interpreter's code option with a placeholder (``docker run --memory 1g img sh -c {x}``,
+    ``firejail bash -c {x}``): a wrapper this module does not know still runs that as code."""
+    problems: List[Problem] = []
+    for k, (index, text) in enumerate(rest):
+        name = program_name(text)
+        if name in INTERPRETERS and not has(text):
+            problems += _interpreter(name, INTERPRETERS[name], index, rest[k + 1:], has, only_code=True)
+    return sorted(set(problems))
+
+
+def _all_refused(elements: List[Element], has: HasPlaceholder, why: str) -> List[Problem]:
+    return [(i, "placeholders cannot be given here: {}".format(why)) for i, text in elements if has(text)]
+
+
+def _option_name(text: str, value_options: FrozenSet[str], word: bool = False) -> Tuple[str, bool]:
+    """The option an element starts (``--name`` of ``--name=v``, ``-x`` of ``-xVALUE``) and
+    whether its value is attached to it."""
+    if text.startswith("--") or word:
+        name, eq, _ = text.partition("=")
+        return (name.lower() if word else name), bool(eq)
+    for k, letter in enumerate(text[1:], start=1):
+        option = text[0] + letter
+        if option in value_options:
+            return option, k + 1 < len(text)
+    return text[:2], False
+
+
+def _cluster(text: str, value_options: FrozenSet[str]) -> str:
+    """The flag letters of a short-option cluster (``-iu`` -> ``iu``), up to the first one that
+    takes a value (the rest is that value)."""
+    letters = text[1:]
+    for k, letter in enumerate(letters):
+        if "-" + letter in value_options:
+            return letters[:k + 1]
+    return letters
+
+
+def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """A wrapper's options and operands (no placeholder may set them: they decide how, as whom
+    or where the program runs), then the program it runs, checked in turn."""
+    problems: List[Problem] = []
+    why = "placeholders cannot be given to {}'s options or operands: they decide how the program runs".format(name)
+    j, operands = 0, spec.operands
+    while j < len(rest):
+        i, text = rest[j]
+        if text == "--":
+            j += 1
+            break
+        if name == "env" and text == "-":  # env -: an empty environment, like -i
+            j += 1
+            continue
+        if name == "env" and _ASSIGNMENT.match(text) and not text.startswith("-"):
+            if has(text):  # LD_PRELOAD, BASH_ENV, PATH, PYTHONSTARTUP ... choose code
+                problems.append((i, "placeholders cannot set environment variables through env: a variable "
+                                    "such as LD_PRELOAD or PATH chooses what runs"))
+            j += 1
+            continue
+        if text.startswith("-") and len(text) > 1:
+            if has(text):
+                problems.append((i, why))
+            option, attached = _option_name(text, spec.takes_value)
+            flags = {option} if text.startswith("--") else {"-" + c for c in _cluster(text, spec.takes_value)}
+            if flags & spec.shell_options:
+                return problems + _all_refused(rest[j + 1:], has, "{} {} runs the command through a shell".format(
+                    name, sorted(flags & spec.shell_options)[0]))
+            value: Optional[Element] = None
+            if option in spec.takes_value and not attached and j + 1 < len(rest):
+                value = rest[j + 1]
+                if has(value[1]):
+                    problems.append((value[0], why))
+                j += 1
+            if name == "env" and option in ("-S", "--split-string"):
+                split = value[1] if value else text.partition("=")[2] if text.startswith("--") else text[2:]
+                where = value[0] if value else i
+                try:
+                    words = shlex.split(split)
+                except ValueError:
+                    words = split.split()
+                return problems + _command([(where, w) for w in words] + rest[j + 1:], has, "env -S")
+            if name == "flock" and option in ("-c", "--command"):
+                return problems  # flock -c runs a fixed shell command: the value was checked above
+            j += 1
+            continue
+        if operands:
+            if has(text):
+                problems.append((i, why))
+            operands -= 1
+            j += 1
+            continue
+        break
+    return problems + _command(rest[j:], has, name)
+
+
+def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], has: HasPlaceholder,
+                 only_code: bool = False) -> List[Problem]:
+    """An interpreter's options, then its code or script: no placeholder up to and including
+    the element that chooses the code; what follows is data (the script's arguments). With
+    ``only_code`` (an interpreter's name met among a program's arguments) only placeholders
+    that would be code count."""
+    problems: List[Problem] = []
+    code_given = False
+    shell_code = False
+    stdin_commands = False  # sh -s: the operands are $1 ..., the commands come from stdin
+
+    def refuse(i: int, role: str) -> None:
+        if only_code and role != "code":
+            return
+        problems.append((i, {
+            "option": "placeholders cannot be given to {}'s options, which can make it run code".format(name),
+            "code": "a placeholder here would be run as code by {}; let a script read the arguments from "
+                    "stdin (JSON) instead".format(name),
+            "script": "a placeholder here would choose the {} {} runs".format(spec.kind, name),
+        }[role]))
+
+    j = 0
+    while j < len(rest):
+        i, text = rest[j]
+        if text == "--":
+            j += 1
+            break
+        option_like = (text.startswith("-") or (spec.shell_c and text.startswith("+"))) and len(text) > 1
+        if not option_like:
+            break
+        option, attached = _option_name(text, spec.takes_value | spec.rest_is_code, spec.word_options)
+        if option in spec.rest_is_code:
+            if has(text):
+                refuse(i, "code")
+            for k, later in rest[j + 1:]:
+                if has(later):
+                    refuse(k, "code")
+            return problems
+        if has(text) and not (attached and option in spec.data_options):
+            refuse(i, "code" if option in spec.code else "option")
+        if spec.shell_c and not text.startswith("--") and "c" in text[1:]:
+            shell_code = True
+        if spec.shell_c and not text.startswith("--") and text.startswith("-") and "s" in text[1:]:
+            stdin_commands = True
+        if option in spec.takes_value and not attached and j + 1 < len(rest):
+            j += 1
+            k, value = rest[j]
+            if has(value) and option not in spec.data_options:
+                refuse(k, "code" if option in spec.code else "option")
+        if option in spec.code:
+            code_given = True
+            if spec is _PYTHON:
+                return problems  # python -c CODE / -m MODULE: what follows is sys.argv, data
+        j += 1
+    operands = rest[j:]
+    if stdin_commands and not shell_code:
+        if not only_code:
+            problems.append((index, "{} -s would read its commands from stdin, which holds the model's "
+                                    "arguments; give it a script".format(name)))
+        return problems
+    if not operands:
+        if spec.stdin_program and not only_code and not code_given and not shell_code:
+            problems.append((index, "{} would read its program from stdin, which holds the model's arguments; "
+                                    "give it a script".format(name)))
+        return problems
+    i, first = operands[0]
+    if spec.operands_code and not code_given:
+        for k, text in operands:
+            if has(text):
+                refuse(k, "code")
+    elif shell_code:
+        if has(first):
+            refuse(i, "code")
+    elif not code_given:
+        if has(first):
+            refuse(i, "script")
+        elif first == "-" and spec.stdin_program and not only_code:
+            problems.append((i, "{} would read its program from stdin, which holds the model's arguments; "
+                                "give it a script".format(name)))
+    if spec.permutes:  # GNU sed reads `sed s/a/b/ -e {x}` as two scripts: the later -e counts too
+        for k, (i, text) in enumerate(operands):
+            if text == "--":
+                break
+            if k == 0 or not (text.startswith("-") and len(text) > 1):
+                continue
+            option, attached = _option_name(text, spec.takes_value)
+            if has(text) and not (attached and option in spec.data_options):
+                refuse(i, "code" if option in spec.code else "option")
+            if option in spec.code and not attached and k + 1 < len(operands) and has(operands[k + 1][1]):
+                refuse(operands[k + 1][0], "code")
+    return problems
+
+
+def _ssh(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """ssh: options (-o ProxyCommand=... runs code) and the remote command (run by the remote
+    shell) take no placeholder; the host may."""
+    problems: List[Problem] = []
+    why = "placeholders cannot be given to ssh's options or its remote command, which a shell runs"
+    j = 0
+    while j < len(rest):
+        i, text = rest[j]
+        if text == "--":
+            j += 1
+            break
+        if not (text.startswith("-") and len(text) > 1):
+            break
+        if has(text):
+            problems.append((i, why))
+        option, attached = _option_name(text, _SSH_VALUE)
+        if option in _SSH_VALUE and not attached and j + 1 < len(rest):
+            j += 1
+            if has(rest[j][1]):
+                problems.append((rest[j][0], why))
+        j += 1
+    return problems + [(i, why) for i, text in rest[j + 1:] if has(text)]
+
+
+def _git(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """git: no placeholder in its global options (``-c alias.x=!sh``, ``-c core.pager=...``),
+    as the sub-command (an alias can be a shell command), in options that name a program, or
+    anywhere in sub-commands that set config or run commands."""
+    problems: List[Problem] = []
+    why = "placeholders cannot be given to git's {}: git -c and aliases can run any command"
+    j = 0
+    while j < len(rest) and rest[j][1].startswith("-"):
+        i, text = rest[j]
+        if has(text):
+            problems.append((i, why.format("global options")))
+        option, attached = _option_name(text, _GIT_GLOBAL_VALUE)
+        if option in _GIT_GLOBAL_VALUE and not attached and j + 1 < len(rest):
+            j += 1
+            if has(rest[j][1]):
+                problems.append((rest[j][0], why.format("global options")))
+        j += 1
+    if j >= len(rest):
+        return problems
+    i, sub = rest[j]
+    if has(sub):
+        return problems + [(i, why.format("sub-command"))]
+    if sub in _GIT_ALL_CODE:
+        return problems + _all_refused(rest[j + 1:], has, "git {} can set or run commands".format(sub))
+    later = rest[j + 1:]
+    for k, (i, text) in enumerate(later):
+        option, attached = _option_name(text, _GIT_CODE_VALUE) if text.startswith("-") else ("", False)
+        if option in _GIT_CODE_VALUE:
+            if attached and has(text):
+                problems.append((i, why.format("options that name a program")))
+            elif k + 1 < len(later) and has(later[k + 1][1]):
+                problems.append((later[k + 1][0], why.format("options that name a program")))
+    return problems
+
+
+def _find(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """find: each -exec/-execdir/-ok/-okdir clause is a command line of its own, checked as one."""
+    problems: List[Problem] = []
+    j = 0
+    while j < len(rest):
+        if rest[j][1] in _FIND_EXEC:
+            end = j + 1
+            while end < len(rest) and rest[end][1] not in (";", "+"):
+                end += 1
+            problems += _command(rest[j + 1:end], has, "find " + rest[j][1])
+            j = end
+        j += 1
+    return problems
