@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, List, Optional
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 from interncli.errors import UsageError
@@ -13,6 +14,12 @@ CONFIG_FILE = "config.yaml"
 MAX_TIMEOUT = 86400.0
 MAX_RETRIES = 100
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+# A host as urlsplit() and urllib3 (what requests sends with) both read it: a name of letters,
+# digits, '-', '.' and '_' (non-ASCII letters too: IDNA), or a whole IPv6 literal in brackets;
+# then a port. Anything else may be two hosts: urllib3 ends the authority at a backslash and
+# urlsplit does not, and urlsplit takes "[...]" anywhere in it as the host, so that
+# "http://evil\[::1]/" (one backslash) would be ::1 (this machine) here and evil to requests.
+_HOST_PORT = re.compile(r"(?:[\w.-]+|\[[0-9A-Za-z:.%_~-]+\])(?::[0-9]*)?")
 
 
 def parse_timeout(value: Any, source: str) -> float:
@@ -53,7 +60,9 @@ def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
         valid = (parts.scheme.lower() in schemes and bool(parts.hostname) and not parts.query
-                 and not parts.fragment and not any(c.isspace() for c in text))
+                 and not parts.fragment and not any(c.isspace() for c in text)
+                 and "\\" not in parts.netloc
+                 and _HOST_PORT.fullmatch(parts.netloc.rpartition("@")[2]) is not None)
     except ValueError:
         valid = False
     if not valid:
@@ -111,7 +120,7 @@ def is_this_machine(host: str) -> bool:
     """Whether a host name is this machine by its name alone (no DNS): localhost, 127.0.0.0/8,
     ::1, and 0.0.0.0 / :: (which LMDeploy prints as its address: connecting to it reaches this
     machine, never the network)."""
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":  # not *.localhost: glibc asks DNS for those, and DNS may answer anything
         return True
     import ipaddress
 
@@ -121,6 +130,44 @@ def is_this_machine(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return bool(address.is_loopback or address.is_unspecified or (mapped is not None and mapped.is_loopback))
+
+
+def proxy_for(url: str, proxy: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The proxy requests sends a request for ``url`` through: ``proxy`` (the flag's or the
+    profile's, given per request, which requests uses for every host, NO_PROXY or not), else
+    the environment's for the URL's scheme (``<scheme>_proxy``, then ``all_proxy``; lower case
+    first, as urllib reads them), unless NO_PROXY exempts the host. Where this says "none",
+    requests bypasses too; it may bypass a few more (CIDR ranges are read here as well)."""
+    if proxy:
+        return proxy
+    found: Dict[str, str] = {}
+    for upper in (True, False):  # the lower-case spelling, read last, wins
+        for name, value in environ.items():
+            if name.lower().endswith("_proxy") and value and (name == name.upper()) == upper:
+                found[name[:-len("_proxy")].lower()] = value
+    chosen = found.get(urlsplit(url).scheme.lower()) or found.get("all")
+    if not chosen or _bypassed(host_of(url), found.get("no", "")):
+        return None
+    return chosen
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    import ipaddress
+
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        name = entry.lstrip(".").rstrip(".")
+        if not name:
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+        try:
+            if "/" in name and ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
+                return True
+        except ValueError:
+            pass
+    return False
 
 
 def parse_bool(value: Any, source: str) -> bool:

@@ -1,0 +1,122 @@
+"""Holes found by attacking the issue-8 hardening (secrets, terminal safety, files), each shown
+by a test that failed before its fix.
+
+What real libraries do, as relied on here (requests 2.34, urllib3 2.8, CPython 3.x, glibc):
+- urlsplit() and urllib3 read some authorities differently: urllib3 ends the authority at a
+  backslash (as browsers do), urlsplit does not, and urlsplit takes a bracketed part anywhere in
+  the netloc as the IPv6 host. So ``http://evil.example\\[::1]/v1`` is host ``::1`` to urlsplit
+  and ``evil.example`` to requests.
+- requests sends a request for 127.0.0.1 or localhost through HTTP_PROXY/ALL_PROXY unless
+  NO_PROXY exempts it, and through an explicit ``proxies=`` always: a plain-http request for
+  this machine can still cross the network in clear, to the proxy.
+- glibc without systemd-resolved does not resolve ``*.localhost`` itself: it asks DNS, so a
+  name under .localhost is not this machine by its name alone.
+- getaddrinfo() reads "2130706433" as 127.0.0.1 (inet_aton), while no name check here takes it
+  for this machine: a proxy at that address is "another machine" that still stays on loopback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from interncli.config import host_of, is_this_machine, parse_base_url, parse_proxy
+from interncli.errors import UsageError
+from tests.conftest import SENTINEL, invoke
+
+HI = ["chat", "create", "-g", "user", "hi"]
+DECIMAL_LOOPBACK = "2130706433"  # 127.0.0.1 to the resolver, a stranger to a name check
+
+
+# ------------------------------------------------------------ URLs read alike by everyone
+
+@pytest.mark.parametrize("url", [
+    "http://evil.example\\[::1]/v1",
+    "http://evil.example\\[::1]:23333/v1",
+    "https://evil.example\\\\[::1]/v1",
+    "http://evil.example[::1]/v1",
+    "http://[::1].evil.example/v1",
+    "http://127.0.0.1\\.evil.example/v1",
+])
+def test_a_base_url_whose_host_libraries_read_differently_is_refused(url):
+    with pytest.raises(UsageError):
+        parse_base_url(url, "--base-url")
+
+
+def test_a_backslash_url_cannot_pass_for_this_machine_to_get_the_token_over_http(api):
+    # Before: host_of() said "::1" (this machine, no opt-in needed) while requests went to the
+    # host before the backslash; here that host is the test server, named by its decimal form.
+    url = "http://{}:{}\\[::1]/v1".format(DECIMAL_LOOPBACK, api.port)
+    result = invoke(["-b", url, "-k", SENTINEL] + HI)
+    assert result.exit_code == 2 and "not a valid URL" in result.stderr
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://proxy\\@127.0.0.1:3128", "http://u:p@proxy.example\\[::1]:3128"])
+def test_a_proxy_url_whose_host_libraries_read_differently_is_refused(url):
+    with pytest.raises(UsageError):
+        parse_proxy(url, "--proxy")
+
+
+@pytest.mark.parametrize("url, host", [
+    ("https://chat.intern-ai.org.cn/api/v1", "chat.intern-ai.org.cn"),
+    ("http://[::1]:23333/v1", "::1"),
+    ("http://[fe80::1%25eth0]:23333/v1", "fe80::1%25eth0"),
+    ("http://gpu_box.lan:23333/v1", "gpu_box.lan"),
+    ("http://例え.テスト/v1", "例え.テスト"),
+])
+def test_ordinary_base_urls_still_parse(url, host):
+    assert host_of(parse_base_url(url, "--base-url")) == host
+
+
+# ------------------------------------------------------------ plain http through a proxy
+
+def test_a_token_for_this_machine_is_not_sent_in_clear_through_a_proxy_elsewhere(api):
+    # The proxy (the test server, as "another machine") would read the Authorization header.
+    proxy = "http://{}:{}".format(DECIMAL_LOOPBACK, api.port)
+    for how in (["--proxy", proxy], []):
+        env = {} if how else {"HTTP_PROXY": proxy}
+        result = invoke(["-b", "http://localhost:9/v1", "-k", SENTINEL] + how + HI, env=env)
+        assert result.exit_code == 2, result.stderr
+        assert "plain http://" in result.stderr and "proxy" in result.stderr and DECIMAL_LOOPBACK in result.stderr
+        assert api.requests == [] and SENTINEL not in result.stderr
+
+
+def test_a_proxy_elsewhere_with_the_opt_in_gets_the_token_with_a_warning(api):
+    proxy = "http://{}:{}".format(DECIMAL_LOOPBACK, api.port)
+    result = invoke(["-b", "http://localhost:9/v1", "-k", SENTINEL, "--proxy", proxy] + HI,
+                    env={"INTERN_ALLOW_HTTP": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert "warning" in result.stderr and DECIMAL_LOOPBACK in result.stderr
+    assert [r.headers.get("authorization") for r in api.requests] == ["Bearer " + SENTINEL]
+
+
+@pytest.mark.parametrize("no_proxy", ["localhost", "127.0.0.1,localhost", "*", ".localhost"])
+def test_no_proxy_for_this_machine_keeps_the_request_local_and_allowed(api, no_proxy):
+    result = invoke(["-b", "http://localhost:{}/v1".format(api.port), "-k", SENTINEL] + HI,
+                    env={"HTTP_PROXY": "http://{}:9".format(DECIMAL_LOOPBACK), "NO_PROXY": no_proxy})
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr and api.last.headers.get("authorization") == "Bearer " + SENTINEL
+
+
+def test_a_proxy_on_this_machine_is_no_reason_to_refuse(api):
+    result = invoke(["-b", "http://localhost:9/v1", "-k", SENTINEL, "--proxy", api.url] + HI)
+    assert result.exit_code == 0, result.stderr
+    assert api.last.path == "http://localhost:9/v1/chat/completions"
+
+
+def test_an_https_base_url_through_a_proxy_elsewhere_is_a_tunnel_and_needs_no_opt_in():
+    from interncli.config import proxy_for
+
+    assert proxy_for("https://chat.intern-ai.org.cn/api/v1", None, {"HTTP_PROXY": "http://p:1"}) is None
+    assert proxy_for("https://x/v1", None, {"HTTPS_PROXY": "http://p:1"}) == "http://p:1"
+    assert proxy_for("http://x/v1", None, {"ALL_PROXY": "socks5://p:1"}) == "socks5://p:1"
+    assert proxy_for("http://x/v1", None, {"http_proxy": "http://low:1", "HTTP_PROXY": "http://up:1"}) \
+        == "http://low:1"
+    assert proxy_for("http://x/v1", "http://flag:1", {"NO_PROXY": "*"}) == "http://flag:1"
+
+
+# ------------------------------------------------------------ *.localhost asks DNS
+
+def test_a_name_under_localhost_is_not_this_machine_by_name_alone():
+    assert is_this_machine("localhost") and is_this_machine("LOCALHOST".lower())
+    assert not is_this_machine("api.localhost")
