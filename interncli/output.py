@@ -10,7 +10,7 @@ from typing import IO, Any, Dict, Iterable, Optional
 
 from interncli.client import StreamAssembler, parse_arguments
 from interncli.errors import InternCliError
-from interncli.safetext import escape_controls, escape_json_text, escape_line
+from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
 
 DIM, RED, YELLOW, RESET = "\x1b[2m", "\x1b[31;1m", "\x1b[33m", "\x1b[0m"
 
@@ -30,14 +30,14 @@ def is_terminal(stream: IO[str]) -> bool:
 
 def for_stdout(text: str, out: IO[str]) -> str:
     """Text from the server for stdout: escaped on a terminal, as received in a pipe (another
-    program gets the bytes the model sent)."""
-    return escape_controls(text) if is_terminal(out) else text
+    program gets the bytes the model sent; a lone surrogate, which no UTF-8 can carry, as U+FFFD)."""
+    return escape_controls(text) if is_terminal(out) else replace_surrogates(text)
 
 
 def line_for_stdout(text: str, out: IO[str]) -> str:
     """A server's value on one line of stdout (an id, a name): escaped to one line on a
-    terminal, as received in a pipe."""
-    return escape_line(text) if is_terminal(out) else text
+    terminal, as received in a pipe (a lone surrogate as U+FFFD)."""
+    return escape_line(text) if is_terminal(out) else replace_surrogates(text)
 
 
 def header(index: Any, out: IO[str]) -> str:

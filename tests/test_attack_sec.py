@@ -17,10 +17,13 @@ What real libraries do, as relied on here (requests 2.34, urllib3 2.8, CPython 3
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from interncli.config import host_of, is_this_machine, parse_base_url, parse_proxy
 from interncli.errors import UsageError
+from tests.apiserver import Raw, Stream
 from tests.conftest import SENTINEL, invoke
 
 HI = ["chat", "create", "-g", "user", "hi"]
@@ -120,3 +123,65 @@ def test_an_https_base_url_through_a_proxy_elsewhere_is_a_tunnel_and_needs_no_op
 def test_a_name_under_localhost_is_not_this_machine_by_name_alone():
     assert is_this_machine("localhost") and is_this_machine("LOCALHOST".lower())
     assert not is_this_machine("api.localhost")
+
+
+# ------------------------------------------------------------ lone surrogates from the server
+# JSON may carry "\ud800" (a lone surrogate); json.loads gives it as is, and no UTF-8 stream
+# can take it. Before, every such reply ended in "unexpected UnicodeEncodeError", exit 1, and a
+# --conversation lost the turn.
+
+LONE = b'{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,' \
+       b'"message":{"role":"assistant","content":"a\\ud800b\\ud83d\\ude00"},"finish_reason":"stop"}]}'
+
+
+def lone_reply():
+    return Raw(LONE, content_type="application/json")
+
+
+def test_a_lone_surrogate_in_a_reply_is_printed_as_a_replacement_character(api, cli):
+    api.add(lone_reply())
+    result = cli(*HI)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "a\ufffdb\U0001f600\n"
+
+
+def test_a_lone_surrogate_under_json_stays_the_same_json_value(api, cli):
+    api.add(lone_reply())
+    result = cli(*HI, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["choices"][0]["message"]["content"] == "a\ud800b\U0001f600"
+
+
+def test_a_lone_surrogate_does_not_lose_the_conversation_turn(api, cli, tmp_path):
+    store = tmp_path / "talk.json"
+    api.add(lone_reply())
+    assert cli(*HI, "--conversation", str(store)).exit_code == 0
+    saved = json.loads(store.read_text(encoding="utf-8"))
+    assert [m["role"] for m in saved] == ["user", "assistant"]
+    assert saved[1]["content"] == "a\ufffdb\U0001f600"
+    # And the next turn sends it: a hand-written "\udc00" is sent as U+FFFD too.
+    store.write_text(json.dumps(saved + [{"role": "user", "content": "x\udc00"}]), encoding="utf-8")
+    assert cli(*HI, "--conversation", str(store)).exit_code == 0
+    sent = api.last.json["messages"]
+    assert sent[1]["content"] == "a\ufffdb\U0001f600" and sent[2]["content"] == "x\ufffd"
+
+
+def test_a_lone_surrogate_in_a_stream_piece_is_printed(api, cli):
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": "p\ud800q"}, "finish_reason": None}]}
+    last = dict(chunk, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}])
+    # As ASCII-escaped JSON text: the test server cannot encode a lone surrogate either.
+    api.add(Stream(["data: {}\n\n".format(json.dumps(c)) for c in (chunk, last)]))
+    result = cli(*HI, "--stream")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "p\ufffdq\n"
+
+
+def test_the_escapers_spell_a_lone_surrogate_so_any_stream_can_take_it():
+    from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
+
+    for escape in (escape_controls, escape_line):
+        shown = escape(")\ud800(")
+        assert shown == ")\\ud800(" and shown.encode("utf-8")
+    assert escape_json_text('"\udfff"') == '"\\udfff"'
+    assert replace_surrogates("\ud83d\ude00|\ude00\ud83d") == "\U0001f600|\ufffd\ufffd"
