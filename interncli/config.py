@@ -47,11 +47,22 @@ def parse_max_retries(value: Any, source: str) -> int:
 
 
 def parse_text(value: Any, source: str) -> str:
-    """A non-empty string."""
+    """A non-empty string, without control characters (they would reach the terminal in
+    `config list` and `auth status`, and no URL, path or model name needs one)."""
     if not isinstance(value, str) or not value.strip():
         raise UsageError("{} must be a non-empty string, not {!r}".format(source, value),
                          hint="Give a value, e.g. {} VALUE.".format(source))
+    check_printable(value.strip(), source)
     return value.strip()
+
+
+def check_printable(text: str, source: str) -> None:
+    """Refuse text with control characters (C0, DEL, C1, a lone surrogate): shown as escapes."""
+    from interncli.safetext import escape_line
+
+    if escape_line(text) != text:
+        raise UsageError("{} must not hold control characters: {}".format(source, escape_line(text)[:200]),
+                         hint="Write it again by hand, as plain text.")
 
 
 def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
@@ -194,6 +205,8 @@ def parse_models(value: Any, source: str) -> List[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items) or not items:
         raise UsageError("{} must be a list of model names, not {!r}".format(source, value),
                          hint="For example: interncli config set models intern-latest,intern-s1")
+    for item in items:
+        check_printable(item.strip(), source)
     return [i.strip() for i in items]
 
 
@@ -244,6 +257,8 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     data["profiles"] = {str(name): entry for name, entry in (data.get("profiles") or {}).items()}
     if data.get("default_profile") is not None:
         data["default_profile"] = str(data["default_profile"])
+    for name in list(data["profiles"]) + ([data["default_profile"]] if data.get("default_profile") else []):
+        check_printable(name, "a profile name in {}".format(path))
     return data
 
 

@@ -231,8 +231,14 @@ def _read_hosts(config_dir: str) -> Dict[str, str]:
     profiles = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(profiles, dict):
         raise UsageError("{} must hold a 'profiles' mapping".format(path), hint="Remove the file and log in again.")
-    return {str(name): entry["host"] for name, entry in profiles.items()
-            if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+    hosts = {str(name): entry["host"] for name, entry in profiles.items()
+             if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+    from interncli.safetext import escape_line
+
+    if any(escape_line(host) != host for host in hosts.values()):  # shown by `auth status`
+        raise UsageError("{} holds a host with control characters".format(path),
+                         hint="Remove the file and log in again.")
+    return hosts
 
 
 def recorded_host(config_dir: str, profile: str) -> Optional[str]:

@@ -185,3 +185,60 @@ def test_the_escapers_spell_a_lone_surrogate_so_any_stream_can_take_it():
         assert shown == ")\\ud800(" and shown.encode("utf-8")
     assert escape_json_text('"\udfff"') == '"\\udfff"'
     assert replace_surrogates("\ud83d\ude00|\ude00\ud83d") == "\U0001f600|\ufffd\ufffd"
+
+
+# ------------------------------------------------------------ controls in settings and local text
+# YAML's double-quoted "\e" is ESC: a config file (copied from a web page, say) could hold
+# escape sequences that `auth status` and `config list` printed to the terminal as they were.
+
+@pytest.mark.parametrize("entry", [
+    'base_url: "http://127.0.0.1:9/v1\\e]0;PWNED\\a"',
+    'model: "m\\e[2J"',
+    'ca_bundle: "/tmp/ca\\x9b31m.pem"',
+    'models: ["a", "b\\e[2J"]',
+])
+def test_a_setting_with_control_characters_is_refused(config_dir, entry):
+    (config_dir / "config.yaml").write_text("profiles:\n  default: {" + entry + "}\n")
+    for args in (["-k", SENTINEL, "auth", "status"], ["config", "list"]):
+        result = invoke(args)
+        assert result.exit_code == 2, result.stdout
+        assert "control characters" in result.stderr
+        assert not any(c in result.stdout + result.stderr for c in "\x1b\x07\x9b")
+
+
+@pytest.mark.parametrize("name, value", [("INTERN_BASE_URL", "http://127.0.0.1:9/\x1b[2J"),
+                                         ("REQUESTS_CA_BUNDLE", "/tmp/\x1b]0;x\x07")])
+def test_an_environment_setting_with_control_characters_is_refused(name, value):
+    result = invoke(["-k", SENTINEL, "config", "list"], env={name: value})
+    assert result.exit_code == 2 and "control characters" in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_a_profile_name_with_control_characters_is_refused(config_dir):
+    (config_dir / "config.yaml").write_text(
+        'default_profile: "\\e[2Jp"\nprofiles:\n  "\\e[2Jp": {model: m}\n')
+    result = invoke(["-k", SENTINEL, "auth", "status"])
+    assert result.exit_code == 2 and "control characters" in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+
+
+def test_a_tampered_hosts_file_cannot_write_escapes_into_auth_status(config_dir):
+    (config_dir / "credentials.yaml").write_text("profiles:\n  default: {token: abcdefghijklmnop}\n")
+    (config_dir / "credentials.yaml").chmod(0o600)
+    (config_dir / "token-hosts.yaml").write_text('profiles:\n  default: {host: "evil\\e]0;PWNED\\a"}\n')
+    result = invoke(["auth", "status"])
+    assert result.exit_code == 2 and "token-hosts.yaml" in result.stderr
+    assert not any(c in result.stdout + result.stderr for c in "\x1b\x07")
+
+
+# ------------------------------------------------------------ the token given to auth login
+
+def test_a_keyring_error_quoting_the_login_token_does_not_show_it(config_dir):
+    import keyring
+
+    from tests.hostilekeyring import QuotingKeyring
+
+    keyring.set_keyring(QuotingKeyring())
+    result = invoke(["auth", "login", "--with-token"], input="Bearer " + SENTINEL + "\n")
+    assert result.exit_code == 3 and "cannot store" in result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
