@@ -13,6 +13,11 @@ from interncli.errors import UsageError
 CONFIG_FILE = "config.yaml"
 MAX_TIMEOUT = 86400.0
 MAX_RETRIES = 100
+# A config file is a few profiles: more than this is a mistake or an attack. YAML aliases let a
+# small file stand for billions of values ("billion laughs"): PyYAML loads them as shared
+# references, cheaply, but printing or checking them would take hours, so they are counted.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10000
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 # A host as urlsplit() and urllib3 (what requests sends with) both read it: a name of letters,
 # digits, '-', '.' and '_' (non-ASCII letters too: IDNA), or a whole IPv6 literal in brackets;
@@ -233,12 +238,15 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     path = config_path(config_dir)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise UsageError("cannot read {}: {}".format(path, exc.strerror),
                          hint="Check the file's permissions, or set INTERNCLI_CONFIG_DIR.") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError("{} is too large: over {} MiB".format(path, MAX_CONFIG_BYTES >> 20),
+                         hint="Is it the right file? Move it away to start from the defaults.")
     import yaml  # only when there is a file: keeps start-up light
 
     try:
@@ -250,6 +258,9 @@ def load_config(config_dir: str) -> Dict[str, Any]:
         ) from exc
     if data is None:
         return {}
+    if _too_many_values(data):
+        raise UsageError("{} is too large: its YAML aliases (*name) stand for over {} values".format(
+            path, MAX_CONFIG_VALUES), hint="Write the profiles out without nested aliases.")
     if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
@@ -260,6 +271,22 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     for name in list(data["profiles"]) + ([data["default_profile"]] if data.get("default_profile") else []):
         check_printable(name, "a profile name in {}".format(path))
     return data
+
+
+def _too_many_values(data: Any) -> bool:
+    """Whether ``data``, each alias counted where it is used (a loop forever), holds more than
+    MAX_CONFIG_VALUES values. Values are counted as they are found, so that the walk stops, and
+    its memory stays small, as soon as there are too many."""
+    pending, count = [data], 1
+    while pending:
+        value = pending.pop()
+        children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else \
+            value if isinstance(value, list) else []
+        count += len(children)
+        if count > MAX_CONFIG_VALUES:
+            return True
+        pending.extend(children)
+    return False
 
 
 def profile_names(config: Dict[str, Any]) -> List[str]:

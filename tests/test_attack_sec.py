@@ -18,6 +18,9 @@ What real libraries do, as relied on here (requests 2.34, urllib3 2.8, CPython 3
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
 
 import pytest
 
@@ -242,3 +245,58 @@ def test_a_keyring_error_quoting_the_login_token_does_not_show_it(config_dir):
     result = invoke(["auth", "login", "--with-token"], input="Bearer " + SENTINEL + "\n")
     assert result.exit_code == 3 and "cannot store" in result.stderr
     assert SENTINEL not in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------ config files too big to show
+
+def _alias_bomb(use: str) -> str:
+    """A YAML "billion laughs": nine levels of nine aliases, 9**9 strings once expanded (PyYAML
+    builds shared references, so loading is cheap; str(), repr() or a walk of it is not)."""
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append("{0}: &{0} [{1}]".format(name, ",".join(["*" + previous] * 9)))
+    return "\n".join(lines) + "\n" + use + "\n"
+
+
+def _run_bounded(exe: str, args: list, config_dir) -> "subprocess.CompletedProcess[str]":
+    def limit_memory() -> None:  # so that the old code failed fast instead of filling the machine
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    env = dict(os.environ, INTERNCLI_CONFIG_DIR=str(config_dir))
+    try:
+        return subprocess.run([exe] + args, env=env, capture_output=True, text=True, timeout=60,
+                              preexec_fn=limit_memory, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("interncli did not finish within 60 s on the config file") from None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("use", ["default_profile: *i", "profiles: {default: {model: *i}}",
+                                 "profiles: {default: {models: *i}}", "loop: &l [*l]\ndefault_profile: *l"])
+def test_a_yaml_alias_bomb_in_the_config_is_refused_at_once(exe, config_dir, use):
+    (config_dir / "config.yaml").write_text(_alias_bomb(use))
+    result = _run_bounded(exe, ["config", "list"], config_dir)
+    assert result.returncode == 2, result.stderr[-500:]
+    assert "too large" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_config_file_over_a_mebibyte_is_refused(config_dir):
+    (config_dir / "config.yaml").write_text("# " + "x" * (1 << 20) + "\nprofiles: {}\n")
+    result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "too large" in result.stderr
+
+
+def test_yaml_merge_keys_in_profiles_still_work(config_dir):
+    (config_dir / "config.yaml").write_text(
+        "base: &base {timeout: 30, model: m}\nprofiles:\n  default: {<<: *base, max_retries: 1}\n")
+    result = invoke(["config", "list", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["timeout"] == 30
+
+
+def test_wide_aliases_are_refused_without_filling_memory(config_dir):
+    # 2,000 uses of a 2,000-item list: 4 million values from a 14 kB file.
+    wide = "w: &w [" + ",".join(["1"] * 2000) + "]\nv: [" + ",".join(["*w"] * 2000) + "]\n"
+    (config_dir / "config.yaml").write_text(wide)
+    result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "too large" in result.stderr
