@@ -300,3 +300,21 @@ def test_wide_aliases_are_refused_without_filling_memory(config_dir):
     (config_dir / "config.yaml").write_text(wide)
     result = invoke(["config", "list"])
     assert result.exit_code == 2 and "too large" in result.stderr
+
+
+# ------------------------------------------------------------ warnings that quote the server
+
+@pytest.mark.parametrize("flags", [[], ["--json"], ["--stream"], ["--stream", "--json"], ["--stream", "-n", "2"]])
+def test_a_moderation_category_echoing_the_token_does_not_show_it(api, flags):
+    from tests.apiserver import Completion, stream_chunks
+
+    moderation = {"sensitive": True, "category": "politics " + SENTINEL}
+    if "--stream" in flags:
+        chunks = stream_chunks(["a"], n=2 if "-n" in flags else 1)
+        api.add(Stream([dict(c, moderation=moderation) for c in chunks]))
+    else:
+        api.add(Completion("a", moderation=moderation))
+    result = invoke(["-b", api.base_url, "-k", SENTINEL] + HI + flags)
+    # Under --json stdout is the reply as received, data for jq; the warning is a message.
+    assert result.exit_code == 0 and "(category: politics ***)" in result.stderr
+    assert SENTINEL not in result.stderr

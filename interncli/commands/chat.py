@@ -127,14 +127,14 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Di
             output.write_json(reply, sys.stdout)
         else:
             output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
-        output.reply_notes(reply, sys.stderr)
+        output.reply_notes(reply, sys.stderr, app.redact)
         return assistant_message(reply["choices"][0].get("message") or {})
 
     if opts["as_json"]:
-        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr)
+        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr, app.redact)
     else:
         printer = output.TextStreamPrinter(sys.stdout, sys.stderr, n=body.get("n", 1),
-                                           reasoning=opts["show_reasoning"])
+                                           reasoning=opts["show_reasoning"], redact=app.redact)
 
     def attempt() -> StreamAssembler:
         # A fresh assembler each try: a retried stream starts the reply again from nothing.
