@@ -318,3 +318,20 @@ def test_a_moderation_category_echoing_the_token_does_not_show_it(api, flags):
     # Under --json stdout is the reply as received, data for jq; the warning is a message.
     assert result.exit_code == 0 and "(category: politics ***)" in result.stderr
     assert SENTINEL not in result.stderr
+
+
+# ------------------------------------------------------------ --debug tracebacks
+
+def test_a_debug_traceback_does_not_show_the_token(api, monkeypatch):
+    # No reply known today makes interncli fail unexpectedly, so a bug is planted: one whose
+    # message quotes the token (as a message built from a server's text could).
+    from interncli import output
+
+    def broken(lines, out):
+        raise RuntimeError("bug while printing for Bearer " + SENTINEL + " \x1b]0;x\x07")
+
+    monkeypatch.setattr(output, "write_lines", broken)
+    result = invoke(["-b", api.base_url, "-k", SENTINEL, "--debug", "models", "list"])
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr and "RuntimeError: bug while printing" in result.stderr
+    assert SENTINEL not in result.stderr and "\x1b" not in result.stderr
