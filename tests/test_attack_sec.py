@@ -335,3 +335,18 @@ def test_a_debug_traceback_does_not_show_the_token(api, monkeypatch):
     assert result.exit_code == 1
     assert "Traceback (most recent call last)" in result.stderr and "RuntimeError: bug while printing" in result.stderr
     assert SENTINEL not in result.stderr and "\x1b" not in result.stderr
+
+
+def test_config_get_escapes_what_the_file_holds_on_a_terminal(exe, config_dir):
+    # `config get` shows a value as stored, unparsed (so that a bad one can be seen and fixed),
+    # so it escapes instead. (click.echo strips CSI sequences in a pipe, not OSC ones, and
+    # strips nothing on a terminal.)
+    from tests.terminal import run_on_terminal
+
+    (config_dir / "config.yaml").write_text(
+        'profiles:\n  default: {base_url: "http://h/\\e]0;PWNED\\a", models: ["a\\e[2J", "b"]}\n')
+    env = dict(os.environ, INTERNCLI_CONFIG_DIR=str(config_dir))
+    run = run_on_terminal(exe, ["config", "get", "base_url"], env=env)
+    assert run.exit_code == 0 and run.stdout == b"http://h/\\x1b]0;PWNED\\x07\n"
+    run = run_on_terminal(exe, ["config", "get", "models"], env=env)
+    assert run.exit_code == 0 and run.stdout == b"a\\x1b[2J,b\n"

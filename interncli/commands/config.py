@@ -78,8 +78,12 @@ def config_get(app: AppContext, key: str) -> None:
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
     value = shown(key, value)
-    click.echo(",".join(map(str, value)) if isinstance(value, list) else
-               str(value).lower() if isinstance(value, bool) else value)
+    from interncli.output import line_for_stdout
+
+    # As stored, unchecked (so that a bad value can be seen): escaped on a terminal.
+    text = ",".join(map(str, value)) if isinstance(value, list) else \
+        str(value).lower() if isinstance(value, bool) else str(value)
+    click.echo(line_for_stdout(text, sys.stdout))
 
 
 @config.command("set")
