@@ -350,3 +350,18 @@ def test_config_get_escapes_what_the_file_holds_on_a_terminal(exe, config_dir):
     assert run.exit_code == 0 and run.stdout == b"http://h/\\x1b]0;PWNED\\x07\n"
     run = run_on_terminal(exe, ["config", "get", "models"], env=env)
     assert run.exit_code == 0 and run.stdout == b"a\\x1b[2J,b\n"
+
+
+# ------------------------------------------------------------ a stdout that is not UTF-8
+
+@pytest.mark.parametrize("flags", [[], ["--json"], ["--stream"]])
+def test_a_reply_stdout_cannot_encode_is_printed_escaped(exe, api, flags):
+    # PYTHONIOENCODING=ascii stands for a legacy locale (latin-1, a cp936 console): before, the
+    # reply ended in "unexpected UnicodeEncodeError", exit 1, with nothing printed.
+    env = dict(os.environ, PYTHONIOENCODING="ascii", INTERN_API_KEY=SENTINEL)
+    result = subprocess.run([exe, "-b", api.base_url, "chat", "create", "-g", "user", "你好"] + flags,
+                            env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert b"\\u4f60\\u597d" in result.stdout
+    if "--json" in flags:
+        assert json.loads(result.stdout)["choices"][0]["message"]["content"] == "echo: 你好"
