@@ -92,33 +92,39 @@ def parse_base_url(value: Any, source: str) -> str:
     """An http(s) URL with a host, and no ``user:password@`` (requests would send it as Basic
     auth, and it would be shown wherever the URL is)."""
     text = parse_text(value, source)
-    if "@" in urlsplit(text).netloc:
+    if "@" in _netloc(text):
         raise UsageError("{} must not hold a user name or password (user:password@...)".format(source),
                          hint="Give only the address, e.g. https://chat.intern-ai.org.cn/api/v1; the token goes "
                               "to interncli auth login, INTERN_API_KEY or -k.")
     return _parse_url(text, source, ("http", "https"), "http://127.0.0.1:23333/v1")
 
 
-def mask_url(url: str) -> str:
-    """A URL fit to show: a password in it replaced (``http://u:***@proxy:3128``)."""
+def _netloc(url: str) -> str:
+    """The part of a URL between ``scheme://`` and the path, read by hand: urlsplit() raises
+    ValueError on some malformed URLs ("http://[::1"), and this is needed for any of them."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    netloc_end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
-    netloc = rest[:netloc_end]
+        return ""
+    return rest[:min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])]
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to show: a password in it replaced (``http://u:***@proxy:3128``)."""
+    netloc = _netloc(url)
     userinfo, at, host = netloc.rpartition("@")
     if not at or ":" not in userinfo:
         return url
-    return "{}://{}:***@{}{}".format(scheme, userinfo.split(":", 1)[0], host, rest[netloc_end:])
+    scheme, _, rest = url.partition("://")
+    return "{}://{}:***@{}{}".format(scheme, userinfo.split(":", 1)[0], host, rest[len(netloc):])
 
 
 def url_secrets(url: Optional[str]) -> List[str]:
     """What a URL holds that must not be shown: its password, and ``user:password`` (which a
-    Basic or Proxy-Authorization header carries in base64), as written and decoded."""
-    if not url or "://" not in url:
+    Basic or Proxy-Authorization header carries in base64), as written and decoded. Any text
+    is taken, even a URL too malformed to parse (proxy variables are not checked before use)."""
+    if not url:
         return []
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
+    userinfo = _netloc(url).rpartition("@")[0]
     if not userinfo:
         return []
     user, _, password = userinfo.partition(":")
@@ -128,8 +134,13 @@ def url_secrets(url: Optional[str]) -> List[str]:
 
 
 def host_of(url: str) -> str:
-    """The host a URL names, as compared for tokens: lower case, without a trailing dot."""
-    return (urlsplit(url).hostname or "").rstrip(".").lower()
+    """The host a URL names, as compared for tokens: lower case, without a trailing dot. For a
+    URL urlsplit() cannot read (a proxy variable, unchecked), what stands after any ``@``."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = _netloc(url).rpartition("@")[2]
+    return host.rstrip(".").lower()
 
 
 def is_this_machine(host: str) -> bool:

@@ -365,3 +365,29 @@ def test_a_reply_stdout_cannot_encode_is_printed_escaped(exe, api, flags):
     assert b"\\u4f60\\u597d" in result.stdout
     if "--json" in flags:
         assert json.loads(result.stdout)["choices"][0]["message"]["content"] == "echo: 你好"
+
+
+# ------------------------------------------------------------ URLs urlsplit() cannot read
+# urlsplit() raises ValueError for "http://[::1" (an unclosed bracket) and for a netloc that
+# NFKC turns into a "/" or "@". The redaction read every proxy URL with it, inside the error
+# handler, so any such URL ended in a double Python traceback.
+
+@pytest.mark.parametrize("args, env", [
+    (["-b", "http://[::1/v1"], {}),
+    (["-b", "http://chat.intern-ai.org.cn\uff0f/v1"], {}),
+    (["--proxy", "http://u:secret-pw@[::1"], {}),
+    (["--timeout", "0"], {"HTTPS_PROXY": "http://u:secret-pw@[x"}),
+])
+def test_a_url_urlsplit_cannot_read_is_a_usage_error(exe, args, env):
+    full = dict(os.environ, INTERN_API_KEY=SENTINEL, **env)
+    result = subprocess.run([exe] + args + ["auth", "status"], env=full, capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr[-300:]
+    assert "Traceback" not in result.stderr and result.stderr.startswith("interncli: error:")
+    assert "secret-pw" not in result.stderr
+
+
+def test_a_proxy_variable_urlsplit_cannot_read_is_still_refused_for_plain_http(api):
+    # requests reads the variable itself, unchecked: the plain-http check must cope with it.
+    result = invoke(["-b", "http://localhost:9/v1", "-k", SENTINEL] + HI, env={"HTTP_PROXY": "http://[x"})
+    assert result.exit_code == 2 and "refusing" in result.stderr
