@@ -391,3 +391,21 @@ def test_a_proxy_variable_urlsplit_cannot_read_is_still_refused_for_plain_http(a
     # requests reads the variable itself, unchecked: the plain-http check must cope with it.
     result = invoke(["-b", "http://localhost:9/v1", "-k", SENTINEL] + HI, env={"HTTP_PROXY": "http://[x"})
     assert result.exit_code == 2 and "refusing" in result.stderr
+
+
+# ------------------------------------------------------------ a token stored without its host
+
+@pytest.mark.parametrize("change", [["config", "set", "base_url", "http://localhost:{port}/v1"],
+                                    ["config", "unset", "base_url"]])
+def test_config_set_base_url_keeps_an_unrecorded_token_with_its_old_host(memory_keyring, config_dir, api, change):
+    # A token put in the keyring without a record of its host (by an older interncli) belonged
+    # to whatever the profile's base URL was: `config set base_url` moved it to the new host,
+    # which `auth --help` promises it does not.
+    (config_dir / "config.yaml").write_text("profiles:\n  default: {{base_url: '{}'}}\n".format(api.base_url))
+    memory_keyring.set_password("interncli", "default", SENTINEL)
+    assert invoke([part.format(port=api.port) for part in change]).exit_code == 0
+    result = invoke(["-b", "http://localhost:{}/v1".format(api.port)] + HI)
+    assert result.exit_code == 0 and api.last.headers.get("authorization") is None
+    # Its own host still gets it.
+    assert invoke(["-b", api.base_url] + HI).exit_code == 0
+    assert api.last.headers.get("authorization") == "Bearer " + SENTINEL
