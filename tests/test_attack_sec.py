@@ -26,7 +26,7 @@ import pytest
 
 from interncli.config import host_of, is_this_machine, parse_base_url, parse_proxy
 from interncli.errors import UsageError
-from tests.apiserver import Raw, Stream
+from tests.apiserver import Json, Raw, Stream
 from tests.conftest import SENTINEL, invoke
 
 HI = ["chat", "create", "-g", "user", "hi"]
@@ -409,3 +409,32 @@ def test_config_set_base_url_keeps_an_unrecorded_token_with_its_old_host(memory_
     # Its own host still gets it.
     assert invoke(["-b", api.base_url] + HI).exit_code == 0
     assert api.last.headers.get("authorization") == "Bearer " + SENTINEL
+
+
+# ------------------------------------------------------------ redaction in linear time
+# The redaction pattern allowed any run of backslashes before a JSON escape ("\\+u0073"), so a
+# run of N backslashes cost N*N steps: an error message of 500,000 backslashes (a 1 MiB body)
+# took hours to redact, past any --timeout.
+
+def test_an_error_message_of_backslashes_is_redacted_at_once(exe, api):
+    api.add(Json({"code": "E1", "msg": "\\" * 500000}, status=400))
+    env = dict(os.environ, INTERN_API_KEY=SENTINEL)
+    for verbose in ([], ["-v"]):
+        try:
+            result = subprocess.run([exe, "-b", api.base_url, "--max-retries", "0"] + verbose + HI, env=env,
+                                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("redacting the error took over 60 s") from None
+        assert result.returncode == 5 and "[E1]" in result.stderr
+        api.add(Json({"code": "E1", "msg": "\\" * 500000}, status=400))
+
+
+def test_escaped_forms_up_to_eight_backslashes_deep_are_still_redacted():
+    from interncli.credentials import redact
+
+    token = "tok/1234"
+    for depth in (1, 2, 4, 8):
+        quoted = token.replace("t", "\\" * depth + "u0074").replace("/", "\\" * depth + "/")
+        assert redact("x " + quoted + " y", [token]) == "x *** y"
+        split = ("\\" * depth + "n").join(token)
+        assert redact(split, [token]) == "***"
