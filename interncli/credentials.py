@@ -83,16 +83,23 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return pattern.sub("***", text) if pattern is not None else text
 
 
-def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+MAX_VALUE_DEPTH = 16  # an error code nested deeper is garbage: shown cut, as "…"
+
+
+def redact_value(value: Any, secrets: Iterable[str], depth: int = 0) -> Any:
     """A JSON-like value (an error ``code`` may be a dict or a list) with every string redacted;
-    a number that spells a secret becomes ``***`` too."""
+    a number that spells a secret becomes ``***`` too. Lists and dicts nested deeper than
+    MAX_VALUE_DEPTH are cut (a server's code 900 lists deep would exhaust the stack here, or
+    wherever it is shown)."""
     secrets = list(secrets)
     if isinstance(value, str):
         return redact(value, secrets)
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_VALUE_DEPTH:
+        return "…"
     if isinstance(value, dict):
-        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+        return {redact_value(k, secrets, depth + 1): redact_value(v, secrets, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_value(v, secrets) for v in value]
+        return [redact_value(v, secrets, depth + 1) for v in value]
     if value is not None and not isinstance(value, bool) and redact(str(value), secrets) != str(value):
         return "***"
     return value

@@ -438,3 +438,17 @@ def test_escaped_forms_up_to_eight_backslashes_deep_are_still_redacted():
         assert redact("x " + quoted + " y", [token]) == "x *** y"
         split = ("\\" * depth + "n").join(token)
         assert redact(split, [token]) == "***"
+
+
+# ------------------------------------------------------------ error codes nested very deep
+
+@pytest.mark.parametrize("status, globals_, flags", [(400, [], []), (400, [], ["--json"]),
+                                                     (500, ["--max-retries", "1"], [])])
+def test_an_error_code_nested_900_deep_is_shown_cut(api, status, globals_, flags):
+    # json.loads takes 900 levels; redacting (or printing) them again ran out of stack inside
+    # the error handler: a RecursionError traceback.
+    body = '{"code": ' + "[" * 900 + "1" + "]" * 900 + ', "msg": "deep"}'
+    api.add(Raw(body, status=status, content_type="application/json"), times=2)
+    result = invoke(["-b", api.base_url, "-k", SENTINEL] + globals_ + HI + flags)
+    assert result.exit_code == (5 if status == 400 else 1), result.stderr[-300:]
+    assert "deep" in result.stderr and "…" in result.stderr and "Traceback" not in result.stderr

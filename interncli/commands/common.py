@@ -179,7 +179,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
     def notify(err: InternCliError, delay: float, number: int) -> None:
         from interncli.output import one_line
 
-        code = "[{}] ".format(one_line(app.redact(str(err.code)))) if err.code is not None else ""
+        code = "[{}] ".format(one_line(str(app.redact_value(err.code)))) if err.code is not None else ""
         sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
             code, one_line(app.redact(err.message)), delay, number, app.settings.max_retries))
         sys.stderr.flush()
