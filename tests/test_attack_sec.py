@@ -452,3 +452,32 @@ def test_an_error_code_nested_900_deep_is_shown_cut(api, status, globals_, flags
     result = invoke(["-b", api.base_url, "-k", SENTINEL] + globals_ + HI + flags)
     assert result.exit_code == (5 if status == 400 else 1), result.stderr[-300:]
     assert "deep" in result.stderr and "…" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------ a reader that leaves early
+
+@pytest.mark.parametrize("flags", [[], ["--stream"], ["--json"], ["--stream", "--json"]])
+def test_the_turn_is_kept_when_the_reader_of_stdout_leaves_early(exe, api, tmp_path, flags):
+    # `... --conversation c.json | head -c 10`: the write fails with EPIPE once head has gone
+    # (a reply over the pipe's 64 KiB buffer makes sure of it). Before, the run stopped quietly
+    # there, and the turn, whose reply had come whole, was never written.
+    from tests.apiserver import Completion, stream_chunks
+
+    store = tmp_path / "talk.json"
+    text = "y" * 300000
+    api.add(Stream(stream_chunks([[text[i:i + 1000] for i in range(0, len(text), 1000)]]))
+            if "--stream" in flags else Completion(text))
+    env = dict(os.environ, INTERN_API_KEY=SENTINEL)
+    proc = subprocess.Popen([exe, "-b", api.base_url, "chat", "create", "--conversation", str(store),
+                             "-g", "user", "hi"] + flags, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stdout.read(10)
+    proc.stdout.close()  # the reader leaves
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("interncli did not finish after its reader left") from None
+    assert proc.returncode == 0, err[-300:]
+    saved = json.loads(store.read_text(encoding="utf-8"))
+    assert [m["role"] for m in saved] == ["user", "assistant"] and saved[1]["content"] == text
