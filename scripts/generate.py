@@ -33,6 +33,8 @@ ENVIRONMENT = [
     ("INTERN_MAX_RETRIES", "Retries on rate limits, 5xx replies and connection failures."),
     ("INTERNCLI_CONFIG_DIR", "The config directory."),
     ("INTERNCLI_KEYRING_TIMEOUT", "Seconds a call to the OS keyring may take (default 10)."),
+    ("INTERN_ALLOW_HTTP", "1 lets a token go over plain http:// to a host other than this machine (profile key "
+                          "allow_http); without it such a request is refused."),
     ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "Proxy settings, as for any requests-based program."),
     ("REQUESTS_CA_BUNDLE, SSL_CERT_FILE", "CA certificates to trust."),
     ("NO_COLOR", "Turns colour off."),
@@ -109,11 +111,14 @@ def man_page(path: Tuple[str, ...], command: click.Command) -> str:
     for var, text in ENVIRONMENT:
         lines += [".TP", ".B {}".format(roff(var)), roff(text)]
     lines += [".SH FILES", ".TP", ".I $INTERNCLI_CONFIG_DIR/config.yaml",
-              roff("Profiles: base_url, model, models, timeout, max_retries, proxy, ca_bundle; and "
+              roff("Profiles: base_url, model, models, timeout, max_retries, proxy, ca_bundle, allow_http; and "
                    "default_profile (the directory defaults to ~/.config/interncli)."),
               ".TP", ".I $INTERNCLI_CONFIG_DIR/credentials.yaml",
               roff("Tokens in plain text (mode 0600), written only by auth login --insecure-storage; "
-                   "otherwise the token is kept in the OS keyring (service interncli, user = profile).")]
+                   "otherwise the token is kept in the OS keyring (service interncli, user = profile)."),
+              ".TP", ".I $INTERNCLI_CONFIG_DIR/token-hosts.yaml",
+              roff("The host each profile's stored token belongs to (no secret): a base URL on another "
+                   "host gets no stored token.")]
     lines.append(".SH EXIT STATUS")
     for code, text in EXIT_STATUS:
         lines += [".TP", ".B {}".format(code), roff(text)]
