@@ -90,6 +90,13 @@ class StreamError(NetworkError):
     default_hint = "Try again; what was already printed is kept."
 
 
+class ReplyTooLarge(StreamError):
+    """The server sent more than interncli holds (a reply, a stream line, a decompressed body):
+    what a broken or hostile server does, so it is reported, not retried."""
+
+    default_hint = "Check the base URL (-b) and any proxy in between; a chat reply is never this large."
+
+
 class ToolError(InternCliError):
     exit_code = ExitCode.TOOL
 

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import time
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import requests
 import urllib3.exceptions
 
 from interncli.credentials import redact
-from interncli.errors import InternCliError, NetworkError, RequestRejected, StreamError, UsageError, error_from_response
+from interncli.errors import (
+    InternCliError,
+    NetworkError,
+    ReplyTooLarge,
+    RequestRejected,
+    StreamError,
+    UsageError,
+    error_from_response,
+)
+from interncli.safetext import escape_line
 from interncli.wire import encode_body, join_url, parse_retry_after, redact_headers, request_headers
 
 T = TypeVar("T")
@@ -22,7 +32,13 @@ Trace = Callable[[str], None]
 MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
+# Limits on what a server can make interncli hold (interface.md section 1: memory stays bounded
+# whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
+# take several times the body's size, so the body is capped well below the memory budget.
+BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
+# A -v trace holds a line until it ends: a longer line is named, not shown.
+TRACE_LINE_LIMIT = 1 << 20
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
@@ -58,12 +74,15 @@ def call_with_retries(
 
 
 class Response:
-    """An HTTP reply whose status was 2xx; its body is read all at once or as it arrives."""
+    """An HTTP reply; its body is read in pieces, each at most READ_SIZE decoded bytes, under a
+    deadline: ``timeout`` seconds from when the request was sent, renewed by :meth:`renew_deadline`
+    (a stream renews it whenever content arrives)."""
 
-    def __init__(self, raw: requests.Response, timeout: float, redact: Callable[[str], str],
+    def __init__(self, raw: requests.Response, timeout: float, started: float, redact: Callable[[str], str],
                  trace: Optional[Trace]) -> None:
         self._raw = raw
         self._timeout = timeout
+        self._deadline = started + timeout
         self._redact = redact
         self._trace = trace
         self.status = raw.status_code
@@ -74,47 +93,145 @@ class Response:
         """The media type, lower-cased, without parameters."""
         return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
-    def read(self) -> bytes:
-        """The whole body."""
+    def renew_deadline(self) -> None:
+        """Content arrived: the next wait may take ``timeout`` seconds again."""
+        self._deadline = time.monotonic() + self._timeout
+
+    def read(self, limit: int = BODY_LIMIT) -> bytes:
+        """The whole body; a body over ``limit`` decoded bytes, or one that is still arriving
+        when the deadline passes, raises NetworkError (exit 6) and is not retried."""
+        body = bytearray()
         try:
-            body = self._raw.content
+            for data in self._pieces():
+                body += data
+                if len(body) > limit:
+                    raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
+                        _size(limit)))
+        except _Deadline:
+            raise NetworkError("the reply did not arrive within --timeout {:g}s".format(self._timeout),
+                               hint="Raise --timeout, or try again later.") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NetworkError("the connection broke while reading the reply: {}".format(_reason(exc)),
-                               retryable=True) from exc
-        if self._trace:
-            self._trace("< " + self._redact(body.decode("utf-8", errors="replace")))
-        return body
+            raise self._broken(exc, NetworkError("the connection broke while reading the reply: {}".format(
+                _reason(exc)), retryable=True)) from exc
+        self._trace_lines(bytes(body))
+        return bytes(body)
+
+    def read_start(self, limit: int) -> bytes:
+        """At most ``limit`` decoded bytes of the body (an error body: whatever part of it arrives
+        before the deadline or a failure is enough to report it)."""
+        body = bytearray()
+        try:
+            for data in self._pieces():
+                body += data
+                if len(body) >= limit:
+                    break
+        except (_Deadline, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            pass
+        del body[limit:]
+        self._trace_lines(bytes(body))
+        return bytes(body)
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
         ends when the connection closes) what each socket read gives, never a full buffer."""
-        raw = self._raw.raw
-        if raw.chunked and raw.supports_chunked_reads():
-            pieces: Iterator[bytes] = raw.read_chunked(decode_content=True)
-        else:
-            pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
-        partial = b""  # traced by whole lines, so the redaction sees a token whole
+        partial, skipping = b"", False  # traced by whole lines, so the redaction sees a token whole
         try:
-            for data in pieces:
+            for data in self._pieces():
                 if self._trace:
-                    lines = (partial + data).split(b"\n")
-                    partial = lines.pop()
-                    for line in lines:
-                        self._trace("< " + self._redact(line.decode("utf-8", errors="replace")))
+                    partial, skipping = self._trace_piece(partial + data, skipping)
                 yield data
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise StreamError("the reply stream stalled: nothing came for {:g}s".format(self._timeout),
-                              retryable=True, hint="Raise --timeout, or try again.") from exc
+        except _Deadline:
+            raise StreamError("the reply stream stalled: no content came for {:g}s (--timeout)".format(
+                self._timeout), hint="Raise --timeout, or try again.") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StreamError("the reply stream was cut: the connection closed before the reply was complete",
-                              retryable=True) from exc
+            raise self._broken(exc, StreamError("the reply stream was cut: the connection closed before "
+                                                "the reply was complete", retryable=True)) from exc
         finally:
             if self._trace and partial:
-                self._trace("< " + self._redact(partial.decode("utf-8", errors="replace")))
+                self._trace_line(partial)
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
         self._raw.close()
+
+    def _pieces(self) -> Iterator[bytes]:
+        """Decoded pieces of the body, each read under what is left of the deadline.
+
+        What urllib3 (2.6 and later) does here, relied on for bounded memory and time:
+        * ``read_chunked(amt)`` reads at most ``amt`` bytes of a chunk at a time; without ``amt``
+          it reads a whole chunk, whatever size the chunk header claims.
+        * ``read1(amt)`` returns after one socket read (it does not wait to fill ``amt``), so a
+          close-delimited stream is seen as it arrives.
+        * with ``decode_content=True`` both decompress at most ``amt`` bytes per call (gzip,
+          deflate, and chains such as "gzip, gzip"), keeping the rest of the compressed input for
+          the next call: a small gzip bomb is never expanded at once. urllib3 before 2.6
+          decompressed each piece whole, hence the version floor in setup.cfg.
+        * the timeout given to requests applies to each socket read, not to the whole body: a
+          server sending a byte a second would never time out. So before each read the socket's
+          timeout is set to what is left of the deadline, and the deadline is checked between
+          reads too (a read that returned something in time ends no wait of its own).
+        """
+        raw = self._raw.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            pieces: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
+        else:
+            pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        while True:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise _Deadline()
+            if sock is not None:
+                sock.settimeout(min(left, self._timeout))
+            try:
+                data = next(pieces)
+            except StopIteration:
+                return
+            except urllib3.exceptions.ReadTimeoutError:
+                raise _Deadline() from None
+            if not data:
+                return
+            yield data
+
+    def _broken(self, exc: BaseException, cut: NetworkError) -> NetworkError:
+        """The error for a failure while the body arrives: ``cut`` (retryable, as nothing of the
+        body was used yet unless the caller says so), or a corrupt encoding, which is not."""
+        if isinstance(exc, urllib3.exceptions.DecodeError):
+            encoding = escape_line(self.headers.get("Content-Encoding", "?"))
+            return NetworkError("the reply's {} encoding is corrupt: it cannot be decompressed".format(encoding),
+                                hint="Try again; if it persists, check any proxy in between.")
+        return cut
+
+    def _trace_lines(self, body: bytes) -> None:
+        if self._trace:
+            for line in body.split(b"\n"):
+                self._trace_line(line)
+
+    def _trace_piece(self, text: bytes, skipping: bool) -> Tuple[bytes, bool]:
+        """Trace the whole lines of ``text``; return the unfinished rest, and whether the current
+        line is being skipped: a line over TRACE_LINE_LIMIT is not held for -v (it is named, not
+        shown, which also keeps a token in it from being cut in two before redaction)."""
+        assert self._trace is not None
+        lines = text.split(b"\n")
+        partial = lines.pop()
+        for line in lines:
+            if skipping:
+                self._trace("< (a line longer than {}, not shown)".format(_size(TRACE_LINE_LIMIT)))
+                skipping = False
+            else:
+                self._trace_line(line)
+        if len(partial) > TRACE_LINE_LIMIT:
+            return b"", True
+        return partial, skipping
+
+    def _trace_line(self, line: bytes) -> None:
+        """One body line on stderr: redacted, then escaped (it comes from the server)."""
+        assert self._trace is not None
+        self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+
+
+class _Deadline(Exception):
+    """The deadline passed while a body was arriving (turned into the caller's own error)."""
 
 
 class Transport:
@@ -130,14 +247,18 @@ class Transport:
         ca_bundle: Optional[str] = None,
         trace: Optional[Trace] = None,
     ) -> None:
-        if ca_bundle and not os.path.exists(ca_bundle):
-            raise UsageError("CA bundle {} does not exist".format(ca_bundle),
-                             hint="Pass an existing PEM file to --ca-bundle (or REQUESTS_CA_BUNDLE).")
+        if ca_bundle:
+            check_ca_bundle(ca_bundle)
         self.base_url = base_url
         self._token = token
         self._timeout = timeout
         self._trace = trace
         self._session = requests.Session()
+        # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
+        # Basic credentials then replace our Authorization header. An auth hook that leaves the
+        # request as built keeps netrc from being read at all; trust_env stays on, so
+        # HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still work.
+        self._session.auth = _as_built
         # Given per request: session-level proxies would lose to HTTP(S)_PROXY (psf/requests#2018),
         # and the flag must win over the environment.
         self._proxies = {"http": proxy, "https": proxy} if proxy else None
@@ -158,6 +279,7 @@ class Transport:
         data = encode_body(body) if body is not None else None
         if self._trace:
             self._trace_request(method, url, headers, data)
+        started = time.monotonic()
         try:
             raw = self._session.request(method, url, headers=headers, data=data, stream=True,
                                         timeout=self._timeout, verify=self._verify, proxies=self._proxies,
@@ -167,10 +289,11 @@ class Transport:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
         if self._trace:
-            self._trace("< HTTP {} {}".format(raw.status_code, raw.reason or ""))
+            self._trace("< HTTP {} {}".format(raw.status_code, escape_line(raw.reason or "")))
             for key, value in raw.headers.items():
-                self._trace("< {}: {}".format(key, self.redact(value)))
+                self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
+        response = Response(raw, self._timeout, started, self.redact, self._trace)
         if 300 <= raw.status_code < 400:
             raw.close()
             location = raw.headers.get("Location", "?")
@@ -181,17 +304,13 @@ class Transport:
                      "to another address with your token.")
         if not 200 <= raw.status_code < 300:
             try:
-                body_bytes = raw.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
-            except (urllib3.exceptions.HTTPError, OSError):
-                body_bytes = b""
+                body_bytes = response.read_start(ERROR_BODY_LIMIT)
             finally:
                 raw.close()
-            if self._trace:
-                self._trace("< " + self.redact(body_bytes.decode("utf-8", errors="replace")))
             err = error_from_response(raw.status_code, body_bytes, raw.reason or "")
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise err
-        return Response(raw, self._timeout, self.redact, self._trace)
+        return response
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""
@@ -202,6 +321,9 @@ class Transport:
         if isinstance(exc, exceptions.ProxyError):
             return NetworkError("the proxy failed: {}".format(_reason(exc)), retryable=True,
                                 hint="Check --proxy / HTTPS_PROXY, or set NO_PROXY for this host.")
+        # The retry rule: a connect timeout, a refused or reset connection is retried (nothing
+        # was received); a read timeout never is, before the status line as after it, since
+        # --timeout is the wait the user accepted and a retry would double it.
         if isinstance(exc, exceptions.ConnectTimeout):
             return NetworkError("timed out connecting to {} after {:g}s".format(url, self._timeout), retryable=True)
         if isinstance(exc, exceptions.Timeout):
@@ -225,7 +347,37 @@ class Transport:
             self._trace("> {}: {}".format(key, value))
         self._trace(">")
         if data is not None:
-            self._trace("> " + self.redact(data.decode("utf-8")))
+            self._trace("> " + escape_line(self.redact(data.decode("utf-8"))))
+
+
+def check_ca_bundle(path: str) -> None:
+    """Refuse, as bad local input, a CA bundle that TLS could not use: checked before anything
+    is sent, since requests would only fail at the first connection, as a network error."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    hint = "Pass a readable PEM file (or a directory of them) to --ca-bundle (or REQUESTS_CA_BUNDLE)."
+    if not os.path.exists(path):
+        raise UsageError("CA bundle {} does not exist".format(path), hint=hint)
+    try:
+        if os.path.isdir(path):
+            context.load_verify_locations(capath=path)
+        else:
+            context.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        raise UsageError("CA bundle {} holds no PEM certificate ({})".format(
+            path, exc.reason or "not PEM"), hint=hint) from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError("cannot read CA bundle {}: {}".format(
+            path, getattr(exc, "strerror", None) or exc), hint=hint) from exc
+
+
+def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook, leaving the request as built (with the Bearer header, if any)."""
+    return request
+
+
+def _size(limit: int) -> str:
+    """A byte limit as people write it: 4 MiB, 1 MiB."""
+    return "{:g} MiB".format(limit / (1 << 20))
 
 
 def _reason(exc: BaseException) -> str:
