@@ -25,9 +25,9 @@ IMAGE_LIMIT = 20 * 1024 * 1024
 # Limits on what a stream can make interncli hold (the transport caps a whole body at 4 MiB).
 # A chunk is a few hundred bytes; a line or an event a thousand times that is not a chat reply.
 LINE_LIMIT = 1 << 20  # bytes of one line of the event stream
-EVENT_LIMIT = 1 << 20  # characters of data in one event
+EVENT_LIMIT = 1 << 20  # characters of data in one event (at most 4 bytes each in memory)
 PRELUDE_LIMIT = 1 << 20  # characters of non-SSE lines before the first event (an error body)
-REPLY_LIMIT = 4 << 20  # characters of a streamed reply: content, reasoning, tool-call arguments
+REPLY_LIMIT = 4 << 20  # UTF-8 bytes of a streamed reply: content, reasoning, tool-call arguments
 MAX_CHOICES = 128
 MAX_TOOL_CALLS = 128
 # Parsed JSON takes up to ~25 times its text ("{}," is 3 bytes, an empty dict 64): so the number
@@ -447,7 +447,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
     carries content (comments, empty events and empty deltas are not progress)."""
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
     calls: Dict[int, set] = {}  # choice index -> tool-call indexes seen
-    size = 0  # characters of content, reasoning and tool-call text so far
+    size = 0  # UTF-8 bytes of content, reasoning and tool-call text so far
     # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
     # error sent as an event stream, so they are read to the end and judged together.
     strays: List[str] = []
@@ -477,8 +477,8 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
             if added:
                 size += added
                 if size > REPLY_LIMIT:
-                    raise ReplyTooLarge("the reply is longer than {} characters, the most interncli "
-                                        "accepts".format(_size(REPLY_LIMIT, "Mi")))
+                    raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
+                        _size(REPLY_LIMIT)))
                 on_content()
             yield obj
     except LimitExceeded as exc:
@@ -492,7 +492,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
 
 def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set]) -> int:
     """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS)
-    and return how much it adds: characters of text, plus one for a finish_reason (an end is
+    and return how much it adds: UTF-8 bytes of text, plus one for a finish_reason (an end is
     progress too)."""
     added = 0
     for choice in obj["choices"]:
@@ -502,20 +502,27 @@ def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, se
         unfinished[index] = not choice.get("finish_reason")
         added += 1 if choice.get("finish_reason") else 0
         delta = choice.get("delta") or {}
-        added += len(delta.get("content") or "") + len(delta.get("reasoning_content") or "")
+        added += _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
         for call in delta.get("tool_calls") or []:
             seen = calls.setdefault(index, set())
             seen.add(call.get("index", len(seen)))
             if len(seen) > MAX_TOOL_CALLS:
                 raise ReplyTooLarge("the reply has more than {} tool calls in one choice".format(MAX_TOOL_CALLS))
             function = call.get("function") or {}
-            added += len(function.get("name") or "") + len(function.get("arguments") or "")
+            added += _utf8_size(function.get("name")) + _utf8_size(function.get("arguments"))
     return added
 
 
-def _size(limit: int, unit: str = "MiB") -> str:
-    """A limit as people write it: 1 MiB, 4 Mi (characters)."""
-    return "{:g} {}".format(limit / (1 << 20), unit)
+def _utf8_size(text: Optional[str]) -> int:
+    """The UTF-8 size of a piece of text (isascii is a flag lookup: most pieces are not encoded)."""
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _size(limit: int) -> str:
+    """A byte limit as people write it: 1 MiB, 4 MiB."""
+    return "{:g} MiB".format(limit / (1 << 20))
 
 
 def _event_object(data: str, event: str) -> Dict[str, Any]:
