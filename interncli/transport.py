@@ -113,8 +113,10 @@ class Response:
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._broken(exc, NetworkError("the connection broke while reading the reply: {}".format(
                 _reason(exc)), retryable=True)) from exc
-        self._trace_lines(bytes(body))
-        return bytes(body)
+        whole = bytes(body)
+        del body
+        self._trace_lines(whole)
+        return whole
 
     def read_start(self, limit: int) -> bytes:
         """At most ``limit`` decoded bytes of the body (an error body: whatever part of it arrives
@@ -127,9 +129,9 @@ class Response:
                     break
         except (_Deadline, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
             pass
-        del body[limit:]
-        self._trace_lines(bytes(body))
-        return bytes(body)
+        start = bytes(body[:limit])
+        self._trace_lines(start)
+        return start
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
@@ -176,13 +178,13 @@ class Response:
             pieces: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
         else:
             pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        settimeout = getattr(getattr(getattr(raw, "connection", None), "sock", None), "settimeout", None)
         while True:
             left = self._deadline - time.monotonic()
             if left <= 0:
                 raise _Deadline()
-            if sock is not None:
-                sock.settimeout(min(left, self._timeout))
+            if settimeout is not None:
+                settimeout(min(left, self._timeout))
             try:
                 data = next(pieces)
             except StopIteration:
