@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import random
 import ssl
+import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -37,6 +38,9 @@ READ_SIZE = 65536
 # take several times the body's size, so the body is capped well below the memory budget.
 BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
+# requests' own timeouts end a plain stall before the status line; the thread that waits for it
+# is only given up on this much later, so that those keep their own, more precise, messages.
+HEADER_GRACE = 1.0
 # A -v trace holds a line until it ends: a longer line is named, not shown.
 TRACE_LINE_LIMIT = 1 << 20
 
@@ -283,9 +287,13 @@ class Transport:
             self._trace_request(method, url, headers, data)
         started = time.monotonic()
         try:
-            raw = self._session.request(method, url, headers=headers, data=data, stream=True,
-                                        timeout=self._timeout, verify=self._verify, proxies=self._proxies,
-                                        allow_redirects=False)
+            raw = self._within_deadline(lambda: self._session.request(
+                method, url, headers=headers, data=data, stream=True, timeout=self._timeout, verify=self._verify,
+                proxies=self._proxies, allow_redirects=False))
+        except _Deadline:
+            raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
+                               "arriving".format(url, self._timeout),
+                               hint="Raise --timeout, or try again later.") from None
         except requests.exceptions.RequestException as exc:
             raise self._failure(url, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -313,6 +321,31 @@ class Transport:
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise err
         return response
+
+    def _within_deadline(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """``send()`` (up to the status line and headers), or _Deadline after ``timeout`` seconds.
+
+        requests applies its timeout to each socket read, so a server that sends its status line
+        and headers a byte at a time would hold the call for ever; no socket is reachable before
+        requests returns, so the call runs in a thread that is given up on at the deadline (it is
+        a daemon: the process does not wait for it)."""
+        outcome: List[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, send()))
+            except BaseException as exc:  # handed to the caller's thread as it is
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name="interncli-send", daemon=True)
+        worker.start()
+        worker.join(self._timeout + HEADER_GRACE)
+        if not outcome:
+            raise _Deadline()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""

@@ -162,6 +162,24 @@ class Drip(Reply):
         h.close_connection = True
 
 
+class DripHeaders(Reply):
+    """A status line and headers that never end, sent a byte every ``interval`` seconds for at
+    most ``seconds``."""
+
+    def __init__(self, interval: float = 0.2, seconds: float = 60.0) -> None:
+        self.interval, self.seconds = interval, seconds
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        end = time.monotonic() + self.seconds
+        data = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10000
+        for byte in data:
+            if time.monotonic() > end or h.server.stopping.wait(self.interval):
+                break
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+        h.close_connection = True
+
+
 class KeepAlive(Reply):
     """A stream that sends one piece of content ("Hel", unless ``first`` is False), then only
     ``beat`` (a comment by default) every ``interval`` seconds, for at most ``seconds``."""

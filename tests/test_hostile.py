@@ -164,6 +164,16 @@ def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     assert "did not arrive within --timeout 1s" in error_line(result.stderr)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
+    api.add(hostile.DripHeaders(interval=0.2))
+    start = time.monotonic()
+    result = chat(cli, stream, "--timeout", "1", *NO_RETRY)
+    assert time.monotonic() - start < HUNG
+    assert result.exit_code == 6, result
+    assert "headers were still arriving" in error_line(result.stderr)
+
+
 @pytest.mark.parametrize("beat", [b": keep-alive\n\n", b"data:\n\n", b"\n\n", hostile.EMPTY_DELTA],
                          ids=["comment", "empty event", "blank lines", "empty delta"])
 def test_keep_alives_do_not_reset_the_stream_timeout(cli, api, beat):
