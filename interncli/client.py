@@ -15,6 +15,7 @@ from interncli.errors import (
     UsageError,
     body_snippet,
     error_from_object,
+    size_text,
 )
 from interncli.sse import LimitExceeded, StrayLine, decode_events
 
@@ -461,7 +462,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
                 strays_size += len(item.text) + 1
                 if strays_size > PRELUDE_LIMIT:
                     raise ReplyTooLarge("the reply stream starts with more than {} that is not an event "
-                                        "stream".format(_size(PRELUDE_LIMIT)))
+                                        "stream".format(size_text(PRELUDE_LIMIT)))
                 continue
             if strays:
                 _raise_stray("\n".join(strays))
@@ -478,12 +479,12 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
                 size += added
                 if size > REPLY_LIMIT:
                     raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
-                        _size(REPLY_LIMIT)))
+                        size_text(REPLY_LIMIT)))
                 on_content()
             yield obj
     except LimitExceeded as exc:
         raise ReplyTooLarge("{} is longer than {}, the most interncli accepts".format(
-            "one event" if "event" in exc.what else "one line", _size(exc.limit))) from None
+            "one event" if "event" in exc.what else "one line", size_text(exc.limit))) from None
     if strays:
         _raise_stray("\n".join(strays))
     if not unfinished or any(unfinished.values()):
@@ -519,10 +520,6 @@ def _utf8_size(text: Optional[str]) -> int:
         return 0
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
-
-def _size(limit: int) -> str:
-    """A byte limit as people write it: 1 MiB, 4 MiB."""
-    return "{:g} MiB".format(limit / (1 << 20))
 
 
 def _event_object(data: str, event: str) -> Dict[str, Any]:

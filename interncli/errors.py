@@ -223,6 +223,11 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> InternCli
     )
 
 
+def size_text(limit: int) -> str:
+    """A byte limit as messages name it: 1 MiB, 4 MiB."""
+    return "{:g} MiB".format(limit / (1 << 20))
+
+
 def body_snippet(body: bytes, limit: int = 4000) -> str:
     """The start of a body on one line, for error messages. Generous on purpose: the message is
     shortened only when shown, after any token in it has been redacted (a token cut in two

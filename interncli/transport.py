@@ -22,6 +22,7 @@ from interncli.errors import (
     StreamError,
     UsageError,
     error_from_response,
+    size_text,
 )
 from interncli.safetext import escape_line
 from interncli.wire import encode_body, join_url, parse_retry_after, redact_headers, request_headers
@@ -110,7 +111,7 @@ class Response:
                 body += data
                 if len(body) > limit:
                     raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
-                        _size(limit)))
+                        size_text(limit)))
         except _Deadline:
             raise NetworkError("the reply did not arrive within --timeout {:g}s".format(self._timeout),
                                hint="Raise --timeout, or try again later.") from None
@@ -153,7 +154,9 @@ class Response:
             raise self._broken(exc, StreamError("the reply stream was cut: the connection closed before "
                                                 "the reply was complete", retryable=True)) from exc
         finally:
-            if self._trace and partial:
+            if self._trace and skipping:
+                self._trace_skipped()
+            elif self._trace and partial:
                 self._trace_line(partial)
 
     def close(self) -> None:
@@ -222,13 +225,17 @@ class Response:
         partial = lines.pop()
         for line in lines:
             if skipping:
-                self._trace("< (a line longer than {}, not shown)".format(_size(TRACE_LINE_LIMIT)))
+                self._trace_skipped()
                 skipping = False
             else:
                 self._trace_line(line)
         if len(partial) > TRACE_LINE_LIMIT:
             return b"", True
         return partial, skipping
+
+    def _trace_skipped(self) -> None:
+        assert self._trace is not None
+        self._trace("< (a line longer than {}, not shown)".format(size_text(TRACE_LINE_LIMIT)))
 
     def _trace_line(self, line: bytes) -> None:
         """One body line on stderr: redacted, then escaped (it comes from the server)."""
@@ -409,10 +416,6 @@ def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """requests' auth hook, leaving the request as built (with the Bearer header, if any)."""
     return request
 
-
-def _size(limit: int) -> str:
-    """A byte limit as people write it: 4 MiB, 1 MiB."""
-    return "{:g} MiB".format(limit / (1 << 20))
 
 
 def _reason(exc: BaseException) -> str:

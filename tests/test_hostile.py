@@ -355,3 +355,11 @@ def test_verbose_stream_traces_escape_each_line(cli, api):
     assert result.exit_code == 0, result
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "< : \\x1b]0;pwned\\x07" in result.stderr
+
+
+def test_verbose_does_not_hold_an_endless_line(cli, api):
+    api.add(hostile.endless_line())
+    result = cli("chat", "create", "-g", "user", "x", "--stream", globals_=("-v",) + NO_RETRY)
+    assert result.exit_code == 6, result
+    assert "< (a line longer than 1 MiB, not shown)" in result.stderr
+    assert len(result.stderr) < 2 * hostile.MiB
