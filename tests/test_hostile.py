@@ -31,7 +31,7 @@ from typing import List, Tuple
 import pytest
 
 from tests import hostile
-from tests.apiserver import Hang, Json, Raw, Stream, stream_chunks
+from tests.apiserver import MODELS_PATH, Hang, Json, Raw, Stream, stream_chunks
 from tests.conftest import SENTINEL, invoke
 
 NO_RETRY = ("--max-retries", "0")
@@ -83,6 +83,16 @@ def test_a_hostile_reply_ends_in_exit_6_naming_the_limit(cli, api, mode):
     assert result.exit_code == 6, result
     assert words in error_line(result.stderr)
     assert len(api.requests) == 1  # too large is not retried: it would be again
+
+
+@pytest.mark.parametrize("make, words", [(hostile.big_body, "larger than 4 MiB"),
+                                         (lambda: hostile.bomb_reply("gzip"), "larger than 4 MiB"),
+                                         (hostile.Drip, "did not arrive within --timeout 1s")])
+def test_the_model_list_is_held_to_the_same_limits(cli, api, make, words):
+    api.add(make(), path=MODELS_PATH, method="GET")
+    result = cli("models", "list", globals_=("--timeout", "1") + NO_RETRY)
+    assert result.exit_code == 6, result
+    assert words in error_line(result.stderr)
 
 
 # Runs argv[2:] and writes its exit code and peak RSS (KiB) to the file argv[1]. Linux keeps
