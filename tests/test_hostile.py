@@ -14,7 +14,13 @@ What these tests rely on, learned from requests 2.3x and urllib3 2.x:
 * the ``timeout`` given to requests is applied to each socket read (and the connect), never to
   a whole body: a server sending one byte a second, or a keep-alive comment a second, never
   times out. interncli sets the socket's timeout to what is left of its own deadline before
-  each read.
+  each read (``HTTPResponse.connection.sock``; an HTTPS proxy's tunnel object is reached the
+  same way).
+* http.client reads the status line and headers with ``readline``, each ``recv`` under that
+  per-read timeout, and no socket is reachable before ``Session.request`` returns: so the call
+  waits in a daemon thread that interncli gives up on at the deadline.
+* urllib3 retries nothing here (requests' default adapter gives it ``Retry(0, read=False)``):
+  every retry is interncli's.
 * with ``trust_env`` on and no ``auth`` given, requests reads ``~/.netrc`` and its Basic
   credentials replace an Authorization header set by the caller.
 """
