@@ -174,7 +174,9 @@ class Response:
         * with ``decode_content=True`` both decompress at most ``amt`` bytes per call (gzip,
           deflate, and chains such as "gzip, gzip"), keeping the rest of the compressed input for
           the next call: a small gzip bomb is never expanded at once. urllib3 before 2.6
-          decompressed each piece whole, hence the version floor in setup.cfg.
+          decompressed each piece whole (CVE-2025-66471), and before 2.7 so did Brotli
+          (CVE-2026-44432), hence the version floor in setup.cfg. The server chooses the
+          encoding, whatever Accept-Encoding said: urllib3 decodes any it supports.
         * the timeout given to requests applies to each socket read, not to the whole body: a
           server sending a byte a second would never time out. So before each read the socket's
           timeout is set to what is left of the deadline, and the deadline is checked between

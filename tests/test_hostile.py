@@ -10,7 +10,8 @@ What these tests rely on, learned from requests 2.3x and urllib3 2.x:
   however large its header says it is.
 * ``decode_content=True`` decompresses gzip and deflate (and "gzip, gzip" chains); since urllib3
   2.6 at most ``amt`` decoded bytes per call, keeping the rest of the compressed input for the
-  next call. Before 2.6 each piece was expanded whole: 2 MB of gzip became 2 GiB at once.
+  next call. Before 2.6 each piece was expanded whole: 2 MB of gzip became 2 GiB at once
+  (CVE-2025-66471; Brotli until 2.7, CVE-2026-44432). Hence urllib3>=2.7 in setup.cfg.
 * the ``timeout`` given to requests is applied to each socket read (and the connect), never to
   a whole body: a server sending one byte a second, or a keep-alive comment a second, never
   times out. interncli sets the socket's timeout to what is left of its own deadline before
