@@ -483,7 +483,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
                 on_content()
             yield obj
     except LimitExceeded as exc:
-        raise ReplyTooLarge("{} is longer than {}, the most interncli accepts".format(
+        raise ReplyTooLarge("{} of the reply stream is longer than {}, the most interncli accepts".format(
             "one event" if "event" in exc.what else "one line", size_text(exc.limit))) from None
     if strays:
         _raise_stray("\n".join(strays))

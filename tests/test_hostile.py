@@ -60,6 +60,7 @@ def error_line(stderr: str) -> str:
     return lines[0]
 
 
+LONG_LINE = "one line of the reply stream is longer than 1 MiB"
 # Each hostile mode: the reply, whether to ask for a stream, and what the message must say.
 MODES = {
     "300 MB reply": (lambda: hostile.big_body(), False, "larger than 4 MiB"),
@@ -67,14 +68,14 @@ MODES = {
     "deflate bomb": (lambda: hostile.bomb_reply("deflate"), False, "larger than 4 MiB"),
     "gzip bomb, chunked": (lambda: hostile.bomb_reply("gzip", "chunked"), False, "larger than 4 MiB"),
     "gzip bomb in a chunked stream": (lambda: hostile.bomb_reply("gzip", "chunked", stream=True), True,
-                                      "one line is longer than 1 MiB"),
+                                      LONG_LINE),
     "deflate bomb in a close-delimited stream": (lambda: hostile.bomb_reply("deflate", "close", stream=True),
-                                                 True, "one line is longer than 1 MiB"),
-    "endless line": (lambda: hostile.endless_line(), True, "one line is longer than 1 MiB"),
+                                                 True, LONG_LINE),
+    "endless line": (lambda: hostile.endless_line(), True, LONG_LINE),
     "endless line, close-delimited": (lambda: hostile.Endless(hostile.repeat(b"data: ", b"a" * 65536),
-                                                              framing="close"), True, "one line is longer"),
-    "one chunk claiming 1 GiB": (lambda: hostile.huge_chunk(), True, "one line is longer than 1 MiB"),
-    "endless event": (lambda: hostile.endless_event(), True, "one event is longer than 1 MiB"),
+                                                              framing="close"), True, LONG_LINE),
+    "one chunk claiming 1 GiB": (lambda: hostile.huge_chunk(), True, LONG_LINE),
+    "endless event": (lambda: hostile.endless_event(), True, "one event of the reply stream is longer than 1 MiB"),
     "endless non-SSE lines": (lambda: hostile.endless_strays(), True, "more than 1 MiB that is not an event"),
     "endless reply": (lambda: hostile.endless_reply(), True, "the reply is larger than 4 MiB"),
     "endless tool calls": (lambda: hostile.endless_calls(), True, "more than 128 tool calls"),
