@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -42,6 +43,8 @@ ERROR_BODY_LIMIT = 1 << 20
 # requests' own timeouts end a plain stall before the status line; the thread that waits for it
 # is only given up on this much later, so that those keep their own, more precise, messages.
 HEADER_GRACE = 1.0
+# How often a watchdog looks again at a deadline that moved or was paused.
+PAUSED_CHECK = 0.5
 # A -v trace holds a line until it ends: a longer line is named, not shown.
 TRACE_LINE_LIMIT = 1 << 20
 
@@ -79,15 +82,19 @@ def call_with_retries(
 
 
 class Response:
-    """An HTTP reply; its body is read in pieces, each at most READ_SIZE decoded bytes, under a
-    deadline: ``timeout`` seconds from when the request was sent, renewed by :meth:`renew_deadline`
-    (a stream renews it whenever content arrives)."""
+    """An HTTP reply; its body is read in pieces, each at most READ_SIZE decoded bytes, within a
+    budget of waiting: ``timeout`` seconds from when the request was sent, renewed by
+    :meth:`renew_deadline` (a stream renews it whenever content arrives). Only time spent
+    waiting for the server counts: while a piece is with the caller (printing it to a pipe
+    that ``less`` holds, say) the clock stops."""
 
     def __init__(self, raw: requests.Response, timeout: float, started: float, redact: Callable[[str], str],
                  trace: Optional[Trace]) -> None:
         self._raw = raw
         self._timeout = timeout
-        self._deadline = started + timeout
+        self._budget = timeout - (time.monotonic() - started)  # seconds of waiting left
+        self._deadline: Optional[float] = None  # when the budget runs out; None while not reading
+        self._watchdog: Optional[_Watchdog] = None
         self._redact = redact
         self._trace = trace
         self.status = raw.status_code
@@ -100,7 +107,7 @@ class Response:
 
     def renew_deadline(self) -> None:
         """Content arrived: the next wait may take ``timeout`` seconds again."""
-        self._deadline = time.monotonic() + self._timeout
+        self._budget = self._timeout
 
     def read(self, limit: int = BODY_LIMIT) -> bytes:
         """The whole body; a body over ``limit`` decoded bytes, or one that is still arriving
@@ -161,48 +168,60 @@ class Response:
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._raw.close()
 
     def _pieces(self) -> Iterator[bytes]:
-        """Decoded pieces of the body, each read under what is left of the deadline.
+        """Decoded pieces of the body, read under the deadline.
 
-        What urllib3 (2.6 and later) does here, relied on for bounded memory and time:
+        What urllib3 (2.7 and later) does here, relied on for bounded memory and time:
         * ``read_chunked(amt)`` reads at most ``amt`` bytes of a chunk at a time; without ``amt``
           it reads a whole chunk, whatever size the chunk header claims.
         * ``read1(amt)`` returns after one socket read (it does not wait to fill ``amt``), so a
           close-delimited stream is seen as it arrives.
         * with ``decode_content=True`` both decompress at most ``amt`` bytes per call (gzip,
-          deflate, and chains such as "gzip, gzip"), keeping the rest of the compressed input for
-          the next call: a small gzip bomb is never expanded at once. urllib3 before 2.6
-          decompressed each piece whole (CVE-2025-66471), and before 2.7 so did Brotli
+          deflate, brotli, and chains such as "gzip, gzip"), keeping the rest of the compressed
+          input for the next call: a small gzip bomb is never expanded at once. urllib3 before
+          2.6 decompressed each piece whole (CVE-2025-66471), and before 2.7 so did Brotli
           (CVE-2026-44432), hence the version floor in setup.cfg. The server chooses the
           encoding, whatever Accept-Encoding said: urllib3 decodes any it supports.
-        * the timeout given to requests applies to each socket read, not to the whole body: a
-          server sending a byte a second would never time out. So before each read the socket's
-          timeout is set to what is left of the deadline, and the deadline is checked between
-          reads too (a read that returned something in time ends no wait of its own).
+        * the timeout given to requests applies to each socket read, not to the whole body, and
+          reading a chunk, a chunk-size line or the trailers loops over socket reads until they
+          are whole: a server sending a byte a second would never time out. So a watchdog shuts
+          the socket down when the deadline passes (the blocked read then returns), and the
+          deadline is also checked between pieces.
         """
         raw = self._raw.raw
         if raw.chunked and raw.supports_chunked_reads():
             pieces: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
         else:
             pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
-        settimeout = getattr(getattr(getattr(raw, "connection", None), "sock", None), "settimeout", None)
-        while True:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise _Deadline()
-            if settimeout is not None:
-                settimeout(min(left, self._timeout))
-            try:
-                data = next(pieces)
-            except StopIteration:
-                return
-            except urllib3.exceptions.ReadTimeoutError:
-                raise _Deadline() from None
-            if not data:
-                return
-            yield data
+        watchdog = self._watchdog = _Watchdog(lambda: self._deadline,
+                                              getattr(getattr(raw, "connection", None), "sock", None))
+        try:
+            while True:
+                if self._budget <= 0:
+                    raise _Deadline()
+                self._deadline = time.monotonic() + self._budget
+                try:
+                    data = next(pieces, b"")
+                except urllib3.exceptions.ReadTimeoutError:
+                    raise _Deadline() from None
+                except (urllib3.exceptions.HTTPError, OSError):
+                    if watchdog.fired:  # the failure is the shut-down socket
+                        raise _Deadline() from None
+                    raise
+                finally:
+                    self._budget = self._deadline - time.monotonic()
+                    self._deadline = None
+                if watchdog.fired:
+                    raise _Deadline()
+                if not data:
+                    return
+                yield data
+        finally:
+            watchdog.stop()
 
     def _broken(self, exc: BaseException, cut: NetworkError) -> NetworkError:
         """The error for a failure while the body arrives: ``cut`` (retryable, as nothing of the
@@ -243,6 +262,41 @@ class Response:
         """One body line on stderr: redacted, then escaped (it comes from the server)."""
         assert self._trace is not None
         self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+
+
+class _Watchdog:
+    """Shuts ``sock`` down once ``deadline()`` (a time.monotonic() value that may move, or None
+    while nobody is reading) has passed, ending a read that is blocked in it; ``fired`` tells
+    why the read ended. Its thread is a daemon and ends at :meth:`stop`, so it never touches a
+    socket that has gone back to the pool for another request."""
+
+    def __init__(self, deadline: Callable[[], Optional[float]], sock: Any) -> None:
+        self.fired = False
+        self._deadline = deadline
+        self._stopped = threading.Event()
+        # An HTTPS proxy's TLS-in-TLS tunnel object has no shutdown; the socket under it does.
+        self._shutdown = getattr(sock, "shutdown", None) or getattr(getattr(sock, "socket", None), "shutdown", None)
+        if self._shutdown is not None:
+            threading.Thread(target=self._watch, name="interncli-watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        """The body was read, or given up on: watch no more."""
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        assert self._shutdown is not None
+        while True:
+            deadline = self._deadline()
+            left = PAUSED_CHECK if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._stopped.wait(min(left, PAUSED_CHECK)):
+                return
+        self.fired = True
+        try:
+            self._shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
 
 
 class _Deadline(Exception):

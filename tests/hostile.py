@@ -162,6 +162,33 @@ class Drip(Reply):
         h.close_connection = True
 
 
+class DripChunked(Reply):
+    """A chunked body that drips, a byte every ``interval`` seconds for at most ``seconds``, in
+    one ``phase``: "data" (inside a chunk that claims 64 KiB), "size" (a chunk-size line that
+    never ends) or "trailer" (trailer lines after the last chunk, forever). A reader that takes
+    a chunk, a size line or the trailers whole is held however short each socket read is."""
+
+    def __init__(self, phase: str, stream: bool, interval: float = 0.2, seconds: float = 60.0) -> None:
+        self.phase, self.stream, self.interval, self.seconds = phase, stream, interval, seconds
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        h.close_connection = True
+        h._send_headers(200, "text/event-stream" if self.stream else "application/json",
+                        {"Transfer-Encoding": "chunked"}, [])
+        event = b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\n'
+        head = _chunk(event) if self.stream else _chunk(START)
+        drip = {"data": b"10000\r\n" + b"a" * 65536, "size": b"1" * 65536,
+                "trailer": b"0\r\n" + b"X-Trailer: a\r\n" * 10000}[self.phase]
+        h.wfile.write(head)
+        h.wfile.flush()
+        end = time.monotonic() + self.seconds
+        for byte in drip:
+            if time.monotonic() > end or h.server.stopping.wait(self.interval):
+                break
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+
+
 class DripHeaders(Reply):
     """A status line and headers that never end, sent a byte every ``interval`` seconds for at
     most ``seconds``."""

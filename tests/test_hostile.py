@@ -182,6 +182,20 @@ def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     assert "did not arrive within --timeout 1s" in error_line(result.stderr)
 
 
+@pytest.mark.parametrize("phase", ["data", "size", "trailer"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_timeout_bounds_a_chunked_body_that_drips(cli, api, phase, stream):
+    # urllib3 reads a chunk's data, its size line and the trailers with loops of socket reads:
+    # each read is timed, the loop is not. A watchdog ends the wait at the deadline.
+    api.add(hostile.DripChunked(phase, stream, interval=0.2))
+    start = time.monotonic()
+    result = chat(cli, stream, "--timeout", "1", *NO_RETRY)
+    assert time.monotonic() - start < HUNG
+    assert result.exit_code == 6, result
+    words = "no content came for 1s" if stream else "did not arrive within --timeout 1s"
+    assert words in error_line(result.stderr)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
     api.add(hostile.DripHeaders(interval=0.2))
@@ -209,6 +223,23 @@ def test_content_resets_the_stream_timeout(cli, api):
     api.add(Stream(stream_chunks(list("abcdefgh")), delay=0.3))
     result = chat(cli, True, "--timeout", "1", *NO_RETRY)
     assert (result.exit_code, result.stdout) == (0, "abcdefgh\n"), result
+
+
+@pytest.mark.integration
+def test_time_spent_writing_to_a_full_pipe_is_not_a_stall(exe, api):
+    # stdout is a pipe nobody reads for 2.5 s (a pager the user has not scrolled): the writes
+    # block for longer than --timeout, but that wait is ours, not the server's.
+    pieces = ["x" * 1024] * 400
+    api.add(Stream(stream_chunks(pieces)))
+    proc = subprocess.Popen([exe, "-b", api.base_url, "-k", SENTINEL, "--timeout", "1", *NO_RETRY, "chat", "create",
+                             "--stream", "-g", "user", "x"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2.5)
+        out, err = proc.communicate(timeout=HUNG)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out == b"x" * 1024 * 400 + b"\n"
 
 
 @pytest.mark.parametrize("reply", [Hang(5), hostile.KeepAlive(first=False, interval=0.2, seconds=5)],
