@@ -14,9 +14,11 @@ What these tests rely on, learned from requests 2.3x and urllib3 2.x:
   (CVE-2025-66471; Brotli until 2.7, CVE-2026-44432). Hence urllib3>=2.7 in setup.cfg.
 * the ``timeout`` given to requests is applied to each socket read (and the connect), never to
   a whole body: a server sending one byte a second, or a keep-alive comment a second, never
-  times out. interncli sets the socket's timeout to what is left of its own deadline before
-  each read (``HTTPResponse.connection.sock``; an HTTPS proxy's tunnel object is reached the
-  same way).
+  times out. Worse, urllib3 reads a chunk (``_safe_read``), a chunk-size line and the trailers
+  (``readline``) in loops of socket reads, so even a per-read timeout set to what is left
+  cannot bound them. interncli's watchdog thread shuts the socket
+  (``HTTPResponse.connection.sock``; for an HTTPS proxy's TLS-in-TLS tunnel, its ``.socket``)
+  down at the deadline, which makes the blocked read return at once.
 * http.client reads the status line and headers with ``readline``, each ``recv`` under that
   per-read timeout, and no socket is reachable before ``Session.request`` returns: so the call
   waits in a daemon thread that interncli gives up on at the deadline.
