@@ -317,7 +317,7 @@ class Transport:
         trace: Optional[Trace] = None,
     ) -> None:
         if ca_bundle:
-            check_ca_bundle(ca_bundle)
+            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy))
         self.base_url = base_url
         self._token = token
         self._timeout = timeout
@@ -448,13 +448,17 @@ class Transport:
             self._trace("> " + escape_line(self.redact(data.decode("utf-8"))))
 
 
-def check_ca_bundle(path: str) -> None:
+def check_ca_bundle(path: str, full: bool = True) -> None:
     """Refuse, as bad local input, a CA bundle that TLS could not use: checked before anything
-    is sent, since requests would only fail at the first connection, as a network error."""
+    is sent, since requests would only fail at the first connection, as a network error.
+    Parsing a system bundle takes tens of milliseconds, so without ``full`` (no TLS will be
+    used: a plain-http server and proxy) only its existence is checked."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     hint = "Pass a readable PEM file (or a directory of them) to --ca-bundle (or REQUESTS_CA_BUNDLE)."
     if not os.path.exists(path):
         raise UsageError("CA bundle {} does not exist".format(path), hint=hint)
+    if not full:
+        return
     try:
         if os.path.isdir(path):
             context.load_verify_locations(capath=path)
@@ -466,6 +470,14 @@ def check_ca_bundle(path: str) -> None:
     except (OSError, ValueError) as exc:
         raise UsageError("cannot read CA bundle {}: {}".format(
             path, getattr(exc, "strerror", None) or exc), hint=hint) from exc
+
+
+def _uses_tls(base_url: str, proxy: Optional[str]) -> bool:
+    """Whether a request may use TLS, and so the CA bundle: an https base URL or proxy (the
+    flag's, or one from the environment)."""
+    proxies = [proxy or ""] + [os.environ.get(name, "") for name in (
+        "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")]
+    return any(url.strip().lower().startswith("https:") for url in [base_url] + proxies)
 
 
 def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:

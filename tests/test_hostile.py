@@ -358,24 +358,37 @@ def test_netrc_is_not_consulted_through_an_environment_proxy_either(api, isolate
     (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "holds no PEM certificate"),
 ])
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_a_ca_bundle_that_is_not_pem_is_a_usage_error(api, tmp_path, monkeypatch, content, words, how):
+def test_a_ca_bundle_that_is_not_pem_is_a_usage_error(tmp_path, monkeypatch, content, words, how):
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(content)
     flag = ["--ca-bundle", str(bundle)] if how == "flag" else []
     if how == "env":
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    result = invoke(["-b", api.base_url, "-k", SENTINEL, *flag, "chat", "create", "-g", "user", "x"])
+    # Over https (nothing listens on port 9: a connection attempt would be exit 6, not 2).
+    result = invoke(["-b", "https://127.0.0.1:9/v1", "-k", SENTINEL, *flag, "chat", "create", "-g", "user", "x"])
     assert result.exit_code == 2, result
     assert words in error_line(result.stderr) and "hint:" in result.stderr
-    assert api.requests == []
+
+
+def test_a_ca_bundle_is_only_parsed_when_tls_is_used(api, tmp_path):
+    # Parsing the system bundle costs tens of milliseconds a run; a plain-http server never
+    # reads it (requests does not either), so only its existence is checked.
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    result = invoke(["-b", api.base_url, "-k", SENTINEL, "--ca-bundle", str(bundle), "chat", "create",
+                     "-g", "user", "x"])
+    assert result.exit_code == 0, result
+    proxied = invoke(["-b", api.base_url, "-k", SENTINEL, "--proxy", "https://127.0.0.1:9", "--ca-bundle", str(bundle),
+                      "chat", "create", "-g", "user", "x"])
+    assert proxied.exit_code == 2 and "holds no PEM certificate" in error_line(proxied.stderr)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_ca_bundle_is_a_usage_error(api, tmp_path):
+def test_an_unreadable_ca_bundle_is_a_usage_error(tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
     bundle.chmod(0)
-    result = invoke(["-b", api.base_url, "-k", SENTINEL, "--ca-bundle", str(bundle), "chat", "create",
+    result = invoke(["-b", "https://127.0.0.1:9/v1", "-k", SENTINEL, "--ca-bundle", str(bundle), "chat", "create",
                      "-g", "user", "x"])
     assert result.exit_code == 2 and "cannot read CA bundle" in error_line(result.stderr)
 
