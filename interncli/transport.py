@@ -233,9 +233,12 @@ class Response:
         return cut
 
     def _trace_lines(self, body: bytes) -> None:
+        """A whole body on stderr, line by line: redacted as one text first, so a token that a
+        server split over two lines is still found."""
         if self._trace:
-            for line in body.split(b"\n"):
-                self._trace_line(line)
+            text = self._redact(body.decode("utf-8", errors="replace"))
+            for line in text.split("\n"):
+                self._trace("< " + escape_line(line.rstrip("\r")))
 
     def _trace_piece(self, text: bytes, skipping: bool) -> Tuple[bytes, bool]:
         """Trace the whole lines of ``text``; return the unfinished rest, and whether the current

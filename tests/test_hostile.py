@@ -345,6 +345,7 @@ def test_netrc_is_not_consulted_through_an_environment_proxy_either(api, isolate
     # trust_env stays on: HTTP_PROXY is still used while netrc is not.
     write_netrc(isolated_env)
     monkeypatch.setenv("HTTP_PROXY", api.url)
+    monkeypatch.setenv("INTERN_ALLOW_HTTP", "1")  # intern.test is not this machine: plain http needs the opt-in
     result = invoke(["-b", "http://intern.test/v1", "-k", SENTINEL, "chat", "create", "-g", "user", "x"])
     assert result.exit_code == 0, result
     assert api.last.path == "http://intern.test/v1/chat/completions"
