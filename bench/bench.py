@@ -42,6 +42,8 @@ sys.dont_write_bytecode = True  # this script writes nothing outside bench/ (no 
 from tests.apiserver import APIServer, Stream, stream_chunks  # noqa: E402
 
 OPENAI_VERSION = "2.34.0"
+# A token of the shape interncli accepts (it refuses one shorter than 4 characters).
+BENCH_TOKEN = "sk-bench-0123456789"
 OPENAI_VENV = BENCH_DIR / ".venv-openai"
 STREAM_CHUNKS = 20_000
 MODEL = "intern-latest"
@@ -397,12 +399,12 @@ def main() -> int:
         print("[2/3] one non-streamed request: {} runs each ...".format(n_req), flush=True)
         with APIServer() as server:
             url = server.base_url
-            cmds = {"interncli": [interncli, "-b", url, "-k", "x", "chat", "create", "-g", "user", "hi"],
+            cmds = {"interncli": [interncli, "-b", url, "-k", BENCH_TOKEN, "chat", "create", "-g", "user", "hi"],
                     "bare click+requests": [sys.executable, "-c", FLOOR_REQUEST, url]}
             if openai:
                 # the openai CLI sets the module-level base_url, which it does not give a
                 # trailing slash: without one it would post to /v1chat/completions
-                cmds["openai CLI " + OPENAI_VERSION] = [openai, "-b", url + "/", "-k", "x", "api",
+                cmds["openai CLI " + OPENAI_VERSION] = [openai, "-b", url + "/", "-k", BENCH_TOKEN, "api",
                                                         "chat.completions.create", "-m", MODEL, "-g", "user", "hi"]
             for name, argv in cmds.items():
                 check_output(name + " (request)", capture(launcher, argv, env, tmp), "echo: hi", problems)
@@ -431,10 +433,11 @@ def main() -> int:
         expected = "".join(pieces)
         with APIServer() as server:
             url = server.base_url
-            cmds = {"interncli": [interncli, "-b", url, "-k", "x", "chat", "create", "--stream", "-g", "user", "hi"],
+            cmds = {"interncli": [interncli, "-b", url, "-k", BENCH_TOKEN, "chat", "create", "--stream",
+                                  "-g", "user", "hi"],
                     "bare click+requests SSE loop": [sys.executable, "-c", FLOOR_STREAM, url]}
             if openai:
-                cmds["openai CLI " + OPENAI_VERSION] = [openai, "-b", url + "/", "-k", "x", "api",
+                cmds["openai CLI " + OPENAI_VERSION] = [openai, "-b", url + "/", "-k", BENCH_TOKEN, "api",
                                                         "chat.completions.create", "-m", MODEL, "--stream",
                                                         "-g", "user", "hi"]
 

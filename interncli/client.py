@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+import re
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
-from interncli.errors import InternCliError, ServerError, StreamError, UsageError, body_snippet, error_from_object
-from interncli.sse import StrayLine, decode_events
+from interncli.errors import (
+    InternCliError,
+    ReplyTooLarge,
+    ServerError,
+    StreamError,
+    UsageError,
+    body_snippet,
+    error_from_object,
+    size_text,
+)
+from interncli.sse import LimitExceeded, StrayLine, decode_events
 
 CHAT_PATH = "chat/completions"
 MODELS_PATH = "models"
 IMAGE_LIMIT = 20 * 1024 * 1024
+
+# Limits on what a stream can make interncli hold (the transport caps a whole body at 4 MiB).
+# A chunk is a few hundred bytes; a line or an event a thousand times that is not a chat reply.
+LINE_LIMIT = 1 << 20  # bytes of one line of the event stream
+EVENT_LIMIT = 1 << 20  # characters of data in one event (at most 4 bytes each in memory)
+PRELUDE_LIMIT = 1 << 20  # characters of non-SSE lines before the first event (an error body)
+REPLY_LIMIT = 4 << 20  # UTF-8 bytes of a streamed reply: content, reasoning, tool-call arguments
+MAX_CHOICES = 128
+MAX_TOOL_CALLS = 128
+# Parsed JSON takes up to ~25 times its text ("{}," is 3 bytes, an empty dict 64): so the number
+# of values in one document is capped too. A completion holds a few dozen.
+VALUE_LIMIT = 100_000
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 class ChatRequest:
@@ -134,9 +157,11 @@ def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
     err = error_from_object(obj, http_status)
     if err is not None:
         raise err
-    if not well_formed(obj, "message"):
-        raise ServerError("the reply is not a chat completion: " + body_snippet(json.dumps(obj).encode()),
-                          hint="Check that the base URL (-b) points at a chat-completions API.")
+    problem = shape_problem(obj, "message", "the reply")
+    if problem:
+        raise ServerError("{}: {}".format(problem, body_snippet(json.dumps(obj).encode())),
+                          hint="It is not a chat completion: check that the base URL (-b) points at a "
+                               "chat-completions API.")
     if not obj["choices"]:
         raise ServerError("the reply has no choices", hint="Try again; -v shows what the server sent.")
     return obj
@@ -151,85 +176,212 @@ def assistant_message(message: Dict[str, Any]) -> Dict[str, Any]:
     return kept
 
 
-def well_formed(obj: Any, part: str) -> bool:
-    """A completion (``part`` "message") or chunk (``part`` "delta") whose fields have the types
-    the renderers rely on; anything else is reported instead of crashing them."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("choices", [] if part == "delta" else None), list):
-        return False
-    for choice in obj.get("choices") or []:
-        if not isinstance(choice, dict) or not isinstance(choice.get("index", 0), int):
-            return False
+def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
+    """What is wrong with the shape of a completion or chunk called ``name``, or None.
+
+    Both need a ``choices`` list (a usage-only last chunk has an empty one); every field the
+    renderers use must have its type: ``content: 0`` is a number, not empty text."""
+    if not isinstance(obj, dict):
+        return "{} is {}, not an object".format(name, _kind(obj))
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        return "{} has no 'choices' list".format(name) if choices is None else \
+            "{}'s choices are {}, not a list".format(name, _kind(choices))
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return "a choice in {} is {}, not an object".format(name, _kind(choice))
+        problem = (_wrong(choice, "index", (int,), "a number")
+                   or _wrong(choice, "finish_reason", (str,), "text"))
+        if problem:
+            return "{}'s {}".format(name, problem)
         body = choice.get(part)
         if body is None:
             continue
         if not isinstance(body, dict):
-            return False
-        for key in ("content", "reasoning_content"):
-            if not isinstance(body.get(key) or "", str):
-                return False
-        calls = body.get("tool_calls") or []
-        if not isinstance(calls, list) or not all(_tool_call_ok(c) for c in calls):
-            return False
-    return True
+            return "{}'s {} is {}, not an object".format(name, part, _kind(body))
+        problem = (_wrong(body, "content", (str,), "text") or _wrong(body, "reasoning_content", (str,), "text")
+                   or _wrong(body, "tool_calls", (list,), "a list"))
+        if problem:
+            return "{}'s {}".format(name, problem)
+        for call in body.get("tool_calls") or []:
+            problem = _tool_call_problem(call)
+            if problem:
+                return "{}'s {}".format(name, problem)
+    return None
 
 
-def _tool_call_ok(call: Any) -> bool:
-    if not isinstance(call, dict) or not isinstance(call.get("index", 0), int):
-        return False
+def _tool_call_problem(call: Any) -> Optional[str]:
+    if not isinstance(call, dict):
+        return "tool call is {}, not an object".format(_kind(call))
+    problem = _wrong(call, "index", (int,), "a number") or _wrong(call, "function", (dict,), "an object")
+    if problem:
+        return "tool call's " + problem
     function = call.get("function") or {}
-    return isinstance(function, dict) and all(
-        isinstance(function.get(key) or "", str) for key in ("name", "arguments"))
+    problem = _wrong(function, "name", (str,), "text") or _wrong(function, "arguments", (str,), "text")
+    return "tool call's " + problem if problem else None
+
+
+def _wrong(obj: Dict[str, Any], key: str, types: tuple, wanted: str) -> Optional[str]:
+    """"KEY is a number, not text" if ``obj[key]`` is set (not null) to something of another type.
+    (Parsed JSON holds exact types: ``type() in`` is faster than isinstance, and keeps
+    true/false, whose type is bool, from passing for a number.)"""
+    value = obj.get(key)
+    if value is None or type(value) in types:
+        return None
+    return "{} is {}, not {}".format(key, _kind(value), wanted)
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of a parsed value, as a phrase."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
 
 
 def load_json(body: bytes, what: str) -> Any:
-    """A JSON reply body, or a clear error showing the start of what came instead."""
+    """A JSON reply body, or a clear error saying what came instead: text that is not UTF-8, a
+    number JSON cannot carry, or the start of something that is not JSON."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ServerError("the {} is not valid UTF-8 (byte 0x{:02x} at offset {})".format(
+            what, body[exc.start], exc.start), hint="Check the base URL (-b) and any proxy in between.") from None
+    try:
+        return parse_json(text, what)
+    except BadNumber as exc:
+        raise ServerError("the {} holds {}".format(what, exc),
+                          hint="The server sent JSON that is not valid; try again, or tell its operator.") from None
+    except (ValueError, RecursionError):
         raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
+
+
+class BadNumber(ValueError):
+    """A number in a JSON text that has no JSON value (1e999, NaN) or no Python one."""
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``json.loads`` for text from the server: a document with more than VALUE_LIMIT values
+    raises ReplyTooLarge before it is parsed; numbers out of JSON's range raise BadNumber
+    (``json`` itself turns 1e999 into inf and accepts NaN, which are not JSON)."""
+    if _value_count(text) > VALUE_LIMIT:
+        raise ReplyTooLarge("the {} holds more than {} JSON values, the most interncli accepts".format(
+            what, VALUE_LIMIT))
+    return _DECODER.decode(text)
+
+
+def _value_count(text: str) -> int:
+    """About how many values a JSON text holds (commas and openings outside strings); the
+    strings are only stripped when a plain count says there may be too many."""
+    count = text.count(",") + text.count("[") + text.count("{")
+    if count <= VALUE_LIMIT:
+        return count
+    bare = _JSON_STRING.sub("", text)
+    return bare.count(",") + bare.count("[") + bare.count("{")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadNumber("a number too large for JSON ({})".format(text[:40]))
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over Python's limit on digits (4300 by default)
+        raise BadNumber("a number with {} digits, too long to read".format(len(text))) from None
+
+
+def _no_constant(text: str) -> Any:
+    raise BadNumber("{}, which is not a JSON number".format(text))
+
+
+# One decoder for every document: json.loads with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_int=_int, parse_constant=_no_constant)
+
+
+class _Text:
+    """Text that arrives in many small pieces. Pieces are joined in batches, so a reply sent a
+    character per chunk costs neither quadratic time (``+=`` on a str kept in a dict copies it
+    each time) nor a list entry per character."""
+
+    __slots__ = ("_joined", "_batch")
+
+    def __init__(self) -> None:
+        self._joined: List[str] = []
+        self._batch: List[str] = []
+
+    def add(self, piece: str) -> None:
+        """Append ``piece``."""
+        if not piece:
+            return
+        self._batch.append(piece)
+        if len(self._batch) >= 512:
+            self._joined.append("".join(self._batch))
+            self._batch = []
+
+    def __str__(self) -> str:
+        return "".join(self._joined) + "".join(self._batch)
 
 
 class ChoiceState:
     """One choice of a streamed reply as it builds up; pieces are joined when asked for, so
     a long reply costs linear time."""
 
-    __slots__ = ("_content", "_reasoning", "tool_calls", "finish_reason")
+    __slots__ = ("_content", "_reasoning", "_calls", "finish_reason")
 
     def __init__(self) -> None:
-        self._content: List[str] = []
-        self._reasoning: List[str] = []
-        self.tool_calls: Dict[int, Dict[str, Any]] = {}
+        self._content = _Text()
+        self._reasoning = _Text()
+        # index -> [id, name, arguments]
+        self._calls: Dict[int, List[Any]] = {}
         self.finish_reason: Optional[str] = None
 
     @property
     def content(self) -> str:
         """The text so far."""
-        return "".join(self._content)
+        return str(self._content)
 
     @property
     def reasoning(self) -> str:
         """The reasoning text so far."""
-        return "".join(self._reasoning)
+        return str(self._reasoning)
+
+    @property
+    def tool_calls(self) -> Dict[int, Dict[str, Any]]:
+        """The tool calls so far, by index, as a non-streamed reply shows them."""
+        return {index: {"id": call_id, "type": "function", "function": {"name": str(name), "arguments": str(args)}}
+                for index, (call_id, name, args) in self._calls.items()}
 
     def add(self, delta: Dict[str, Any]) -> None:
         """Fold one delta in."""
         if delta.get("content"):
-            self._content.append(delta["content"])
+            self._content.add(delta["content"])
         if delta.get("reasoning_content"):
-            self._reasoning.append(delta["reasoning_content"])
+            self._reasoning.add(delta["reasoning_content"])
         for call in delta.get("tool_calls") or []:
-            slot = self.tool_calls.setdefault(call.get("index", len(self.tool_calls)), {
-                "id": "", "type": "function", "function": {"name": "", "arguments": ""}})
-            slot["id"] = call.get("id") or slot["id"]
+            slot = self._calls.get(call.get("index", len(self._calls)))
+            if slot is None:
+                slot = self._calls[call.get("index", len(self._calls))] = ["", _Text(), _Text()]
+            slot[0] = call.get("id") or slot[0]
             function = call.get("function") or {}
-            slot["function"]["name"] += function.get("name") or ""
-            slot["function"]["arguments"] += function.get("arguments") or ""
+            slot[1].add(function.get("name") or "")
+            slot[2].add(function.get("arguments") or "")
 
     def message(self) -> Dict[str, Any]:
         """The assistant message, as it would appear in a non-streamed reply."""
-        return assistant_message({"content": self.content,
-                                  "tool_calls": [self.tool_calls[k] for k in sorted(self.tool_calls)]})
+        calls = self.tool_calls
+        return assistant_message({"content": self.content, "tool_calls": [calls[k] for k in sorted(calls)]})
 
 
 class StreamAssembler:
@@ -284,7 +436,7 @@ class ChatClient:
         """The chunks of a streamed chat completion, each as soon as it arrives.
 
         Raises the API's error if one comes inside the stream, and StreamError if the stream
-        is malformed or ends before it is complete."""
+        is malformed, too large, stalls, or ends before it is complete."""
         response = self.transport.send("POST", CHAT_PATH, body)
         try:
             if response.content_type == "application/json":
@@ -292,52 +444,105 @@ class ChatClient:
                 # or a whole completion from a server that does not stream.
                 yield _as_chunk(check_completion(load_json(response.read(), "reply"), response.status))
                 return
-            yield from _chunks(response.iter_bytes())
+            yield from _chunks(response.iter_bytes(), response.renew_deadline)
         finally:
             response.close()
 
 
-def _chunks(pieces: Iterator[bytes]) -> Iterator[Dict[str, Any]]:
+def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: None) -> Iterator[Dict[str, Any]]:
+    """The chunks of an event stream, checked; ``on_content`` is called for each chunk that
+    carries content (comments, empty events and empty deltas are not progress)."""
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
+    calls: Dict[int, set] = {}  # choice index -> tool-call indexes seen
+    size = 0  # UTF-8 bytes of content, reasoning and tool-call text so far
     # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
     # error sent as an event stream, so they are read to the end and judged together.
     strays: List[str] = []
-    for item in decode_events(pieces):
-        if isinstance(item, StrayLine):
-            if unfinished:
-                _raise_stray(item.text)
-            strays.append(item.text)
-            continue
-        if strays:
-            _raise_stray("\n".join(strays))
-        data = item.data.strip()
-        if data == "[DONE]":
-            if not unfinished:
-                raise StreamError("the reply stream ended without any reply", retryable=True)
-            return
-        if not data:
-            continue
-        obj = _event_object(data, item.event)
-        for choice in obj.get("choices") or []:
-            unfinished[choice.get("index", 0)] = not choice.get("finish_reason")
-        yield obj
+    strays_size = 0
+    try:
+        for item in decode_events(pieces, LINE_LIMIT, EVENT_LIMIT):
+            if isinstance(item, StrayLine):
+                if unfinished:
+                    _raise_stray(item.text)
+                strays.append(item.text)
+                strays_size += len(item.text) + 1
+                if strays_size > PRELUDE_LIMIT:
+                    raise ReplyTooLarge("the reply stream starts with more than {} that is not an event "
+                                        "stream".format(size_text(PRELUDE_LIMIT)))
+                continue
+            if strays:
+                _raise_stray("\n".join(strays))
+            data = item.data.strip()
+            if data == "[DONE]":
+                if not unfinished:
+                    raise StreamError("the reply stream ended without any reply", retryable=True)
+                return
+            if not data:
+                continue
+            obj = _event_object(data, item.event)
+            added = _count(obj, unfinished, calls)
+            if added:
+                size += added
+                if size > REPLY_LIMIT:
+                    raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
+                        size_text(REPLY_LIMIT)))
+                on_content()
+            yield obj
+    except LimitExceeded as exc:
+        raise ReplyTooLarge("{} of the reply stream is longer than {}, the most interncli accepts".format(
+            "one event" if "event" in exc.what else "one line", size_text(exc.limit))) from None
     if strays:
         _raise_stray("\n".join(strays))
     if not unfinished or any(unfinished.values()):
         raise StreamError("the reply stream ended before the reply was complete", retryable=True)
 
 
+def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set]) -> int:
+    """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS)
+    and return how much it adds: UTF-8 bytes of text, plus one for a finish_reason (an end is
+    progress too)."""
+    added = 0
+    for choice in obj["choices"]:
+        index = choice.get("index", 0)
+        if index not in unfinished and len(unfinished) >= MAX_CHOICES:
+            raise ReplyTooLarge("the reply stream has more than {} choices".format(MAX_CHOICES))
+        unfinished[index] = not choice.get("finish_reason")
+        added += 1 if choice.get("finish_reason") else 0
+        delta = choice.get("delta") or {}
+        added += _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
+        for call in delta.get("tool_calls") or []:
+            seen = calls.setdefault(index, set())
+            seen.add(call.get("index", len(seen)))
+            if len(seen) > MAX_TOOL_CALLS:
+                raise ReplyTooLarge("the reply has more than {} tool calls in one choice".format(MAX_TOOL_CALLS))
+            function = call.get("function") or {}
+            added += _utf8_size(function.get("name")) + _utf8_size(function.get("arguments"))
+    return added
+
+
+def _utf8_size(text: Optional[str]) -> int:
+    """The UTF-8 size of a piece of text (isascii is a flag lookup: most pieces are not encoded)."""
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+
 def _event_object(data: str, event: str) -> Dict[str, Any]:
     """The chunk an event carries; an error it carries is raised."""
     try:
-        obj = json.loads(data)
+        obj = parse_json(data, "stream event")
+    except BadNumber as exc:
+        raise StreamError("the reply stream is malformed: an event holds {}".format(exc)) from None
     except (ValueError, RecursionError):
         raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True) from None
     err = error_from_object(obj)
     if err is not None or event == "error":
         raise err or ServerError(body_snippet(data.encode()))
-    if not well_formed(obj, "delta"):
-        raise StreamError("the reply stream is malformed: " + body_snippet(data.encode()), retryable=True)
+    problem = shape_problem(obj, "delta", "a chunk")
+    if problem:
+        raise StreamError("the reply stream is malformed: {}: {}".format(problem, body_snippet(data.encode())),
+                          retryable=True)
     return obj
 
 
@@ -346,7 +551,7 @@ def _raise_stray(text: str) -> None:
     if not text.strip():
         return
     try:
-        obj = json.loads(text)
+        obj = parse_json(text, "stream")
     except (ValueError, RecursionError):
         obj = None
     err = error_from_object(obj) if obj is not None else None

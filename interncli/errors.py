@@ -90,6 +90,13 @@ class StreamError(NetworkError):
     default_hint = "Try again; what was already printed is kept."
 
 
+class ReplyTooLarge(StreamError):
+    """The server sent more than interncli holds (a reply, a stream line, a decompressed body):
+    what a broken or hostile server does, so it is reported, not retried."""
+
+    default_hint = "Check the base URL (-b) and any proxy in between; a chat reply is never this large."
+
+
 class ToolError(InternCliError):
     exit_code = ExitCode.TOOL
 
@@ -214,6 +221,11 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> InternCli
         http_status=status,
         retryable=cls in (RateLimitError, ServerError),
     )
+
+
+def size_text(limit: int) -> str:
+    """A byte limit as messages name it: 1 MiB, 4 MiB."""
+    return "{:g} MiB".format(limit / (1 << 20))
 
 
 def body_snippet(body: bytes, limit: int = 4000) -> str:

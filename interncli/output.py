@@ -170,6 +170,7 @@ class TextStreamPrinter:
         self.started = False
         self._printed: set = set()
         self._in_reasoning = False
+        self._open_line = False  # the text printed so far does not end with a newline
         self._flagged = False
 
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
@@ -211,6 +212,17 @@ class TextStreamPrinter:
             self.started = True
             self.out.write(for_stdout(delta["content"], self.out))
             self.out.flush()
+            self._open_line = not delta["content"].endswith("\n")
+
+    def abort(self) -> None:
+        """The stream failed after some of it was shown: end the open reasoning line, and on a
+        terminal the open line of text, so that the error starts a line of its own (into a pipe
+        the text stays as received)."""
+        self._end_reasoning()
+        if self.live and self._open_line and is_terminal(self.out):
+            self._open_line = False
+            self.out.write("\n")
+            self.out.flush()
 
     def _end_reasoning(self) -> None:
         if self._in_reasoning:
@@ -246,6 +258,9 @@ class JsonStreamPrinter:
         write_json(chunk, self.out, pretty=False)
         if not self._flagged:
             self._flagged = moderation_note(chunk, self.err, self.redact)
+
+    def abort(self) -> None:
+        """The stream failed: every line printed is whole already."""
 
     def finish(self, assembler: StreamAssembler) -> None:
         """Warnings that only the end of the stream can tell."""

@@ -7,13 +7,16 @@ Follows the WHATWG event-stream parsing rules, with two deliberate deviations:
 * Lines whose field name is not ``data``/``event``/``id``/``retry`` are not
   dropped but surfaced as :class:`StrayLine`, so a caller can report a stream
   that is really a raw JSON error body or an HTML page.
+
+Optional limits bound what a stream can make it hold: ``max_line`` bytes of one line, and
+``max_event`` characters of data in one event; past either it raises :class:`LimitExceeded`.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Union
 
-__all__ = ["ServerSentEvent", "StrayLine", "SSEDecoder", "decode_events"]
+__all__ = ["LimitExceeded", "ServerSentEvent", "StrayLine", "SSEDecoder", "decode_events"]
 
 _BOM = b"\xef\xbb\xbf"
 _LINE_ENDS = (b"\n", b"\r")
@@ -40,18 +43,31 @@ class StrayLine(NamedTuple):
 Item = Union[ServerSentEvent, StrayLine]
 
 
+class LimitExceeded(ValueError):
+    """A line or an event grew past the decoder's limit; ``what`` names it, ``limit`` is the size."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__("{} is longer than {}".format(what, limit))
+        self.what = what
+        self.limit = limit
+
+
 class SSEDecoder:
     """Incremental event-stream decoder; feed it bytes as they arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: Optional[int] = None, max_event: Optional[int] = None) -> None:
+        self._max_line = max_line
+        self._max_event = max_event
         # Bytes of the current unterminated line, kept as a list of chunks so a
         # very long line spread over many feeds is joined once, not re-copied.
         self._parts: List[bytes] = []
+        self._parts_size = 0
         # The previous chunk ended in "\r": a leading "\n" in the next chunk is
         # the second half of the same "\r\n" and must not end another line.
         self._after_cr = False
         self._at_stream_start = True
         self._data: List[str] = []
+        self._data_size = 0
         self._data_seen = False
         self._event = ""
         self._retry: Optional[int] = None
@@ -85,14 +101,23 @@ class SSEDecoder:
         else:
             self._after_cr = last[-1:] == b"\r"
         for piece in pieces:
+            line = piece.rstrip(b"\r\n")
+            self._check_line(self._parts_size + len(line))
             if self._parts:
-                self._parts.append(piece)
-                piece = b"".join(self._parts)
+                self._parts.append(line)
+                line = b"".join(self._parts)
                 self._parts = []
-            self._line(piece.rstrip(b"\r\n"), out)
+                self._parts_size = 0
+            self._line(line, out)
         if unterminated:
             self._parts.append(last)
+            self._parts_size += len(last)
+            self._check_line(self._parts_size)
         return out
+
+    def _check_line(self, size: int) -> None:
+        if self._max_line is not None and size > self._max_line:
+            raise LimitExceeded("one line of the stream", self._max_line)
 
     def flush(self) -> List[Item]:
         """End of stream: process a final unterminated line; never dispatch a partial event.
@@ -104,6 +129,7 @@ class SSEDecoder:
         if self._parts:
             line = b"".join(self._parts)
             self._parts = []
+            self._parts_size = 0
             self._line(line, out)
         return out
 
@@ -122,6 +148,9 @@ class SSEDecoder:
         if colon and value[:1] == " ":
             value = value[1:]
         if name == "data":
+            self._data_size += len(value) + 1
+            if self._max_event is not None and self._data_size > self._max_event:
+                raise LimitExceeded("one event of the stream", self._max_event)
             self._data.append(value)
             self._data_seen = True
         elif name == "event":
@@ -151,15 +180,17 @@ class SSEDecoder:
                 )
             )
         self._data = []
+        self._data_size = 0
         self._data_seen = False
         self._event = ""
         self._retry = None
         self._block_open = False
 
 
-def decode_events(chunks: Iterable[bytes]) -> Iterator[Item]:
+def decode_events(chunks: Iterable[bytes], max_line: Optional[int] = None,
+                  max_event: Optional[int] = None) -> Iterator[Item]:
     """Decode an iterable of byte chunks, yielding events and stray lines, then flush."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_line, max_event)
     for chunk in chunks:
         yield from decoder.feed(chunk)
     yield from decoder.flush()

@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import ssl
+import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import requests
 import urllib3.exceptions
 
 from interncli.credentials import redact
-from interncli.errors import InternCliError, NetworkError, RequestRejected, StreamError, UsageError, error_from_response
+from interncli.errors import (
+    InternCliError,
+    NetworkError,
+    ReplyTooLarge,
+    RequestRejected,
+    StreamError,
+    UsageError,
+    error_from_response,
+    size_text,
+)
+from interncli.safetext import escape_line
 from interncli.wire import encode_body, join_url, parse_retry_after, redact_headers, request_headers
 
 T = TypeVar("T")
@@ -22,7 +35,18 @@ Trace = Callable[[str], None]
 MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
+# Limits on what a server can make interncli hold (interface.md section 1: memory stays bounded
+# whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
+# take several times the body's size, so the body is capped well below the memory budget.
+BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
+# requests' own timeouts end a plain stall before the status line; the thread that waits for it
+# is only given up on this much later, so that those keep their own, more precise, messages.
+HEADER_GRACE = 1.0
+# How often a watchdog looks again at a deadline that moved or was paused.
+PAUSED_CHECK = 0.5
+# A -v trace holds a line until it ends: a longer line is named, not shown.
+TRACE_LINE_LIMIT = 1 << 20
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
@@ -58,12 +82,19 @@ def call_with_retries(
 
 
 class Response:
-    """An HTTP reply whose status was 2xx; its body is read all at once or as it arrives."""
+    """An HTTP reply; its body is read in pieces, each at most READ_SIZE decoded bytes, within a
+    budget of waiting: ``timeout`` seconds from when the request was sent, renewed by
+    :meth:`renew_deadline` (a stream renews it whenever content arrives). Only time spent
+    waiting for the server counts: while a piece is with the caller (printing it to a pipe
+    that ``less`` holds, say) the clock stops."""
 
-    def __init__(self, raw: requests.Response, timeout: float, redact: Callable[[str], str],
+    def __init__(self, raw: requests.Response, timeout: float, started: float, redact: Callable[[str], str],
                  trace: Optional[Trace]) -> None:
         self._raw = raw
         self._timeout = timeout
+        self._budget = timeout - (time.monotonic() - started)  # seconds of waiting left
+        self._deadline: Optional[float] = None  # when the budget runs out; None while not reading
+        self._watchdog: Optional[_Watchdog] = None
         self._redact = redact
         self._trace = trace
         self.status = raw.status_code
@@ -74,47 +105,205 @@ class Response:
         """The media type, lower-cased, without parameters."""
         return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
-    def read(self) -> bytes:
-        """The whole body."""
+    def renew_deadline(self) -> None:
+        """Content arrived: the next wait may take ``timeout`` seconds again."""
+        self._budget = self._timeout
+
+    def read(self, limit: int = BODY_LIMIT) -> bytes:
+        """The whole body; a body over ``limit`` decoded bytes, or one that is still arriving
+        when the deadline passes, raises NetworkError (exit 6) and is not retried."""
+        body = bytearray()
         try:
-            body = self._raw.content
+            for data in self._pieces():
+                body += data
+                if len(body) > limit:
+                    raise ReplyTooLarge("the reply is larger than {}, the most interncli accepts".format(
+                        size_text(limit)))
+        except _Deadline:
+            raise NetworkError("the reply did not arrive within --timeout {:g}s".format(self._timeout),
+                               hint="Raise --timeout, or try again later.") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NetworkError("the connection broke while reading the reply: {}".format(_reason(exc)),
-                               retryable=True) from exc
-        if self._trace:
-            self._trace("< " + self._redact(body.decode("utf-8", errors="replace")))
-        return body
+            raise self._broken(exc, NetworkError("the connection broke while reading the reply: {}".format(
+                _reason(exc)), retryable=True)) from exc
+        whole = bytes(body)
+        del body
+        self._trace_lines(whole)
+        return whole
+
+    def read_start(self, limit: int) -> bytes:
+        """At most ``limit`` decoded bytes of the body (an error body: whatever part of it arrives
+        before the deadline or a failure is enough to report it)."""
+        body = bytearray()
+        try:
+            for data in self._pieces():
+                body += data
+                if len(body) >= limit:
+                    break
+        except (_Deadline, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            pass
+        start = bytes(body[:limit])
+        self._trace_lines(start)
+        return start
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
         ends when the connection closes) what each socket read gives, never a full buffer."""
-        raw = self._raw.raw
-        if raw.chunked and raw.supports_chunked_reads():
-            pieces: Iterator[bytes] = raw.read_chunked(decode_content=True)
-        else:
-            pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
-        partial = b""  # traced by whole lines, so the redaction sees a token whole
+        partial, skipping = b"", False  # traced by whole lines, so the redaction sees a token whole
         try:
-            for data in pieces:
+            for data in self._pieces():
                 if self._trace:
-                    lines = (partial + data).split(b"\n")
-                    partial = lines.pop()
-                    for line in lines:
-                        self._trace("< " + self._redact(line.decode("utf-8", errors="replace")))
+                    partial, skipping = self._trace_piece(partial + data, skipping)
                 yield data
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise StreamError("the reply stream stalled: nothing came for {:g}s".format(self._timeout),
-                              retryable=True, hint="Raise --timeout, or try again.") from exc
+        except _Deadline:
+            raise StreamError("the reply stream stalled: no content came for {:g}s (--timeout)".format(
+                self._timeout), hint="Raise --timeout, or try again.") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StreamError("the reply stream was cut: the connection closed before the reply was complete",
-                              retryable=True) from exc
+            raise self._broken(exc, StreamError("the reply stream was cut: the connection closed before "
+                                                "the reply was complete", retryable=True)) from exc
         finally:
-            if self._trace and partial:
-                self._trace("< " + self._redact(partial.decode("utf-8", errors="replace")))
+            if self._trace and skipping:
+                self._trace_skipped()
+            elif self._trace and partial:
+                self._trace_line(partial)
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._raw.close()
+
+    def _pieces(self) -> Iterator[bytes]:
+        """Decoded pieces of the body, read under the deadline.
+
+        What urllib3 (2.7 and later) does here, relied on for bounded memory and time:
+        * ``read_chunked(amt)`` reads at most ``amt`` bytes of a chunk at a time; without ``amt``
+          it reads a whole chunk, whatever size the chunk header claims.
+        * ``read1(amt)`` returns after one socket read (it does not wait to fill ``amt``), so a
+          close-delimited stream is seen as it arrives.
+        * with ``decode_content=True`` both decompress at most ``amt`` bytes per call (gzip,
+          deflate, brotli, and chains such as "gzip, gzip"), keeping the rest of the compressed
+          input for the next call: a small gzip bomb is never expanded at once. urllib3 before
+          2.6 decompressed each piece whole (CVE-2025-66471), and before 2.7 so did Brotli
+          (CVE-2026-44432), hence the version floor in setup.cfg. The server chooses the
+          encoding, whatever Accept-Encoding said: urllib3 decodes any it supports.
+        * the timeout given to requests applies to each socket read, not to the whole body, and
+          reading a chunk, a chunk-size line or the trailers loops over socket reads until they
+          are whole: a server sending a byte a second would never time out. So a watchdog shuts
+          the socket down when the deadline passes (the blocked read then returns), and the
+          deadline is also checked between pieces.
+        """
+        raw = self._raw.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            pieces: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
+        else:
+            pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+        watchdog = self._watchdog = _Watchdog(lambda: self._deadline,
+                                              getattr(getattr(raw, "connection", None), "sock", None))
+        try:
+            while True:
+                if self._budget <= 0:
+                    raise _Deadline()
+                self._deadline = time.monotonic() + self._budget
+                try:
+                    data = next(pieces, b"")
+                except urllib3.exceptions.ReadTimeoutError:
+                    raise _Deadline() from None
+                except (urllib3.exceptions.HTTPError, OSError):
+                    if watchdog.fired:  # the failure is the shut-down socket
+                        raise _Deadline() from None
+                    raise
+                finally:
+                    self._budget = self._deadline - time.monotonic()
+                    self._deadline = None
+                if watchdog.fired:
+                    raise _Deadline()
+                if not data:
+                    return
+                yield data
+        finally:
+            watchdog.stop()
+
+    def _broken(self, exc: BaseException, cut: NetworkError) -> NetworkError:
+        """The error for a failure while the body arrives: ``cut`` (retryable, as nothing of the
+        body was used yet unless the caller says so), or a corrupt encoding, which is not."""
+        if isinstance(exc, urllib3.exceptions.DecodeError):
+            encoding = escape_line(self.headers.get("Content-Encoding", "?"))
+            return NetworkError("the reply's {} encoding is corrupt: it cannot be decompressed".format(encoding),
+                                hint="Try again; if it persists, check any proxy in between.")
+        return cut
+
+    def _trace_lines(self, body: bytes) -> None:
+        """A whole body on stderr, line by line: redacted as one text first, so a token that a
+        server split over two lines is still found."""
+        if self._trace:
+            text = self._redact(body.decode("utf-8", errors="replace"))
+            for line in text.split("\n"):
+                self._trace("< " + escape_line(line.rstrip("\r")))
+
+    def _trace_piece(self, text: bytes, skipping: bool) -> Tuple[bytes, bool]:
+        """Trace the whole lines of ``text``; return the unfinished rest, and whether the current
+        line is being skipped: a line over TRACE_LINE_LIMIT is not held for -v (it is named, not
+        shown, which also keeps a token in it from being cut in two before redaction)."""
+        assert self._trace is not None
+        lines = text.split(b"\n")
+        partial = lines.pop()
+        for line in lines:
+            if skipping:
+                self._trace_skipped()
+                skipping = False
+            else:
+                self._trace_line(line)
+        if len(partial) > TRACE_LINE_LIMIT:
+            return b"", True
+        return partial, skipping
+
+    def _trace_skipped(self) -> None:
+        assert self._trace is not None
+        self._trace("< (a line longer than {}, not shown)".format(size_text(TRACE_LINE_LIMIT)))
+
+    def _trace_line(self, line: bytes) -> None:
+        """One body line on stderr: redacted, then escaped (it comes from the server)."""
+        assert self._trace is not None
+        self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+
+
+class _Watchdog:
+    """Shuts ``sock`` down once ``deadline()`` (a time.monotonic() value that may move, or None
+    while nobody is reading) has passed, ending a read that is blocked in it; ``fired`` tells
+    why the read ended. Its thread is a daemon and ends at :meth:`stop`, so it never touches a
+    socket that has gone back to the pool for another request."""
+
+    def __init__(self, deadline: Callable[[], Optional[float]], sock: Any) -> None:
+        self.fired = False
+        self._deadline = deadline
+        self._stopped = threading.Event()
+        # An HTTPS proxy's TLS-in-TLS tunnel object has no shutdown; the socket under it does.
+        self._shutdown = getattr(sock, "shutdown", None) or getattr(getattr(sock, "socket", None), "shutdown", None)
+        if self._shutdown is not None:
+            threading.Thread(target=self._watch, name="interncli-watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        """The body was read, or given up on: watch no more."""
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        assert self._shutdown is not None
+        while True:
+            deadline = self._deadline()
+            left = PAUSED_CHECK if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._stopped.wait(min(left, PAUSED_CHECK)):
+                return
+        self.fired = True
+        try:
+            self._shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+
+class _Deadline(Exception):
+    """The deadline passed while a body was arriving (turned into the caller's own error)."""
 
 
 class Transport:
@@ -130,14 +319,18 @@ class Transport:
         ca_bundle: Optional[str] = None,
         trace: Optional[Trace] = None,
     ) -> None:
-        if ca_bundle and not os.path.exists(ca_bundle):
-            raise UsageError("CA bundle {} does not exist".format(ca_bundle),
-                             hint="Pass an existing PEM file to --ca-bundle (or REQUESTS_CA_BUNDLE).")
+        if ca_bundle:
+            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy))
         self.base_url = base_url
         self._token = token
         self._timeout = timeout
         self._trace = trace
         self._session = requests.Session()
+        # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
+        # Basic credentials then replace our Authorization header. An auth hook that leaves the
+        # request as built keeps netrc from being read at all; trust_env stays on, so
+        # HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still work.
+        self._session.auth = _as_built
         # Given per request: session-level proxies would lose to HTTP(S)_PROXY (psf/requests#2018),
         # and the flag must win over the environment.
         self._proxies = {"http": proxy, "https": proxy} if proxy else None
@@ -158,19 +351,25 @@ class Transport:
         data = encode_body(body) if body is not None else None
         if self._trace:
             self._trace_request(method, url, headers, data)
+        started = time.monotonic()
         try:
-            raw = self._session.request(method, url, headers=headers, data=data, stream=True,
-                                        timeout=self._timeout, verify=self._verify, proxies=self._proxies,
-                                        allow_redirects=False)
+            raw = self._within_deadline(lambda: self._session.request(
+                method, url, headers=headers, data=data, stream=True, timeout=self._timeout, verify=self._verify,
+                proxies=self._proxies, allow_redirects=False))
+        except _Deadline:
+            raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
+                               "arriving".format(url, self._timeout),
+                               hint="Raise --timeout, or try again later.") from None
         except requests.exceptions.RequestException as exc:
             raise self._failure(url, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
         if self._trace:
-            self._trace("< HTTP {} {}".format(raw.status_code, raw.reason or ""))
+            self._trace("< HTTP {} {}".format(raw.status_code, escape_line(raw.reason or "")))
             for key, value in raw.headers.items():
-                self._trace("< {}: {}".format(key, self.redact(value)))
+                self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
+        response = Response(raw, self._timeout, started, self.redact, self._trace)
         if 300 <= raw.status_code < 400:
             raw.close()
             location = raw.headers.get("Location", "?")
@@ -181,17 +380,38 @@ class Transport:
                      "to another address with your token.")
         if not 200 <= raw.status_code < 300:
             try:
-                body_bytes = raw.raw.read(ERROR_BODY_LIMIT, decode_content=True) or b""
-            except (urllib3.exceptions.HTTPError, OSError):
-                body_bytes = b""
+                body_bytes = response.read_start(ERROR_BODY_LIMIT)
             finally:
                 raw.close()
-            if self._trace:
-                self._trace("< " + self.redact(body_bytes.decode("utf-8", errors="replace")))
             err = error_from_response(raw.status_code, body_bytes, raw.reason or "")
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             raise err
-        return Response(raw, self._timeout, self.redact, self._trace)
+        return response
+
+    def _within_deadline(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """``send()`` (up to the status line and headers), or _Deadline after ``timeout`` seconds.
+
+        requests applies its timeout to each socket read, so a server that sends its status line
+        and headers a byte at a time would hold the call for ever; no socket is reachable before
+        requests returns, so the call runs in a thread that is given up on at the deadline (it is
+        a daemon: the process does not wait for it)."""
+        outcome: List[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, send()))
+            except BaseException as exc:  # handed to the caller's thread as it is
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name="interncli-send", daemon=True)
+        worker.start()
+        worker.join(self._timeout + HEADER_GRACE)
+        if not outcome:
+            raise _Deadline()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""
@@ -202,6 +422,9 @@ class Transport:
         if isinstance(exc, exceptions.ProxyError):
             return NetworkError("the proxy failed: {}".format(_reason(exc)), retryable=True,
                                 hint="Check --proxy / HTTPS_PROXY, or set NO_PROXY for this host.")
+        # The retry rule: a connect timeout, a refused or reset connection is retried (nothing
+        # was received); a read timeout never is, before the status line as after it, since
+        # --timeout is the wait the user accepted and a retry would double it.
         if isinstance(exc, exceptions.ConnectTimeout):
             return NetworkError("timed out connecting to {} after {:g}s".format(url, self._timeout), retryable=True)
         if isinstance(exc, exceptions.Timeout):
@@ -225,7 +448,45 @@ class Transport:
             self._trace("> {}: {}".format(key, value))
         self._trace(">")
         if data is not None:
-            self._trace("> " + self.redact(data.decode("utf-8")))
+            self._trace("> " + escape_line(self.redact(data.decode("utf-8"))))
+
+
+def check_ca_bundle(path: str, full: bool = True) -> None:
+    """Refuse, as bad local input, a CA bundle that TLS could not use: checked before anything
+    is sent, since requests would only fail at the first connection, as a network error.
+    Parsing a system bundle takes tens of milliseconds, so without ``full`` (no TLS will be
+    used: a plain-http server and proxy) only its existence is checked."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    hint = "Pass a readable PEM file (or a directory of them) to --ca-bundle (or REQUESTS_CA_BUNDLE)."
+    if not os.path.exists(path):
+        raise UsageError("CA bundle {} does not exist".format(path), hint=hint)
+    if not full:
+        return
+    try:
+        if os.path.isdir(path):
+            context.load_verify_locations(capath=path)
+        else:
+            context.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        raise UsageError("CA bundle {} holds no PEM certificate ({})".format(
+            path, exc.reason or "not PEM"), hint=hint) from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError("cannot read CA bundle {}: {}".format(
+            path, getattr(exc, "strerror", None) or exc), hint=hint) from exc
+
+
+def _uses_tls(base_url: str, proxy: Optional[str]) -> bool:
+    """Whether a request may use TLS, and so the CA bundle: an https base URL or proxy (the
+    flag's, or one from the environment)."""
+    proxies = [proxy or ""] + [os.environ.get(name, "") for name in (
+        "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")]
+    return any(url.strip().lower().startswith("https:") for url in [base_url] + proxies)
+
+
+def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook, leaving the request as built (with the Bearer header, if any)."""
+    return request
+
 
 
 def _reason(exc: BaseException) -> str:

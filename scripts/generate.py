@@ -33,6 +33,8 @@ ENVIRONMENT = [
     ("INTERN_MAX_RETRIES", "Retries on rate limits, 5xx replies and connection failures."),
     ("INTERNCLI_CONFIG_DIR", "The config directory."),
     ("INTERNCLI_KEYRING_TIMEOUT", "Seconds a call to the OS keyring may take (default 10)."),
+    ("INTERN_ALLOW_HTTP", "1 lets a token go over plain http:// to a host other than this machine (profile key "
+                          "allow_http); without it such a request is refused."),
     ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "Proxy settings, as for any requests-based program."),
     ("REQUESTS_CA_BUNDLE, SSL_CERT_FILE", "CA certificates to trust."),
     ("NO_COLOR", "Turns colour off."),
@@ -45,6 +47,25 @@ EXIT_STATUS = [
     ("5", "request rejected (-10002, -20013, -20018, 400, 404, 422)"),
     ("6", "network: connection, DNS, TLS, timeout; a stream cut or malformed"),
     ("7", "a tool call was refused or could not run"), ("130", "interrupted"),
+]
+# The root page's SECURITY section: the rules README.md's "Security" section explains.
+SECURITY = [
+    "Everything from the server or the model is untrusted input. Control characters other than newline and "
+    "tab (escape sequences, C1 controls, DEL) in what the server sent are shown as \\xNN on stderr always, "
+    "and on stdout when it is a terminal; a pipe gets the bytes as received; --json escapes DEL and C1 "
+    "controls as \\u00NN.",
+    "At most 4 MiB of a reply is held (a body after decompression, or a stream's text), 1 MiB of one "
+    "stream line or event, 1 MiB of non-event text before the first event, 100,000 JSON values in a "
+    "document, 128 choices and 128 tool calls per choice; past a limit the run ends with exit 6. "
+    "--timeout bounds a whole non-streamed reply, and each wait for content in a stream (keep-alive "
+    "comments do not reset it). A read timeout is not retried.",
+    "A stored token goes only to the host it was stored for; a token is not sent over plain http:// to "
+    "another machine unless allow_http (or INTERN_ALLOW_HTTP=1) is set; a base URL with user:password@ "
+    "is refused; ~/.netrc is never read; the token is redacted, encoded and split forms too, from every "
+    "message and trace.",
+    "tools validate is a best-effort check: a tool runs as you. The approval prompt shows the exact argv "
+    "and the JSON the tool gets on stdin; schemas never fetch; on Linux what a tool leaves running is "
+    "stopped after each call.",
 ]
 EXAMPLES = [
     'interncli chat create -g user "Hello"',
@@ -109,11 +130,18 @@ def man_page(path: Tuple[str, ...], command: click.Command) -> str:
     for var, text in ENVIRONMENT:
         lines += [".TP", ".B {}".format(roff(var)), roff(text)]
     lines += [".SH FILES", ".TP", ".I $INTERNCLI_CONFIG_DIR/config.yaml",
-              roff("Profiles: base_url, model, models, timeout, max_retries, proxy, ca_bundle; and "
+              roff("Profiles: base_url, model, models, timeout, max_retries, proxy, ca_bundle, allow_http; and "
                    "default_profile (the directory defaults to ~/.config/interncli)."),
               ".TP", ".I $INTERNCLI_CONFIG_DIR/credentials.yaml",
               roff("Tokens in plain text (mode 0600), written only by auth login --insecure-storage; "
-                   "otherwise the token is kept in the OS keyring (service interncli, user = profile).")]
+                   "otherwise the token is kept in the OS keyring (service interncli, user = profile)."),
+              ".TP", ".I $INTERNCLI_CONFIG_DIR/token-hosts.yaml",
+              roff("The host each profile's stored token belongs to (no secret): a base URL on another "
+                   "host gets no stored token.")]
+    if len(path) == 1:
+        lines.append(".SH SECURITY")
+        for paragraph in SECURITY:
+            lines += [".PP", roff(paragraph)]
     lines.append(".SH EXIT STATUS")
     for code, text in EXIT_STATUS:
         lines += [".TP", ".B {}".format(code), roff(text)]

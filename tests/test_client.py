@@ -137,3 +137,33 @@ def test_assembler_keeps_choices_apart_and_joins_many_pieces():
     assert asm.choice(0).content == "02468" * 500
     assert asm.choice(1).content == "13579" * 500
     assert asm.message(1) == {"role": "assistant", "content": "13579" * 500}
+
+
+def test_assembler_joins_one_character_pieces_of_tool_call_arguments():
+    # Kept as batches, not one str grown by += (which copies it whole each time).
+    asm = StreamAssembler()
+    text = "".join(chr(97 + i % 26) for i in range(20000))
+    for ch in text:
+        asm.add({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ch}}]}}]})
+    assert asm.message(0)["tool_calls"][0]["function"]["arguments"] == text
+    assert asm.choice(0).tool_calls[0]["function"]["arguments"] == text
+
+
+@pytest.mark.parametrize("text, count", [
+    ('{"a": [1, 2, 3]}', 4),
+    ('{"a": "' + "," * 200_000 + '"}', 1),  # commas inside strings are not values
+    ('{"a": "\\"' + "," * 200_000 + '"}', 1),  # nor after an escaped quote
+])
+def test_value_count_ignores_what_is_inside_strings(text, count):
+    from interncli.client import VALUE_LIMIT, _value_count
+
+    assert (_value_count(text) > VALUE_LIMIT) == (count > VALUE_LIMIT)
+
+
+def test_parse_json_refuses_too_many_values_before_parsing():
+    from interncli.client import VALUE_LIMIT, parse_json
+    from interncli.errors import ReplyTooLarge
+
+    assert parse_json("[" + "{}," * (VALUE_LIMIT // 3) + "{}]", "reply")  # "{}," counts twice
+    with pytest.raises(ReplyTooLarge, match="more than 100000 JSON values"):
+        parse_json("[" + "{}," * VALUE_LIMIT + "{}]", "reply")

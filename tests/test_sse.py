@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from interncli.sse import ServerSentEvent, SSEDecoder, StrayLine, decode_events
+from interncli.sse import LimitExceeded, ServerSentEvent, SSEDecoder, StrayLine, decode_events
 
 # A representative stream: BOM, comments, all three line endings, multi-line
 # data, multi-byte UTF-8 (CJK + a 4-byte emoji), event/id/retry fields, a field
@@ -332,3 +332,55 @@ def test_many_small_chunks_and_a_long_line():
     assert out[:3] == [ServerSentEvent("message", str(i)) for i in range(3)]
     assert len(out) == 5001
     assert out[-1] == ServerSentEvent("message", "x" * 200_000)
+
+
+# ---------------------------------------------------------------------------- limits
+
+
+def _feed_split(decoder, data, size):
+    out = []
+    for i in range(0, len(data), size):
+        out.extend(decoder.feed(data[i:i + size]))
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_a_line_at_the_limit_passes_and_one_byte_more_raises(size):
+    line = b"data: " + b"a" * 94  # 100 bytes without its ending
+    events = _feed_split(SSEDecoder(max_line=100), line + b"\r\n\r\n", size)
+    assert events == [ServerSentEvent("message", "a" * 94)]
+    with pytest.raises(LimitExceeded) as caught:
+        _feed_split(SSEDecoder(max_line=100), line + b"a", size)  # unterminated: raised as it grows
+    assert caught.value.limit == 100 and "line" in caught.value.what
+
+
+def test_a_long_line_in_one_feed_raises_too():
+    with pytest.raises(LimitExceeded):
+        SSEDecoder(max_line=100).feed(b"data: " + b"a" * 200 + b"\n\n")
+
+
+def test_an_event_that_never_ends_raises_at_its_limit():
+    decoder = SSEDecoder(max_line=100, max_event=1000)
+    with pytest.raises(LimitExceeded) as caught:
+        for _ in range(100):
+            decoder.feed(b"data: " + b"a" * 50 + b"\n")  # no blank line ever
+    assert "event" in caught.value.what
+
+
+def test_the_event_limit_counts_one_event_only():
+    decoder = SSEDecoder(max_event=100)
+    events = []
+    for _ in range(100):
+        events.extend(decoder.feed(b"data: " + b"a" * 60 + b"\n\n"))
+    assert len(events) == 100
+
+
+def test_comments_and_unknown_fields_are_held_to_the_line_limit():
+    decoder = SSEDecoder(max_line=100)
+    assert decoder.feed(b": " + b"k" * 90 + b"\n") == []
+    with pytest.raises(LimitExceeded):
+        decoder.feed(b": " + b"k" * 200)
+
+
+def test_without_limits_nothing_is_refused():
+    assert list(decode_events([b"data: " + b"a" * 100000 + b"\n\n"]))[0].data == "a" * 100000

@@ -200,3 +200,22 @@ def test_errors_and_retry_notices_on_a_terminal_carry_no_controls(exe, api):
     assert b"retrying" in run.stderr and b"error:" in run.stderr
     assert_no_raw(run.stderr)
     assert run.stdout == b""
+
+
+# ------------------------------------------------------------- a stream cut mid-line
+
+@pytest.mark.integration
+def test_a_stream_cut_mid_line_ends_the_line_on_a_terminal_before_the_error(exe, api):
+    # Without this the error would start on the line of the text ("Hel interncli: error: ...").
+    api.add(Stream(stream_chunks(["Hel"], finish_reason=None), cut=True))
+    result = on_terminal(exe, api, "--max-retries", "0", "chat", "create", "--stream", "-g", "user", "hi")
+    assert result.exit_code == 6
+    assert result.stdout == b"Hel\n"  # the line is ended, so the error on the terminal starts a line
+    assert b"the reply stream was cut" in result.stderr
+
+
+def test_a_stream_cut_mid_line_into_a_pipe_keeps_the_bytes_as_received(cli, api):
+    api.add(Stream(stream_chunks(["Hel"], finish_reason=None), cut=True))
+    result = cli("--max-retries", "0", "chat", "create", "--stream", "-g", "user", "hi")
+    assert result.exit_code == 6
+    assert result.stdout == "Hel"

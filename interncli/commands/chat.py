@@ -21,7 +21,7 @@ from interncli.commands.common import (
 )
 from interncli.commands.completion import complete_models
 from interncli.context import AppContext
-from interncli.errors import UsageError
+from interncli.errors import InternCliError, UsageError
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
@@ -158,7 +158,12 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any],
                     gone.append(exc)
         return assembler
 
-    assembler = with_retries(app, attempt, output_started=lambda: printer.started)
+    try:
+        assembler = with_retries(app, attempt, output_started=lambda: printer.started)
+    except InternCliError:
+        if not gone:  # a reader that has left needs no line ended
+            printer.abort()
+        raise
     try:
         if gone:
             raise gone[0]
