@@ -3,7 +3,8 @@
 Start-up takes tens of milliseconds of imports before ``cli.run`` can catch anything, and a
 Ctrl-C in that time would print a traceback. So the process enters here, where only modules
 that Python has already loaded are used: until interncli.cli is imported, a Ctrl-C ends the
-process at once with exit 130. Here too stderr is made one whose failures are ignored.
+process at once with exit 130. Here too stderr is made one whose failures are ignored, and
+stdout one that cannot fail on a character its encoding lacks.
 """
 
 # The C module under `signal`, loaded by the interpreter itself: `signal` wraps it in enums,
@@ -63,6 +64,15 @@ def guard_stderr() -> None:
                                   errors="backslashreplace", line_buffering=True, write_through=True)
 
 
+def guard_stdout() -> None:
+    """Make text that stdout's encoding cannot hold come out as ``\\uNNNN`` instead of failing:
+    with PYTHONIOENCODING=ascii, or a legacy locale, a model's reply in Chinese ended the run
+    with nothing printed (UTF-8, the usual case, holds everything and is not changed)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """Run interncli; a Ctrl-C at any point, even while it is still being imported, ends with
     one line on stderr and exit 130, never a traceback."""
@@ -71,6 +81,7 @@ def main() -> None:
         _signal.signal(_signal.SIGINT, _exit_interrupted)
     try:
         guard_stderr()
+        guard_stdout()
         from interncli.cli import main as run
 
         # From here cli.run turns a Ctrl-C into exit 130, keeping what was printed.

@@ -150,12 +150,19 @@ def run(argv: Optional[List[str]] = None) -> int:
                      sys.stderr, as_json=app.json_errors)
         return int(ExitCode.FAILURE)
     except Exception as exc:  # the last line of defence: no traceback without --debug
-        if app.options.get("debug"):
-            raise
         from interncli.output import report_error
 
+        if app.options.get("debug"):
+            import traceback
+
+            from interncli.safetext import escape_controls
+
+            # Written here, not by Python: its messages may quote a token or a server's text.
+            sys.stderr.write(escape_controls(app.redact(traceback.format_exc())))
         report_error(InternCliError(app.redact("unexpected {}: {}".format(type(exc).__name__, exc)),
-                          hint="Run again with --debug for a traceback, and please report it."),
+                          hint="Please report it{}.".format(
+                              " with the traceback above" if app.options.get("debug")
+                              else "; run again with --debug for a traceback")),
                      sys.stderr, as_json=app.json_errors)
         return int(ExitCode.FAILURE)
 

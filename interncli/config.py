@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, List, Optional
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 from interncli.errors import UsageError
@@ -12,7 +13,18 @@ from interncli.errors import UsageError
 CONFIG_FILE = "config.yaml"
 MAX_TIMEOUT = 86400.0
 MAX_RETRIES = 100
+# A config file is a few profiles: more than this is a mistake or an attack. YAML aliases let a
+# small file stand for billions of values ("billion laughs"): PyYAML loads them as shared
+# references, cheaply, but printing or checking them would take hours, so they are counted.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10000
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+# A host as urlsplit() and urllib3 (what requests sends with) both read it: a name of letters,
+# digits, '-', '.' and '_' (non-ASCII letters too: IDNA), or a whole IPv6 literal in brackets;
+# then a port. Anything else may be two hosts: urllib3 ends the authority at a backslash and
+# urlsplit does not, and urlsplit takes "[...]" anywhere in it as the host, so that
+# "http://evil\[::1]/" (one backslash) would be ::1 (this machine) here and evil to requests.
+_HOST_PORT = re.compile(r"(?:[\w.-]+|\[[0-9A-Za-z:.%_~-]+\])(?::[0-9]*)?")
 
 
 def parse_timeout(value: Any, source: str) -> float:
@@ -40,11 +52,22 @@ def parse_max_retries(value: Any, source: str) -> int:
 
 
 def parse_text(value: Any, source: str) -> str:
-    """A non-empty string."""
+    """A non-empty string, without control characters (they would reach the terminal in
+    `config list` and `auth status`, and no URL, path or model name needs one)."""
     if not isinstance(value, str) or not value.strip():
         raise UsageError("{} must be a non-empty string, not {!r}".format(source, value),
                          hint="Give a value, e.g. {} VALUE.".format(source))
+    check_printable(value.strip(), source)
     return value.strip()
+
+
+def check_printable(text: str, source: str) -> None:
+    """Refuse text with control characters (C0, DEL, C1, a lone surrogate): shown as escapes."""
+    from interncli.safetext import escape_line
+
+    if escape_line(text) != text:
+        raise UsageError("{} must not hold control characters: {}".format(source, escape_line(text)[:200]),
+                         hint="Write it again by hand, as plain text.")
 
 
 def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
@@ -53,7 +76,9 @@ def _parse_url(value: Any, source: str, schemes: tuple, example: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
         valid = (parts.scheme.lower() in schemes and bool(parts.hostname) and not parts.query
-                 and not parts.fragment and not any(c.isspace() for c in text))
+                 and not parts.fragment and not any(c.isspace() for c in text)
+                 and "\\" not in parts.netloc
+                 and _HOST_PORT.fullmatch(parts.netloc.rpartition("@")[2]) is not None)
     except ValueError:
         valid = False
     if not valid:
@@ -67,33 +92,39 @@ def parse_base_url(value: Any, source: str) -> str:
     """An http(s) URL with a host, and no ``user:password@`` (requests would send it as Basic
     auth, and it would be shown wherever the URL is)."""
     text = parse_text(value, source)
-    if "@" in urlsplit(text).netloc:
+    if "@" in _netloc(text):
         raise UsageError("{} must not hold a user name or password (user:password@...)".format(source),
                          hint="Give only the address, e.g. https://chat.intern-ai.org.cn/api/v1; the token goes "
                               "to interncli auth login, INTERN_API_KEY or -k.")
     return _parse_url(text, source, ("http", "https"), "http://127.0.0.1:23333/v1")
 
 
-def mask_url(url: str) -> str:
-    """A URL fit to show: a password in it replaced (``http://u:***@proxy:3128``)."""
+def _netloc(url: str) -> str:
+    """The part of a URL between ``scheme://`` and the path, read by hand: urlsplit() raises
+    ValueError on some malformed URLs ("http://[::1"), and this is needed for any of them."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    netloc_end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
-    netloc = rest[:netloc_end]
+        return ""
+    return rest[:min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])]
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to show: a password in it replaced (``http://u:***@proxy:3128``)."""
+    netloc = _netloc(url)
     userinfo, at, host = netloc.rpartition("@")
     if not at or ":" not in userinfo:
         return url
-    return "{}://{}:***@{}{}".format(scheme, userinfo.split(":", 1)[0], host, rest[netloc_end:])
+    scheme, _, rest = url.partition("://")
+    return "{}://{}:***@{}{}".format(scheme, userinfo.split(":", 1)[0], host, rest[len(netloc):])
 
 
 def url_secrets(url: Optional[str]) -> List[str]:
     """What a URL holds that must not be shown: its password, and ``user:password`` (which a
-    Basic or Proxy-Authorization header carries in base64), as written and decoded."""
-    if not url or "://" not in url:
+    Basic or Proxy-Authorization header carries in base64), as written and decoded. Any text
+    is taken, even a URL too malformed to parse (proxy variables are not checked before use)."""
+    if not url:
         return []
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
+    userinfo = _netloc(url).rpartition("@")[0]
     if not userinfo:
         return []
     user, _, password = userinfo.partition(":")
@@ -103,15 +134,20 @@ def url_secrets(url: Optional[str]) -> List[str]:
 
 
 def host_of(url: str) -> str:
-    """The host a URL names, as compared for tokens: lower case, without a trailing dot."""
-    return (urlsplit(url).hostname or "").rstrip(".").lower()
+    """The host a URL names, as compared for tokens: lower case, without a trailing dot. For a
+    URL urlsplit() cannot read (a proxy variable, unchecked), what stands after any ``@``."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = _netloc(url).rpartition("@")[2]
+    return host.rstrip(".").lower()
 
 
 def is_this_machine(host: str) -> bool:
     """Whether a host name is this machine by its name alone (no DNS): localhost, 127.0.0.0/8,
     ::1, and 0.0.0.0 / :: (which LMDeploy prints as its address: connecting to it reaches this
     machine, never the network)."""
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":  # not *.localhost: glibc asks DNS for those, and DNS may answer anything
         return True
     import ipaddress
 
@@ -121,6 +157,44 @@ def is_this_machine(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return bool(address.is_loopback or address.is_unspecified or (mapped is not None and mapped.is_loopback))
+
+
+def proxy_for(url: str, proxy: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The proxy requests sends a request for ``url`` through: ``proxy`` (the flag's or the
+    profile's, given per request, which requests uses for every host, NO_PROXY or not), else
+    the environment's for the URL's scheme (``<scheme>_proxy``, then ``all_proxy``; lower case
+    first, as urllib reads them), unless NO_PROXY exempts the host. Where this says "none",
+    requests bypasses too; it may bypass a few more (CIDR ranges are read here as well)."""
+    if proxy:
+        return proxy
+    found: Dict[str, str] = {}
+    for upper in (True, False):  # the lower-case spelling, read last, wins
+        for name, value in environ.items():
+            if name.lower().endswith("_proxy") and value and (name == name.upper()) == upper:
+                found[name[:-len("_proxy")].lower()] = value
+    chosen = found.get(urlsplit(url).scheme.lower()) or found.get("all")
+    if not chosen or _bypassed(host_of(url), found.get("no", "")):
+        return None
+    return chosen
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    import ipaddress
+
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        name = entry.lstrip(".").rstrip(".")
+        if not name:
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+        try:
+            if "/" in name and ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
+                return True
+        except ValueError:
+            pass
+    return False
 
 
 def parse_bool(value: Any, source: str) -> bool:
@@ -147,6 +221,8 @@ def parse_models(value: Any, source: str) -> List[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items) or not items:
         raise UsageError("{} must be a list of model names, not {!r}".format(source, value),
                          hint="For example: interncli config set models intern-latest,intern-s1")
+    for item in items:
+        check_printable(item.strip(), source)
     return [i.strip() for i in items]
 
 
@@ -173,12 +249,15 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     path = config_path(config_dir)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise UsageError("cannot read {}: {}".format(path, exc.strerror),
                          hint="Check the file's permissions, or set INTERNCLI_CONFIG_DIR.") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError("{} is too large: over {} MiB".format(path, MAX_CONFIG_BYTES >> 20),
+                         hint="Is it the right file? Move it away to start from the defaults.")
     import yaml  # only when there is a file: keeps start-up light
 
     try:
@@ -190,6 +269,9 @@ def load_config(config_dir: str) -> Dict[str, Any]:
         ) from exc
     if data is None:
         return {}
+    if _too_many_values(data):
+        raise UsageError("{} is too large: its YAML aliases (*name) stand for over {} values".format(
+            path, MAX_CONFIG_VALUES), hint="Write the profiles out without nested aliases.")
     if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
@@ -197,7 +279,25 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     data["profiles"] = {str(name): entry for name, entry in (data.get("profiles") or {}).items()}
     if data.get("default_profile") is not None:
         data["default_profile"] = str(data["default_profile"])
+    for name in list(data["profiles"]) + ([data["default_profile"]] if data.get("default_profile") else []):
+        check_printable(name, "a profile name in {}".format(path))
     return data
+
+
+def _too_many_values(data: Any) -> bool:
+    """Whether ``data``, each alias counted where it is used (a loop forever), holds more than
+    MAX_CONFIG_VALUES values. Values are counted as they are found, so that the walk stops, and
+    its memory stays small, as soon as there are too many."""
+    pending, count = [data], 1
+    while pending:
+        value = pending.pop()
+        children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else \
+            value if isinstance(value, list) else []
+        count += len(children)
+        if count > MAX_CONFIG_VALUES:
+            return True
+        pending.extend(children)
+    return False
 
 
 def profile_names(config: Dict[str, Any]) -> List[str]:

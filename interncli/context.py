@@ -48,13 +48,16 @@ class AppContext:
         self.config_dir = config_dir
         self.json_errors = False
         self.argv_tokens: List[str] = []  # -k values found on the command line before parsing
+        self.input_tokens: List[str] = []  # tokens read as input (auth login), which a keyring error may quote
         self.http_warned = False
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
 
     def secrets(self) -> List[str]:
-        """Every token in play: the flag's, the variable's, the one in use (raw and cleaned)."""
+        """Every token in play: the flag's, the variable's, one read as input, the one in use
+        (raw and cleaned)."""
         raw = [self.options.get("api_key") or "", self.environ.get("INTERN_API_KEY", "")] + self.argv_tokens
+        raw += self.input_tokens
         if self._credential is not None and self._credential.token:
             raw.append(self._credential.token)
         return [s for s in dict.fromkeys(raw + [credentials.clean_token(r) for r in raw])

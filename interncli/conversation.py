@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 
 from interncli.errors import UsageError
 from interncli.files import check_writable, locked, write_atomic
+from interncli.safetext import replace_surrogates
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -29,7 +30,9 @@ def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
     real = check_writable(path, "conversation")
     with locked(real):
         messages = _read(path) + new
-        write_atomic(real, json.dumps(messages, ensure_ascii=False, indent=2) + "\n")
+        # A lone surrogate (a server may send "\ud800") cannot be written as UTF-8, nor sent
+        # again next turn: it is kept as U+FFFD, so that the turn is never lost to it.
+        write_atomic(real, replace_surrogates(json.dumps(messages, ensure_ascii=False, indent=2)) + "\n")
 
 
 def _read(path: str) -> List[Dict[str, Any]]:
@@ -48,6 +51,8 @@ def _read(path: str) -> List[Dict[str, Any]]:
         return []
     try:
         messages = json.loads(text)
+        if "\\u" in text:  # a "\ud800" escape, by hand or another tool, could not be sent: U+FFFD
+            messages = _without_surrogates(messages)
     except (ValueError, RecursionError) as exc:
         raise UsageError("conversation {} is not valid JSON: {}".format(path, exc),
                          hint="It must hold a JSON list of messages; move it away to start afresh.") from exc
@@ -56,3 +61,14 @@ def _read(path: str) -> List[Dict[str, Any]]:
         raise UsageError("conversation {} must be a JSON list of messages with a role of {}".format(
             path, "/".join(ROLES)), hint="Move it away to start a new conversation.")
     return messages
+
+
+def _without_surrogates(value: Any) -> Any:
+    """A JSON value with lone surrogates in its strings replaced (see append_messages)."""
+    if isinstance(value, str):
+        return replace_surrogates(value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {replace_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value

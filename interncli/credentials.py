@@ -83,16 +83,23 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return pattern.sub("***", text) if pattern is not None else text
 
 
-def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+MAX_VALUE_DEPTH = 16  # an error code nested deeper is garbage: shown cut, as "…"
+
+
+def redact_value(value: Any, secrets: Iterable[str], depth: int = 0) -> Any:
     """A JSON-like value (an error ``code`` may be a dict or a list) with every string redacted;
-    a number that spells a secret becomes ``***`` too."""
+    a number that spells a secret becomes ``***`` too. Lists and dicts nested deeper than
+    MAX_VALUE_DEPTH are cut (a server's code 900 lists deep would exhaust the stack here, or
+    wherever it is shown)."""
     secrets = list(secrets)
     if isinstance(value, str):
         return redact(value, secrets)
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_VALUE_DEPTH:
+        return "…"
     if isinstance(value, dict):
-        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+        return {redact_value(k, secrets, depth + 1): redact_value(v, secrets, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_value(v, secrets) for v in value]
+        return [redact_value(v, secrets, depth + 1) for v in value]
     if value is not None and not isinstance(value, bool) and redact(str(value), secrets) != str(value):
         return "***"
     return value
@@ -129,15 +136,19 @@ def _char_pattern(char: str) -> str:
     data = char.encode("utf-8")
     options = [re.escape(char), "".join("%" + hexes("{:02X}".format(b)) for b in data)]
     units = char.encode("utf-16-be")
-    # One backslash or more: a JSON escape quoted inside another JSON string has its backslash doubled.
-    options.append("".join(r"\\+u" + hexes(units[i:i + 2].hex()) for i in range(0, len(units), 2)))
+    # Backslashes: a JSON escape quoted inside another JSON string has its backslash doubled.
+    options.append("".join(_BACKSLASHES + "u" + hexes(units[i:i + 2].hex()) for i in range(0, len(units), 2)))
     if char == "/":
-        options.append(r"\\+/")
+        options.append(_BACKSLASHES + "/")
     return "(?:" + "|".join(options) + ")"
 
 
+# One to eight backslashes: JSON quoted in JSON up to three times over. Not "one or more": at
+# each of N backslashes in a row the regex would try every longer run, N*N steps in all, and a
+# server's message of 500,000 backslashes took hours to redact.
+_BACKSLASHES = r"\\{1,8}"
 # Between two characters of a secret: whitespace, or a JSON-escaped line break or tab.
-_GAP = r"(?:\s|\\+[nrt])*"
+_GAP = r"(?:\s|" + _BACKSLASHES + r"[nrt])*"
 
 
 def _base64_forms(secret: str) -> List[str]:
@@ -231,8 +242,14 @@ def _read_hosts(config_dir: str) -> Dict[str, str]:
     profiles = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(profiles, dict):
         raise UsageError("{} must hold a 'profiles' mapping".format(path), hint="Remove the file and log in again.")
-    return {str(name): entry["host"] for name, entry in profiles.items()
-            if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+    hosts = {str(name): entry["host"] for name, entry in profiles.items()
+             if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+    from interncli.safetext import escape_line
+
+    if any(escape_line(host) != host for host in hosts.values()):  # shown by `auth status`
+        raise UsageError("{} holds a host with control characters".format(path),
+                         hint="Remove the file and log in again.")
+    return hosts
 
 
 def recorded_host(config_dir: str, profile: str) -> Optional[str]:

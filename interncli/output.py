@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any, Dict, Iterable, Optional
+from typing import IO, Any, Callable, Dict, Iterable, Optional
 
 from interncli.client import StreamAssembler, parse_arguments
 from interncli.errors import InternCliError
-from interncli.safetext import escape_controls, escape_json_text, escape_line
+from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
 
 DIM, RED, YELLOW, RESET = "\x1b[2m", "\x1b[31;1m", "\x1b[33m", "\x1b[0m"
+# What a warning that quotes the server passes its text through: the command gives one that
+# removes the token (a hostile server may echo it back, and stderr ends up in CI logs).
+Redact = Callable[[str], str]
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def use_color(stream: IO[str]) -> bool:
@@ -30,14 +37,14 @@ def is_terminal(stream: IO[str]) -> bool:
 
 def for_stdout(text: str, out: IO[str]) -> str:
     """Text from the server for stdout: escaped on a terminal, as received in a pipe (another
-    program gets the bytes the model sent)."""
-    return escape_controls(text) if is_terminal(out) else text
+    program gets the bytes the model sent; a lone surrogate, which no UTF-8 can carry, as U+FFFD)."""
+    return escape_controls(text) if is_terminal(out) else replace_surrogates(text)
 
 
 def line_for_stdout(text: str, out: IO[str]) -> str:
     """A server's value on one line of stdout (an id, a name): escaped to one line on a
-    terminal, as received in a pipe."""
-    return escape_line(text) if is_terminal(out) else text
+    terminal, as received in a pipe (a lone surrogate as U+FFFD)."""
+    return escape_line(text) if is_terminal(out) else replace_surrogates(text)
 
 
 def header(index: Any, out: IO[str]) -> str:
@@ -102,12 +109,12 @@ def length_note(finish_reason: Optional[str], label: str, err: IO[str]) -> None:
         warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), err)
 
 
-def moderation_note(obj: Dict[str, Any], err: IO[str]) -> bool:
+def moderation_note(obj: Dict[str, Any], err: IO[str], redact: Redact = _unchanged) -> bool:
     """Warn when the service flagged the content; True if it did."""
     moderation = obj.get("moderation")
     if isinstance(moderation, dict) and moderation.get("sensitive"):
-        warn("the service flagged this reply as sensitive (category: {})".format(
-            moderation.get("category") or "unspecified"), err)
+        warn(redact("the service flagged this reply as sensitive (category: {})".format(
+            moderation.get("category") or "unspecified")), err)
         return True
     return False
 
@@ -142,21 +149,22 @@ def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasonin
         out.flush()
 
 
-def reply_notes(reply: Dict[str, Any], err: IO[str]) -> None:
+def reply_notes(reply: Dict[str, Any], err: IO[str], redact: Redact = _unchanged) -> None:
     """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
     choices = reply.get("choices") or []
     for choice in choices:
         length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
                     err)
-    moderation_note(reply, err)
+    moderation_note(reply, err, redact)
 
 
 class TextStreamPrinter:
     """Prints a streamed reply as it arrives: with n=1 each piece at once, flushed; with n>1
     each choice, under its header, when it finishes (the openai CLI interleaves them)."""
 
-    def __init__(self, out: IO[str], err: IO[str], n: int = 1, reasoning: bool = False) -> None:
-        self.out, self.err = out, err
+    def __init__(self, out: IO[str], err: IO[str], n: int = 1, reasoning: bool = False,
+                 redact: Redact = _unchanged) -> None:
+        self.out, self.err, self.redact = out, err, redact
         self.live = n <= 1
         self.reasoning = reasoning
         self.started = False
@@ -168,7 +176,7 @@ class TextStreamPrinter:
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """Print what one chunk adds (the assembler has already taken it in)."""
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.err)
+            self._flagged = moderation_note(chunk, self.err, self.redact)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
             if self.live:
@@ -239,8 +247,8 @@ class TextStreamPrinter:
 class JsonStreamPrinter:
     """Prints each chunk as one JSON line, as received."""
 
-    def __init__(self, out: IO[str], err: IO[str]) -> None:
-        self.out, self.err = out, err
+    def __init__(self, out: IO[str], err: IO[str], redact: Redact = _unchanged) -> None:
+        self.out, self.err, self.redact = out, err, redact
         self.started = False
         self._flagged = False
 
@@ -249,7 +257,7 @@ class JsonStreamPrinter:
         self.started = True
         write_json(chunk, self.out, pretty=False)
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.err)
+            self._flagged = moderation_note(chunk, self.err, self.redact)
 
     def abort(self) -> None:
         """The stream failed: every line printed is whole already."""

@@ -56,6 +56,7 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
         raise UsageError("no terminal to ask for the token on",
                          hint="Pipe it in: echo \"$TOKEN\" | interncli auth login --with-token")
     token = credentials.clean_token(raw)
+    app.input_tokens.append(raw)  # a keyring backend's error may quote what it was given
     if not token:
         raise UsageError("no token given", hint="Get a token from the Intern website, then log in again.")
     # Bad input is a usage error (exit 2), like an empty one; exit 3 stays for a keyring that fails.

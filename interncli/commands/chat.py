@@ -110,47 +110,66 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         show_dry_run(app, body, opts["as_json"])
         return
     require_token(app)
-    reply = send_chat(app, body, opts)
-    if store is not None:
-        conversation.append_messages(store, turn + [reply])
+
+    def keep(reply: Dict[str, Any]) -> None:
+        if store is not None:
+            conversation.append_messages(store, turn + [reply])
+
+    send_chat(app, body, opts, keep)
 
 
-def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
-    """Send the request, print the reply, and return the first choice's message."""
+def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any],
+              keep: Callable[[Dict[str, Any]], None]) -> None:
+    """Send the request, print the reply, and hand the first choice's message to ``keep``: also
+    when the reader of stdout has gone (``| head``), as the reply itself came whole."""
     from interncli import output
     from interncli.client import ChatClient, StreamAssembler, assistant_message
 
     client = ChatClient(open_transport(app))
     if not body.get("stream"):
         reply = with_retries(app, lambda: client.create(body))
-        if opts["as_json"]:
-            output.write_json(reply, sys.stdout)
-        else:
-            output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
-        output.reply_notes(reply, sys.stderr)
-        return assistant_message(reply["choices"][0].get("message") or {})
+        try:
+            if opts["as_json"]:
+                output.write_json(reply, sys.stdout)
+            else:
+                output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
+        finally:  # a BrokenPipeError (the reader has gone) still keeps the turn
+            keep(assistant_message(reply["choices"][0].get("message") or {}))
+        output.reply_notes(reply, sys.stderr, app.redact)
+        return
 
     if opts["as_json"]:
-        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr)
+        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr, app.redact)
     else:
         printer = output.TextStreamPrinter(sys.stdout, sys.stderr, n=body.get("n", 1),
-                                           reasoning=opts["show_reasoning"])
+                                           reasoning=opts["show_reasoning"], redact=app.redact)
+
+    gone: List[BrokenPipeError] = []  # the reader of stdout left: read on, for the conversation
 
     def attempt() -> StreamAssembler:
         # A fresh assembler each try: a retried stream starts the reply again from nothing.
         assembler = StreamAssembler()
         for chunk in client.stream(body):
             assembler.add(chunk)
-            printer.show(chunk, assembler)
+            if not gone:
+                try:
+                    printer.show(chunk, assembler)
+                except BrokenPipeError as exc:
+                    gone.append(exc)
         return assembler
 
     try:
         assembler = with_retries(app, attempt, output_started=lambda: printer.started)
     except InternCliError:
-        printer.abort()
+        if not gone:  # a reader that has left needs no line ended
+            printer.abort()
         raise
-    printer.finish(assembler)
-    return assembler.message(0)
+    try:
+        if gone:
+            raise gone[0]
+        printer.finish(assembler)
+    finally:
+        keep(assembler.message(0))
 
 
 def load_tools(path: str) -> List[Dict[str, Any]]:

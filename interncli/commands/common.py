@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 import click
 
 from interncli.commands.completion import complete_profiles, complete_roles
-from interncli.config import host_of, is_this_machine
+from interncli.config import host_of, is_this_machine, proxy_for
 from interncli.context import AppContext
 from interncli.credentials import WITHHELD_HINT, withheld_message
 from interncli.errors import AuthError, InternCliError, UsageError
@@ -127,21 +127,31 @@ def require_token(app: AppContext) -> None:
 
 def check_plain_http(app: AppContext) -> None:
     """A token over plain http:// to another machine can be read on the way: refused unless the
-    user opted in (profile key allow_http, or INTERN_ALLOW_HTTP=1), then a warning, once."""
+    user opted in (profile key allow_http, or INTERN_ALLOW_HTTP=1), then a warning, once. A
+    proxy carries the request in clear too: one on another machine counts as that machine,
+    even for a server on this one (requests sends localhost through HTTP_PROXY as well)."""
     url = app.settings.base_url
-    host = host_of(url)
-    if not app.credential.token or not url.lower().startswith("http://") or is_this_machine(host):
+    if not app.credential.token or not url.lower().startswith("http://"):
+        return
+    proxy = proxy_for(url, app.settings.proxy, app.environ)
+    if proxy is not None and not is_this_machine(host_of(proxy)):
+        where = "to {} through the proxy {}".format(host_of(url), host_of(proxy))
+    elif not is_this_machine(host_of(url)):
+        where = "to {}".format(host_of(url))
+    else:
         return
     if not app.settings.allow_http:
-        raise UsageError("refusing to send the API token over plain http:// to {}: anyone on the way "
-                         "could read it".format(host),
+        raise UsageError("refusing to send the API token over plain http:// {}: anyone on the way "
+                         "could read it".format(where),
                          hint="Use https://, or, on a network you trust, opt in: "
-                              "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1)".format(
-                                  app.settings.profile))
+                              "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1){}".format(
+                                  app.settings.profile,
+                                  "; or exempt this host from the proxy with NO_PROXY"
+                                  if proxy and not app.settings.proxy else ""))
     if not app.http_warned:
         app.http_warned = True
-        sys.stderr.write("interncli: warning: the API token goes over plain http:// to {} (allow_http is on)\n"
-                         .format(host))
+        sys.stderr.write("interncli: warning: the API token goes over plain http:// {} (allow_http is on)\n"
+                         .format(where))
         sys.stderr.flush()
 
 
@@ -169,7 +179,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
     def notify(err: InternCliError, delay: float, number: int) -> None:
         from interncli.output import one_line
 
-        code = "[{}] ".format(one_line(app.redact(str(err.code)))) if err.code is not None else ""
+        code = "[{}] ".format(one_line(str(app.redact_value(err.code)))) if err.code is not None else ""
         sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
             code, one_line(app.redact(err.message)), delay, number, app.settings.max_retries))
         sys.stderr.flush()

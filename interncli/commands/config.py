@@ -46,6 +46,21 @@ def shown(key: str, value: Any) -> Any:
     return value
 
 
+def keep_token_host(app: AppContext, cfg: Dict[str, Any], profile: str) -> None:
+    """Before a profile's base URL changes: a token stored without a record of its host (by an
+    older interncli) belongs to the profile's base URL, so record that host now, or the token
+    would follow the base URL to the new host. Recorded whether or not a token is stored (the
+    keyring is not asked: it may be slow); `auth login` records anew."""
+    from interncli import credentials
+    from interncli.context import DEFAULT_BASE_URL
+
+    if credentials.recorded_host(app.config_dir, profile) is None:
+        entry = configfile.profile_entry(cfg, profile, configfile.config_path(app.config_dir))
+        host = configfile.host_of(str(entry.get("base_url") or DEFAULT_BASE_URL))
+        if host and host.isprintable():  # a broken old value is no host to keep
+            credentials.record_host(app.config_dir, profile, host)
+
+
 @config.command("path")
 @profile_option
 @pass_app
@@ -78,8 +93,12 @@ def config_get(app: AppContext, key: str) -> None:
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
     value = shown(key, value)
-    click.echo(",".join(map(str, value)) if isinstance(value, list) else
-               str(value).lower() if isinstance(value, bool) else value)
+    from interncli.output import line_for_stdout
+
+    # As stored, unchecked (so that a bad value can be seen): escaped on a terminal.
+    text = ",".join(map(str, value)) if isinstance(value, list) else \
+        str(value).lower() if isinstance(value, bool) else str(value)
+    click.echo(line_for_stdout(text, sys.stdout))
 
 
 @config.command("set")
@@ -95,6 +114,8 @@ def config_set(app: AppContext, key: str, value: str) -> None:
         if key != "default_profile":
             configfile.profile_entry(cfg, profile, configfile.config_path(app.config_dir))
         parsed = configfile.parse_setting(cfg, key, value)
+        if key == "base_url":
+            keep_token_host(app, cfg, profile)
         configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, parsed))
 
 
@@ -108,6 +129,8 @@ def config_unset(app: AppContext, key: str) -> None:
     with locked(configfile.config_path(app.config_dir)):
         cfg = configfile.load_config(app.config_dir)
         profile = existing_profile(app, cfg)[0] if key != "default_profile" else ""
+        if key == "base_url":
+            keep_token_host(app, cfg, profile)
         configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, None))
 
 
