@@ -47,6 +47,8 @@ class Interpreter(NamedTuple):
     permutes: bool = False  # GNU getopt: options still count after the first operand
     operands_code: bool = False  # powershell.exe runs its operands as a command
     kind: str = "script"
+    opens_operands: str = ""  # perl -n/-p: flag letters after which each operand is opened by a
+    # two-argument open, where 'cmd|' runs cmd
 
 
 def _set(text: str) -> FrozenSet[str]:
@@ -68,7 +70,8 @@ _NODE = Interpreter(takes_value=_set("-e --eval -p --print -r --require --import
                                      "--experimental-loader -C --conditions --input-type --title "
                                      "--env-file --inspect-port --stack-size --max-old-space-size"),
                     code=_set("-e --eval -p --print -r --require --import --loader --experimental-loader"))
-_PERL = Interpreter(takes_value=_set("-e -E"), code=_set("-e -E"))
+# perl -I DIR takes the next element (checked: `perl -I lib -e 1` runs); -M/-m load a module.
+_PERL = Interpreter(takes_value=_set("-e -E -I -M -m"), code=_set("-e -E -M -m"), opens_operands="np")
 _RUBY = Interpreter(takes_value=_set("-e -I -r -C -E --encoding"), code=_set("-e -r"))
 _PHP = Interpreter(takes_value=_set("-r -B -R -F -E -f -c -d -z -t -S"), code=_set("-r -B -R -F -E -f -z"))
 _LUA = Interpreter(takes_value=_set("-e -l"), code=_set("-e -l"))
@@ -141,13 +144,26 @@ WRAPPERS = {
 _DOCKER_VALUES = _set("-e --env --env-file -u --user -w --workdir --detach-keys -v --volume -p --publish "
                       "--name --network --net -m --memory --cpus --entrypoint --mount --platform -l --label "
                       "-h --hostname --add-host --device --cap-add --cap-drop --security-opt --ulimit --pull "
-                      "--restart --gpus --ipc --pid --tmpfs --log-driver --log-opt --shm-size")
+                      "--restart --gpus --ipc --pid --tmpfs --log-driver --log-opt --shm-size "
+                      # The rest of docker run's options that take a value: one missing here would make
+                      # its value pass for the image, and the image for the command.
+                      "-a --attach --annotation --blkio-weight --blkio-weight-device --cgroup-parent --cgroupns "
+                      "--cidfile --cpu-period --cpu-quota --cpu-rt-period --cpu-rt-runtime -c --cpu-shares "
+                      "--cpuset-cpus --cpuset-mems --device-cgroup-rule --device-read-bps --device-read-iops "
+                      "--device-write-bps --device-write-iops --dns --dns-option --dns-search --domainname "
+                      "--expose --group-add --health-cmd --health-interval --health-retries "
+                      "--health-start-period --health-start-interval --health-timeout --ip --ip6 --isolation "
+                      "--kernel-memory --label-file --link --link-local-ip --mac-address --memory-reservation "
+                      "--memory-swap --memory-swappiness --network-alias --net-alias --oom-score-adj "
+                      "--pids-limit --runtime --stop-signal --stop-timeout --storage-opt --sysctl --userns --uts "
+                      "--volume-driver --volumes-from -f --file --project-name --profile --env-from-file")
 # Programs whose sub-command runs another program: ``uv run``, ``docker exec CONTAINER``, ...
 LAUNCHERS = {
     **{name: {"run": Wrapper(takes_value=_set("-n --name -p --prefix --with --python --project --directory "
                                               "--env-file -e --environment"))}
-       for name in _set("uv poetry pipenv conda mamba micromamba pixi hatch pdm")},
-    **{name: {"exec": Wrapper(takes_value=_set("-c --call -p --package --workspace -w"))}
+       for name in _set("uv poetry pipenv conda mamba micromamba pixi hatch pdm pipx")},
+    **{name: {sub: Wrapper(takes_value=_set("-c --call -p --package --workspace -w"))
+              for sub in ("exec", "x", "dlx")}
        for name in _set("npm pnpm yarn")},
     **{name: {"exec": Wrapper(takes_value=_DOCKER_VALUES, operands=1),
               "run": Wrapper(takes_value=_DOCKER_VALUES, operands=1)}
@@ -155,6 +171,11 @@ LAUNCHERS = {
     "kubectl": {"exec": Wrapper(takes_value=_set("-c --container -n --namespace --context -f --filename "
                                                  "--pod-running-timeout"), operands=1)},
 }
+
+# Words that may stand between a launcher and its sub-command: `docker container run`,
+# `docker compose run SERVICE`, `uv tool run`.
+LAUNCHER_GROUPS = {**{name: _set("container compose") for name in _set("docker podman nerdctl")},
+                   "uv": _set("tool")}
 
 # Programs that hand their whole command line to a shell (or are shell code themselves): no
 # placeholder may reach them at all.
@@ -166,6 +187,41 @@ ALL_CODE = {
     "cmd": "cmd runs its command line as a batch command",
     "eval": "eval runs its arguments as shell code",
     "source": "source runs a file of shell code",
+    # Checked: `make '.SHELLFLAGS=-c touch F;'` runs touch; SHELL=... chooses the recipes' shell.
+    "make": "make takes variable settings such as SHELL=... from its operands, and runs recipes",
+    "gmake": "make takes variable settings such as SHELL=... from its operands, and runs recipes",
+}
+
+# ALL_CODE programs that, given no -c COMMAND, run a shell reading its commands from stdin.
+SHELL_WITHOUT_COMMAND = {"su", "runuser", "script"}
+
+
+class Runs(NamedTuple):
+    """A program that takes data, but has options whose value it runs (a command, or code in
+    its own language); with ``plus``, a ``+COMMAND`` element is one too; after an option in
+    ``rest_is_command`` the rest of the line is a command."""
+
+    code: FrozenSet[str]
+    plus: bool = False
+    rest_is_command: FrozenSet[str] = frozenset()
+
+
+_VIM = Runs(code=_set("-c --cmd -S -u -U -i -T"), plus=True)
+# Each was checked to run its value where the program is installed here (tar, zip, vim, less,
+# man, scp); the others are from their manuals.
+RUNS = {
+    "tar": Runs(code=_set("-I --use-compress-program --to-command --checkpoint-action --rsh-command "
+                          "--rmt-command -F --info-script --new-volume-script")),
+    "zip": Runs(code=_set("-TT --unzip-command")),
+    "rsync": Runs(code=_set("-e --rsh --rsync-path")),
+    "scp": Runs(code=_set("-o -S -F -J")),
+    "sftp": Runs(code=_set("-o -S -F -J -D")),
+    **{name: _VIM for name in _set("vim vi nvim view gvim ex rvim vimdiff gview")},
+    "emacs": Runs(code=_set("--eval -l --load -f --funcall --script -x")),
+    "less": Runs(code=_set("-k --lesskey-file --lesskey-src"), plus=True),
+    "man": Runs(code=_set("-P --pager -H --html -C --config-file")),
+    **{name: Runs(code=frozenset(), rest_is_command=_set("-e -x --"))
+       for name in _set("xterm uxterm gnome-terminal konsole xfce4-terminal alacritty kitty")},
 }
 
 # Programs that build command lines from their stdin, which holds the model's arguments: the
@@ -174,7 +230,10 @@ FROM_STDIN = {"xargs", "parallel"}
 
 _SSH_VALUE = frozenset("-" + c for c in "BbcDEeFIiJLlmOoPpQRSWw")
 _GIT_GLOBAL_VALUE = _set("-C -c --exec-path --git-dir --work-tree --namespace --config-env --super-prefix")
-_GIT_CODE_VALUE = _set("-c --config -u --upload-pack --receive-pack --exec -x --extcmd --exec-path")
+_GIT_CODE_VALUE = _set("-c --config -u --upload-pack --receive-pack --exec -x --extcmd --exec-path --template "
+                       "--to-cmd --cc-cmd --header-cmd --sendmail-cmd --smtp-server --access-hook --httpd")
+# Options whose value, only when attached, is a command: git grep -O[PAGER], --open-files-in-pager.
+_GIT_CODE_ATTACHED = _set("-O --open-files-in-pager")
 _GIT_ALL_CODE = _set("config submodule bisect filter-branch")
 _FIND_EXEC = _set("-exec -execdir -ok -okdir")
 
@@ -213,20 +272,79 @@ def _command(elements: List[Element], has: HasPlaceholder, behind: Optional[str]
         return [(index, "{} builds commands from its stdin, which holds the model's arguments: the model "
                         "would choose what they are given".format(name))]
     if name in ALL_CODE:
+        if name in SHELL_WITHOUT_COMMAND and not any(
+                t in ("-c", "--command") or t.startswith("--command=")
+                or (t.startswith("-") and not t.startswith("--") and "c" in t) for _, t in rest):
+            return [(index, "{} with no -c COMMAND would run a shell reading stdin, which holds the model's "
+                            "arguments".format(name))]
         return _all_refused(rest, has, ALL_CODE[name])
     if name in WRAPPERS:
-        return _wrapper(name, WRAPPERS[name], rest, has)
+        return _wrapper(name, WRAPPERS[name], rest, has, index)
     if name == "ssh":
-        return _ssh(rest, has)
+        return _ssh(index, rest, has)
     if name == "git":
         return _git(rest, has)
     if name == "find":
         return _find(rest, has)
     if name in INTERPRETERS:
         return _interpreter(name, INTERPRETERS[name], index, rest, has)
-    if name in LAUNCHERS and rest and rest[0][1] in LAUNCHERS[name]:
-        return _wrapper("{} {}".format(name, rest[0][1]), LAUNCHERS[name][rest[0][1]], rest[1:], has)
+    if name in LAUNCHERS:
+        return _launcher(name, rest, has)
+    if name in RUNS:
+        return _runs(name, RUNS[name], rest, has)
     return _unknown(rest, has)
+
+
+def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """A program that takes data: no placeholder in the options whose value it runs (attached,
+    abbreviated, or in the next element), nor in a ``+COMMAND``; the rest as an unknown
+    program's (an interpreter's code option among them still counts)."""
+    problems: List[Problem] = []
+    why = "a placeholder here would be run as a command or code by {}".format(name)
+    for k, (i, text) in enumerate(rest):
+        if spec.plus and text.startswith("+") and has(text):
+            problems.append((i, why))
+            continue
+        if not (text.startswith("-") and len(text) > 1):
+            continue
+        if text in spec.rest_is_command:
+            return problems + [(j, why) for j, later in rest[k + 1:] if has(later)]
+        # Options such as zip's -TT are two letters behind one dash: matched as a whole first.
+        whole = [o for o in spec.code if not o.startswith("--") and len(o) > 2 and text.startswith(o)]
+        if whole:
+            option, attached = whole[0], len(text) > len(whole[0])
+        else:
+            option, attached = _option_name(text, spec.code)
+        if option not in spec.code:
+            continue
+        if has(text):
+            problems.append((i, why))
+        elif not attached and k + 1 < len(rest) and has(rest[k + 1][1]):
+            problems.append((rest[k + 1][0], why))
+    return sorted(set(problems + _unknown(rest, has)))
+
+
+def _launcher(name: str, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+    """A launcher's global options and group words (``docker --log-level info container run``),
+    then, at its sub-command, the command it runs, checked as a wrapper's. No placeholder may
+    choose the sub-command (``npm {x}`` could be ``exec``) nor set a global option."""
+    problems: List[Problem] = []
+    why = "placeholders cannot be given to {}'s sub-command or global options: they choose what runs".format(name)
+    after_option = False  # the element after an option may be its value (docker -H URL run ...)
+    for j, (i, text) in enumerate(rest):
+        if text.startswith("-") and len(text) > 1:
+            if has(text):
+                problems.append((i, why))
+            after_option = "=" not in text
+            continue
+        if text in LAUNCHERS[name]:
+            return problems + _wrapper("{} {}".format(name, text), LAUNCHERS[name][text], rest[j + 1:], has)
+        if has(text):
+            return problems + [(i, why)]
+        if not (after_option or text in LAUNCHER_GROUPS.get(name, ())):
+            return problems + _unknown(rest[j + 1:], has)
+        after_option = False
+    return problems
 
 
 def _unknown(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
@@ -250,12 +368,23 @@ def _option_name(text: str, value_options: FrozenSet[str], word: bool = False) -
     whether its value is attached to it."""
     if text.startswith("--") or word:
         name, eq, _ = text.partition("=")
-        return (name.lower() if word else name), bool(eq)
+        name = name.lower() if word else name
+        return _expanded(name, value_options), bool(eq)
     for k, letter in enumerate(text[1:], start=1):
         option = text[0] + letter
         if option in value_options:
             return option, k + 1 < len(text)
     return text[:2], False
+
+
+def _expanded(name: str, known: FrozenSet[str]) -> str:
+    """A long option as the program reads it: GNU getopt_long, git and PowerShell take any
+    unambiguous prefix (``env --sp`` is ``--split-string``, ``git rebase --exe`` is ``--exec``),
+    so a prefix of a known option counts as that option (of several, the first)."""
+    if name in known or len(name) < 3 or name == "--":
+        return name
+    longer = sorted(option for option in known if option.startswith(name))
+    return longer[0] if longer else name
 
 
 def _cluster(text: str, value_options: FrozenSet[str]) -> str:
@@ -268,12 +397,14 @@ def _cluster(text: str, value_options: FrozenSet[str]) -> str:
     return letters
 
 
-def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder,
+             program_index: int = 0) -> List[Problem]:
     """A wrapper's options and operands (no placeholder may set them: they decide how, as whom
     or where the program runs), then the program it runs, checked in turn."""
     problems: List[Problem] = []
     why = "placeholders cannot be given to {}'s options or operands: they decide how the program runs".format(name)
     j, operands = 0, spec.operands
+    shell: Optional[str] = None  # sudo -s/-i: the command goes to a shell
     while j < len(rest):
         i, text = rest[j]
         if text == "--":
@@ -291,11 +422,12 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder)
         if text.startswith("-") and len(text) > 1:
             if has(text):
                 problems.append((i, why))
-            option, attached = _option_name(text, spec.takes_value)
+            # Long options are matched against the shell ones too, so that --shel is --shell.
+            option, attached = _option_name(text, spec.takes_value | (
+                spec.shell_options if text.startswith("--") else frozenset()))
             flags = {option} if text.startswith("--") else {"-" + c for c in _cluster(text, spec.takes_value)}
             if flags & spec.shell_options:
-                return problems + _all_refused(rest[j + 1:], has, "{} {} runs the command through a shell".format(
-                    name, sorted(flags & spec.shell_options)[0]))
+                shell = shell or sorted(flags & spec.shell_options)[0]
             value: Optional[Element] = None
             if option in spec.takes_value and not attached and j + 1 < len(rest):
                 value = rest[j + 1]
@@ -303,7 +435,9 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder)
                     problems.append((value[0], why))
                 j += 1
             if name == "env" and option in ("-S", "--split-string"):
-                split = value[1] if value else text.partition("=")[2] if text.startswith("--") else text[2:]
+                # -S's value: the next element, or what follows =, or the rest of a cluster (-iS'sh -c').
+                split = value[1] if value else text.partition("=")[2] if text.startswith("--") else \
+                    text[text.index("S", 1) + 1:]
                 where = value[0] if value else i
                 try:
                     words = shlex.split(split)
@@ -321,6 +455,11 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder)
             j += 1
             continue
         break
+    if shell and j >= len(rest):  # no command: the shell reads its commands from stdin, the model's JSON
+        return problems + [(program_index, "{} {} with no command would run a shell reading stdin, which holds "
+                                           "the model's arguments".format(name, shell))]
+    if shell:
+        return problems + _all_refused(rest[j:], has, "{} {} runs the command through a shell".format(name, shell))
     return problems + _command(rest[j:], has, name)
 
 
@@ -334,15 +473,19 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
     code_given = False
     shell_code = False
     stdin_commands = False  # sh -s: the operands are $1 ..., the commands come from stdin
+    opened = False  # perl -n/-p: every operand is opened by a shell-capable open
 
     def refuse(i: int, role: str) -> None:
-        if only_code and role != "code":
+        if only_code and role not in ("code", "opened"):
             return
         problems.append((i, {
             "option": "placeholders cannot be given to {}'s options, which can make it run code".format(name),
             "code": "a placeholder here would be run as code by {}; let a script read the arguments from "
                     "stdin (JSON) instead".format(name),
             "script": "a placeholder here would choose the {} {} runs".format(spec.kind, name),
+            "opened": "{} -n/-p opens each operand with a two-argument open, which runs a value such as "
+                      "'cmd|' as a command; let a script read the arguments from stdin (JSON) "
+                      "instead".format(name),
         }[role]))
 
     j = 0
@@ -364,6 +507,9 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
             return problems
         if has(text) and not (attached and option in spec.data_options):
             refuse(i, "code" if option in spec.code else "option")
+        if spec.opens_operands and not text.startswith("--") and set(
+                _cluster(text, spec.takes_value)) & set(spec.opens_operands):
+            opened = True
         if spec.shell_c and not text.startswith("--") and "c" in text[1:]:
             shell_code = True
         if spec.shell_c and not text.startswith("--") and text.startswith("-") and "s" in text[1:]:
@@ -390,6 +536,10 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
                                     "give it a script".format(name)))
         return problems
     i, first = operands[0]
+    if opened:
+        for k, text in operands[0 if code_given else 1:]:
+            if has(text):
+                refuse(k, "opened")
     if spec.operands_code and not code_given:
         for k, text in operands:
             if has(text):
@@ -417,9 +567,10 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
     return problems
 
 
-def _ssh(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
+def _ssh(index: int, rest: List[Element], has: HasPlaceholder) -> List[Problem]:
     """ssh: options (-o ProxyCommand=... runs code) and the remote command (run by the remote
-    shell) take no placeholder; the host may."""
+    shell) take no placeholder; the host may. Without a remote command the remote shell reads
+    its commands from stdin, the model's JSON."""
     problems: List[Problem] = []
     why = "placeholders cannot be given to ssh's options or its remote command, which a shell runs"
     j = 0
@@ -438,6 +589,9 @@ def _ssh(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
             if has(rest[j][1]):
                 problems.append((rest[j][0], why))
         j += 1
+    if j + 1 >= len(rest):
+        return problems + [(index, "ssh with no remote command would run a shell reading stdin, which "
+                                   "holds the model's arguments")]
     return problems + [(i, why) for i, text in rest[j + 1:] if has(text)]
 
 
@@ -467,8 +621,11 @@ def _git(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
         return problems + _all_refused(rest[j + 1:], has, "git {} can set or run commands".format(sub))
     later = rest[j + 1:]
     for k, (i, text) in enumerate(later):
-        option, attached = _option_name(text, _GIT_CODE_VALUE) if text.startswith("-") else ("", False)
-        if option in _GIT_CODE_VALUE:
+        code = _GIT_CODE_VALUE | _GIT_CODE_ATTACHED
+        option, attached = _option_name(text, code) if text.startswith("-") else ("", False)
+        if option in _GIT_CODE_ATTACHED and not attached:
+            continue
+        if option in code:
             if attached and has(text):
                 problems.append((i, why.format("options that name a program")))
             elif k + 1 < len(later) and has(later[k + 1][1]):

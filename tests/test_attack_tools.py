@@ -1,0 +1,113 @@
+"""Attacks on the tools layer that `tools validate` used to accept (issue 8, section 7): each
+case is a spec an ordinary user could write in which a model-chosen value would still run as
+code or choose the program. Every behaviour relied on was checked on this machine (GNU tar
+1.34, git 2.39, GNU env/sed/make, perl 5.36, vim 9) unless it says otherwise."""
+
+from __future__ import annotations
+
+from typing import List
+
+import pytest
+
+from interncli.commandcheck import RUNS
+from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
+
+X = "{x}"
+
+CASES = [
+    # GNU getopt_long and git's parse-options take any unambiguous prefix of a long option:
+    # `env --sp='echo a b' c` prints "a b c"; `git rebase --exe=CMD` is --exec.
+    (["env", "--sp", "sh -c", X], [3]),
+    (["env", "--split-s=sh -c", X], [2]),
+    (["sudo", "--shel", "./x", X], [3]),
+    (["nice", "--adj", "5", X], [3]),
+    (["git", "rebase", "--exe={x}"], [2]),
+    (["git", "clone", "--upload={x}", "repo"], [2]),
+    (["gawk", "--sourc", X], [2]),
+    (["env", "--spl", "python3 w.py", X], []),       # the split words are still just a fixed script
+    # git grep -O/--open-files-in-pager runs its value as the pager; -O alone takes none.
+    (["git", "grep", "--open-files-in-pager={x}", "pat"], [2]),
+    (["git", "grep", "-O", X], []),
+    # Launchers with global options or group words before their sub-command still run a command.
+    (["docker", "--log-level", "info", "run", "alpine", X], [5]),
+    (["docker", "container", "run", "--rm", "alpine", X], [5]),
+    (["docker", "compose", "run", "svc", X], [4]),
+    (["docker", "container", "exec", "box", "./x", X], []),
+    (["kubectl", "-n", "ns", "exec", "pod", "--", X], [6]),
+    (["uv", "-q", "run", X], [3]),
+    (["npm", "x", X], [2]),
+    (["pnpm", "dlx", X], [2]),
+    (["pipx", "run", X], [2]),
+    (["docker", X, "alpine", X], [1]),               # the model would choose the sub-command (run)
+    (["npm", X], [1]),
+    (["docker", "ps", "--filter", X], []),
+    # docker run options this check did not know took a value made the image look like the command.
+    (["docker", "run", "--cidfile", "/tmp/c", "alpine", X], [5]),
+    (["docker", "run", "--stop-signal", "KILL", "alpine", "./x", X], []),
+    # Programs that take data, with options whose value runs: checked, e.g. `tar -xf a.tar
+    # --to-command='touch F'` and `vim -es -c '!touch F'` create F.
+    (["tar", "-xf", "a.tar", "--to-command={x}"], [3]),
+    (["tar", "-cf", "a.tar", "-I", X, "dir"], [4]),
+    (["tar", "--checkpoint-action=exec={x}", "-cf", "a.tar", "dir"], [1]),
+    (["tar", "-xf", "a.tar", "--to-com", X], [4]),
+    (["tar", "-xf", "a.tar", X], []),
+    (["zip", "-TT", X, "a.zip", "f"], [2]),
+    (["zip", "a.zip", X], []),
+    (["rsync", "-e", X, "a", "b:c"], [2]),
+    (["rsync", "--rsync-path={x}", "a", "b:c"], [1]),
+    (["rsync", "-a", X, "dest/"], []),
+    (["scp", "-o", X, "a", "b:c"], [2]),
+    (["scp", "-oProxyCommand={x}", "a", "b:c"], [1]),
+    (["sftp", "-S", X, "host"], [2]),
+    (["scp", "a", X], []),
+    (["vim", "-c", X, "f"], [2]),
+    (["vim", "+{x}", "f"], [1]),
+    (["nvim", "--cmd", X], [2]),
+    (["vim", "-es", "-S", X], [3]),
+    (["vim", "-R", X], []),
+    (["less", "+{x}", "f"], [1]),
+    (["less", X], []),
+    (["man", "-P", X, "ls"], [2]),
+    (["man", "--pager={x}", "ls"], [1]),
+    (["man", X], []),
+    (["emacs", "--batch", "--eval", X], [3]),
+    (["xterm", "-e", "./x", X], [3]),
+    # make reads variable settings from its operands: `make .SHELLFLAGS=... ` / `SHELL=...`
+    # decide what every recipe runs (checked: `make '.SHELLFLAGS=-c touch F;'` runs touch).
+    (["make", X], [1]),
+    (["make", "-f", X], [2]),
+    (["make", "build"], []),
+    # perl -n/-p open each operand with a two-argument open: `perl -ne print 'touch F|'` runs
+    # touch F (checked). -I takes the next element as its value (`perl -I lib -e 1` runs).
+    (["perl", "-ne", "print", X], [3]),
+    (["perl", "-lpe", "1", "--", X], [4]),
+    (["perl", "-n", "s.pl", X], [3]),
+    (["perl", "-I", "lib", "-e", X], [4]),
+    (["perl", "-e", "print @ARGV", X], []),
+    (["perl", "s.pl", X], []),
+    # No command at all: a shell reads its commands from stdin, which holds the model's JSON.
+    (["ssh", "host"], [0]),
+    (["ssh", "-p", "22", X], [0]),
+    (["sudo", "-i"], [0]),
+    (["sudo", "-u", "root", "-s"], [0]),
+    (["sudo", "-iu", "root"], [0]),
+    (["sudo", "-s", "-u", "root"], [0]),
+    (["su", "root"], [0]),
+    (["su", "-c", "./x", "root"], []),
+]
+
+
+@pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
+def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: List[int]):
+    check_both_ways(tmp_path, command, refused)
+
+
+# Every program known to run an option's value, both ways: that option given a placeholder,
+# and a placeholder as plain data.
+GENERATED = [case for name, spec in RUNS.items()
+             for case in (([name, sorted(spec.code or spec.rest_is_command)[0], X], [2]), ([name, X], []))]
+
+
+@pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
+def test_every_program_that_runs_an_option_value_both_ways(tmp_path, command: List[str], refused: List[int]):
+    check_both_ways(tmp_path, command, refused)
