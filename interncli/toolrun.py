@@ -286,25 +286,40 @@ def _undeclared(schema: Dict[str, Any], arguments: Mapping[str, Any]) -> List[st
     return [key for key in arguments if key not in properties and not any(matches(p, key) for p in patterns)]
 
 
+# Letters and symbols a terminal draws as blank space: Hangul fillers, the braille blank. Shown
+# as they are, "rm\u3164-rf" reads as two arguments, rm and -rf.
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(c: str) -> bool:
+    """Whether ``c`` can be shown as itself on an approval prompt: printable, and neither a
+    combining or enclosing mark (invisible ones such as U+034F and U+FE0F, or ones that draw over
+    their neighbours, such as U+0338), nor a format character, nor a blank-looking letter."""
+    import unicodedata
+
+    return c.isprintable() and c not in _BLANK_LOOKING and unicodedata.category(c) not in ("Mn", "Me", "Cf")
+
+
 def shown(value: Any, limit: Optional[int] = 300) -> str:
     """A value from the model made safe to show on a terminal: JSON for data, every control
-    escaped (safetext), and every other character that is not printable (bidirectional
-    overrides, zero-width ones) as ``\\uNNNN``; cut at ``limit`` characters unless None."""
+    escaped (safetext), and every other character that is not plainly visible (bidirectional
+    overrides, zero-width ones, combining marks, blank-looking letters) as ``\\uNNNN``; cut
+    at ``limit`` characters unless None."""
     from interncli.safetext import escape_line
 
     text = escape_line(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    text = "".join(c if c.isprintable() else "\\u{:04x}".format(ord(c)) for c in text)
+    text = "".join(c if _visible(c) else "\\u{:04x}".format(ord(c)) for c in text)
     return text if limit is None or len(text) <= limit else text[:limit] + "…"
 
 
 def shown_json(dumped: str) -> str:
     """A ``json.dumps(..., ensure_ascii=False)`` text safe to show and still the same JSON value:
-    DEL and C1 controls (safetext) and every other unprintable character written as ``\\uNNNN``
-    (a surrogate pair above U+FFFF)."""
+    DEL and C1 controls (safetext) and every other character that is not plainly visible
+    written as ``\\uNNNN`` (a surrogate pair above U+FFFF)."""
     from interncli.safetext import escape_json_text
 
     def escaped(c: str) -> str:
-        if c.isprintable():
+        if _visible(c):
             return c
         code = ord(c)
         if code < 0x10000:
@@ -319,7 +334,7 @@ def shown_argv(argv: List[str]) -> str:
     """An argv on one line: every element that is not plain quoted as JSON, so a value from the
     model can neither hide itself nor pass for two arguments; everything escaped."""
     return " ".join(shown_json(json.dumps(a, ensure_ascii=False))
-                    if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
+                    if (not a or any(c.isspace() or not _visible(c) or c in "\"'\\$`" for c in a))
                     else shown(a, limit=None) for a in argv)
 
 

@@ -5,6 +5,7 @@ code or choose the program. Every behaviour relied on was checked on this machin
 
 from __future__ import annotations
 
+import json
 from typing import List
 
 import pytest
@@ -111,3 +112,22 @@ GENERATED = [case for name, spec in RUNS.items()
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
 def test_every_program_that_runs_an_option_value_both_ways(tmp_path, command: List[str], refused: List[int]):
     check_both_ways(tmp_path, command, refused)
+
+
+# Characters a terminal draws as nothing or as blank space, or that draw over their neighbours:
+# Python calls them printable, so the prompt used to show them as they are, and one argument
+# "rm\u3164-rf" read as two, rm and -rf.
+INVISIBLE = ["\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\u034f", "\ufe0f", "\u0338", "\u20e0", "\u0301"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=["U+{:04X}".format(ord(c)) for c in INVISIBLE])
+def test_the_approval_prompt_shows_invisible_and_blank_looking_characters_escaped(char: str):
+    from interncli.toolrun import ToolCall, approval_text
+
+    value = "rm" + char + "-rf"
+    call = ToolCall({"id": "c1", "function": {"name": "t", "arguments": json.dumps({"x": value})}}, "f")
+    text = approval_text(call, ["./tool", value])
+    assert text is not None and char not in text
+    assert '  argv: ./tool "rm\\u{:04x}-rf"\n'.format(ord(char)) in text
+    stdin_line = text.split("): ", 1)[1].split("\n", 1)[0]
+    assert json.loads(stdin_line) == {"x": value}  # still exactly what the tool gets
