@@ -5,6 +5,7 @@ group, and output capped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import string
 import subprocess
 import threading
 import time
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from interncli.client import parse_arguments
 from interncli.errors import ToolError
@@ -25,6 +26,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_TURNS = 8
 TRUNCATED = "\n[output truncated at 64 KiB]"
 PIPE_GRACE = 0.5  # seconds the output may take to arrive after the tool has exited
+# Seconds checking one call's arguments may take: a spec's `pattern` such as ^(a+)+$ backtracks
+# exponentially on a string the model chooses (Python's re), which would hang the run for ever.
+SCHEMA_TIME_LIMIT = 5.0
 
 
 class ToolCall:
@@ -244,11 +248,48 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
+class _TooSlow(BaseException):
+    """Checking the arguments ran out of time (a BaseException, so that no ``except Exception``
+    on the way, ours or jsonschema's, takes it for a broken schema)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise _TooSlow inside the block after ``seconds``: Python's re checks for signals while
+    it backtracks, so SIGALRM stops a runaway match. Only where setitimer exists and on the main
+    thread (signals are delivered there); elsewhere there is no limit."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(_signum: int, _frame: Any) -> None:
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     """Why the call's arguments do not fit the tool's schema, or None if they do. Only the
-    properties the schema declares may be given: the tool gets nothing it did not ask for."""
+    properties the schema declares may be given: the tool gets nothing it did not ask for.
+    A check that takes longer than SCHEMA_TIME_LIMIT seconds (a backtracking ``pattern``) is
+    a problem too: the call does not run."""
     if call.problem:
         return call.problem
+    try:
+        with _time_limit(SCHEMA_TIME_LIMIT):
+            return _schema_problem(call, tool)
+    except _TooSlow:
+        return ("checking the arguments against the tool's schema took more than {:g}s (a pattern that "
+                "backtracks?), so the call did not run".format(SCHEMA_TIME_LIMIT))
+
+
+def _schema_problem(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     from interncli.toolspec import parameters_validator
 
     schema = tool.get("parameters") or {"type": "object"}

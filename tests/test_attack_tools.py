@@ -6,12 +6,18 @@ code or choose the program. Every behaviour relied on was checked on this machin
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from typing import List
 
 import pytest
 
+from interncli import toolrun
 from interncli.commandcheck import RUNS
+from tests.apiserver import Completion
+from tests.conftest import SENTINEL
 from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
+from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
 
 X = "{x}"
 
@@ -122,12 +128,53 @@ INVISIBLE = ["\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\u034f", "\ufe0f
 
 @pytest.mark.parametrize("char", INVISIBLE, ids=["U+{:04X}".format(ord(c)) for c in INVISIBLE])
 def test_the_approval_prompt_shows_invisible_and_blank_looking_characters_escaped(char: str):
-    from interncli.toolrun import ToolCall, approval_text
-
     value = "rm" + char + "-rf"
-    call = ToolCall({"id": "c1", "function": {"name": "t", "arguments": json.dumps({"x": value})}}, "f")
-    text = approval_text(call, ["./tool", value])
+    call = toolrun.ToolCall({"id": "c1", "function": {"name": "t", "arguments": json.dumps({"x": value})}}, "f")
+    text = toolrun.approval_text(call, ["./tool", value])
     assert text is not None and char not in text
     assert '  argv: ./tool "rm\\u{:04x}-rf"\n'.format(ord(char)) in text
     stdin_line = text.split("): ", 1)[1].split("\n", 1)[0]
     assert json.loads(stdin_line) == {"x": value}  # still exactly what the tool gets
+
+
+# ------------------------------------------------------------------ ReDoS in a spec's pattern
+
+# The spec is the user's, the string is the model's: Python's re backtracks exponentially on
+# ^(a+)+$ against "aaa...a!" (2**64 steps here), and jsonschema's `pattern` and
+# patternProperties use re.search. CPython's matcher checks for signals while it backtracks,
+# which is what lets a SIGALRM stop it.
+REDOS = "^(a+)+$"
+EVIL = "a" * 64 + "!"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["pattern", "patternProperties"])
+def test_a_backtracking_pattern_cannot_hang_tools_run(api, tmp_path, exe, where):
+    if where == "pattern":
+        parameters = {"type": "object", "properties": {"x": {"type": "string", "pattern": REDOS}}}
+        arguments = {"x": EVIL}
+    else:
+        parameters = {"type": "object", "patternProperties": {REDOS: {"type": "string"}}}
+        arguments = {EVIL: "v"}
+    spec = write_spec(tmp_path, [{"name": "t", "parameters": parameters, "command": [ECHO]}])
+    api.add(tool_calls_reply(("c1", "t", json.dumps(arguments))))
+    api.add(Completion("done"))
+    # A generous bound: without the limit this would not end in the lifetime of the machine.
+    proc = subprocess.run([exe, "-b", api.base_url, "-k", SENTINEL, "tools", "run", str(spec), "--yes", "go"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "done\n"
+    error = json.loads(tool_messages(chat_bodies(api)[1])[0]["content"])["error"]
+    assert "took more than" in error and "did not run" in error
+
+
+def test_the_schema_time_limit_is_put_back_after_each_check(monkeypatch):
+    monkeypatch.setattr(toolrun, "SCHEMA_TIME_LIMIT", 0.2)
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {"x": {"type": "string", "pattern": REDOS}}}}
+    slow = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": json.dumps({"x": EVIL})}}, "f")
+    quick = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": json.dumps({"x": "aaa"})}}, "f")
+    before = signal.getsignal(signal.SIGALRM)
+    assert "took more than 0.2s" in (toolrun.check_arguments(slow, tool) or "")
+    assert toolrun.check_arguments(quick, tool) is None
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
