@@ -13,7 +13,7 @@ import string
 import subprocess
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from interncli.client import parse_arguments
 from interncli.errors import ToolError
@@ -392,6 +392,31 @@ def approval_text(call: ToolCall, argv: List[str]) -> Optional[str]:
         shown(call.name), argv_line, len(stdin.encode("utf-8")), stdin_line)
 
 
+# A tool runs in a session of its own, so the terminal's hangup (the window closed) and quit
+# (Ctrl-\) reach only us; their default action would end us at once, without stopping it.
+_UNWIND_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_unwind(signals: Tuple[int, ...]) -> Iterator[None]:
+    """Inside the block, each of ``signals`` raises SystemExit(128 + its number), which the
+    runner's clean-up sees as it sees Ctrl-C; the previous handlers come back after. Only on the
+    main thread, where handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {number: signal.signal(number, unwind) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 Approve = Callable[[ToolCall, List[str]], bool]
 
 
@@ -414,12 +439,14 @@ class ToolLoop:
 
     def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         """The final reply message; ``messages`` grows with every turn. While it runs, this
-        process is the subreaper of what the tools leave behind (Linux)."""
+        process is the subreaper of what the tools leave behind (Linux), and a hangup or quit
+        signal unwinds it like Ctrl-C, so the running tool is stopped too."""
         from interncli import orphans
 
         previous = orphans.become_subreaper()
         try:
-            return self._loop(messages)
+            with _signals_unwind(_UNWIND_SIGNALS):
+                return self._loop(messages)
         finally:
             orphans.restore_subreaper(previous)
 

@@ -6,8 +6,10 @@ code or choose the program. Every behaviour relied on was checked on this machin
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from typing import List
 
 import pytest
@@ -178,3 +180,60 @@ def test_the_schema_time_limit_is_put_back_after_each_check(monkeypatch):
     assert toolrun.check_arguments(quick, tool) is None
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+# ------------------------------------------------------------ signals that end tools run
+
+# A tool runs in a session of its own (so Ctrl-C on the terminal reaches only interncli, which
+# then stops it). The terminal's hangup (window closed) and quit (Ctrl-\) likewise reach only
+# interncli, and their default action ended it at once: the tool ran on. SIGINT and SIGTERM
+# already unwound; they are here so that all four stay covered.
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("name, code", [("SIGHUP", 129), ("SIGQUIT", 131), ("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_that_ends_tools_run_stops_the_running_tool(api, tmp_path, exe, name, code):
+    tool = tmp_path / "slow.sh"
+    tool.write_text("#!/bin/sh\necho $$ > pid.tmp && mv pid.tmp pid\nexec sleep 60\n")
+    tool.chmod(0o755)
+    spec = write_spec(tmp_path, [{"name": "t", "command": [str(tool)], "timeout": 120}])
+    api.add(tool_calls_reply(("c1", "t", "{}")))
+    api.add(Completion("done"))
+    proc = subprocess.Popen([exe, "-b", api.base_url, "-k", SENTINEL, "tools", "run", str(spec), "--yes", "go"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = _wait_for_pid(tmp_path / "pid")
+    try:
+        proc.send_signal(getattr(signal, name))
+        proc.communicate(timeout=60)
+        assert proc.returncode == code
+        assert _gone(pid), "the tool (pid {}) outlived tools run after {}".format(pid, name)
+    finally:
+        _kill_quietly(pid)
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for_pid(path, limit: float = 30.0) -> int:
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.05)
+    return int(path.read_text())
+
+
+def _gone(pid: int, limit: float = 10.0) -> bool:
+    import os
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
