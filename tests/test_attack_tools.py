@@ -221,7 +221,6 @@ def _wait_for_pid(path, limit: float = 30.0) -> int:
 
 
 def _gone(pid: int, limit: float = 10.0) -> bool:
-    import os
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
