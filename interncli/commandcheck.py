@@ -47,6 +47,7 @@ class Interpreter(NamedTuple):
     permutes: bool = False  # GNU getopt: options still count after the first operand
     operands_code: bool = False  # powershell.exe runs its operands as a command
     kind: str = "script"
+    separate_values: bool = False  # node: -pe is -p and -e, and the code is the next element
     opens_operands: str = ""  # perl -n/-p: flag letters after which each operand is opened by a
     # two-argument open, where 'cmd|' runs cmd
 
@@ -69,7 +70,8 @@ _PYTHON = Interpreter(takes_value=_set("-c -m -W -X --check-hash-based-pycs"), c
 _NODE = Interpreter(takes_value=_set("-e --eval -p --print -r --require --import --loader "
                                      "--experimental-loader -C --conditions --input-type --title "
                                      "--env-file --inspect-port --stack-size --max-old-space-size"),
-                    code=_set("-e --eval -p --print -r --require --import --loader --experimental-loader"))
+                    code=_set("-e --eval -p --print -r --require --import --loader --experimental-loader"),
+                    separate_values=True)
 # perl -I DIR takes the next element (checked: `perl -I lib -e 1` runs); -M/-m load a module.
 _PERL = Interpreter(takes_value=_set("-e -E -I -M -m"), code=_set("-e -E -M -m"), opens_operands="np")
 _RUBY = Interpreter(takes_value=_set("-e -I -r -C -E --encoding"), code=_set("-e -r"))
@@ -237,6 +239,9 @@ _GIT_CODE_ATTACHED = _set("-O --open-files-in-pager")
 _GIT_ALL_CODE = _set("config submodule bisect filter-branch")
 _FIND_EXEC = _set("-exec -execdir -ok -okdir")
 
+# Other names of interpreters this module knows.
+_ALIASES = {"pythonw": "python", "micropython": "python", "jython": "python", "graalpy": "python",
+            "original-awk": "awk", "bwk-awk": "awk", "onetrue-awk": "awk", "goawk": "awk", "busybox-sh": "sh"}
 _VERSION = re.compile(r"^(.*?[a-z])[-_]?\d+(?:\.\d+)*[a-z]?$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_{][^=]*=")
 
@@ -247,6 +252,9 @@ def program_name(path: str) -> str:
     ``node18`` -> ``node``, ``perl5.36`` -> ``perl``, ``pypy3`` -> ``pypy``)."""
     name = re.split(r"[/\\]", path)[-1].lower()
     name = re.sub(r"\.(exe|cmd|bat|com)$", "", name)
+    # Builds of the same interpreter: python3-dbg, bash-static, php-cgi, php8.2-cli.
+    name = re.sub(r"-(dbg|debug|static|cgi|cli)$", "", name)
+    name = _ALIASES.get(name, name)
     match = _VERSION.match(name)
     return match.group(1) if match else name
 
@@ -497,7 +505,12 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
         option_like = (text.startswith("-") or (spec.shell_c and text.startswith("+"))) and len(text) > 1
         if not option_like:
             break
-        option, attached = _option_name(text, spec.takes_value | spec.rest_is_code, spec.word_options)
+        if spec.separate_values and not text.startswith("--") and len(text) > 2:
+            # A cluster of flags (`node -pe CODE`): the last that takes a value takes the next element.
+            valued = ["-" + c for c in text[1:] if "-" + c in spec.takes_value]
+            option, attached = (valued[-1] if valued else text[:2]), False
+        else:
+            option, attached = _option_name(text, spec.takes_value | spec.rest_is_code, spec.word_options)
         if option in spec.rest_is_code:
             if has(text):
                 refuse(i, "code")

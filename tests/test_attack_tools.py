@@ -15,7 +15,7 @@ from typing import List
 import pytest
 
 from interncli import toolrun
-from interncli.commandcheck import RUNS
+from interncli.commandcheck import RUNS, program_name
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL
 from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
@@ -103,7 +103,26 @@ CASES = [
     (["sudo", "-s", "-u", "root"], [0]),
     (["su", "root"], [0]),
     (["su", "-c", "./x", "root"], []),
+    # node takes no attached values: `node -pe CODE` is -p and -e, and the next element the code.
+    (["node", "-pe", X], [2]),
+    (["node", "-pe", "process.argv[1]", X], []),
+    # Other builds and names of known interpreters.
+    (["python3-dbg", "-c", X], [2]),
+    (["pythonw", "-c", X], [2]),
+    (["micropython", "-c", X], [2]),
+    (["bash-static", "-c", X], [2]),
+    (["php8.2-cli", "-r", X], [2]),
+    (["original-awk", X], [1]),
+    (["python3-dbg", "w.py", X], []),
 ]
+
+
+@pytest.mark.parametrize("path, name", [
+    ("python3-dbg", "python"), ("python3.11-dbg", "python"), ("pythonw", "python"), ("bash-static", "bash"),
+    ("php-cgi", "php"), ("php8.2-cli", "php"), ("original-awk", "awk"), ("python3-config", "python3-config"),
+])
+def test_other_builds_of_an_interpreter_are_known(path: str, name: str):
+    assert program_name(path) == name
 
 
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
