@@ -17,7 +17,7 @@ import pytest
 from interncli import toolrun
 from interncli.commandcheck import RUNS, program_name
 from tests.apiserver import Completion
-from tests.conftest import SENTINEL
+from tests.conftest import SENTINEL, invoke
 from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
 from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
 
@@ -255,3 +255,44 @@ def _kill_quietly(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+# ------------------------------------------------------- tools validate on hostile schemas
+
+def _ref_chain(length: int, last: dict) -> dict:
+    """Parameters whose x is a chain of ``length`` $refs through $defs, ending in ``last``:
+    every entry is two levels deep, so the nesting limit does not stop a long chain."""
+    defs = {"a{}".format(k): {"$ref": "#/$defs/a{}".format(k + 1)} for k in range(length)}
+    defs["a{}".format(length)] = last
+    return {"type": "object", "properties": {"x": {"$ref": "#/$defs/a0"}}, "$defs": defs}
+
+
+def _validate(tmp_path, parameters: dict):
+    spec = write_spec(tmp_path, [{"name": "t", "parameters": parameters, "command": ["./x"]}])
+    return invoke(["tools", "validate", str(spec)])
+
+
+def test_a_long_reference_loop_is_a_problem_not_a_crash(tmp_path):
+    # The loop check walked references by recursion: 5000 of them ended in "unexpected
+    # RecursionError", exit 1.
+    result = _validate(tmp_path, _ref_chain(5000, {"$ref": "#/$defs/a0"}))
+    assert result.exit_code == 2, result.stderr
+    assert "leads back to itself" in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_long_reference_chain_validates_and_a_call_gets_a_clear_error(tmp_path):
+    result = _validate(tmp_path, _ref_chain(5000, {"type": "string"}))
+    assert result.exit_code == 0, result.stderr
+    tool = {"name": "t", "parameters": _ref_chain(5000, {"type": "string"})}
+    call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "s"}'}}, "f")
+    assert "the tool's schema cannot check these arguments" in (toolrun.check_arguments(call, tool) or "")
+
+
+def test_a_pattern_nested_too_deeply_to_compile_is_a_problem_not_a_crash(tmp_path):
+    # The meta-schema's "regex" format compiles each pattern, and re's parser recurses once per
+    # group: 5000 nested groups ended in "unexpected RecursionError", exit 1.
+    parameters = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(" * 5000 + ")" * 5000}}}
+    result = _validate(tmp_path, parameters)
+    assert result.exit_code == 2, result.stderr
+    assert "a regular expression in it is nested too deeply" in result.stderr
+    assert "unexpected" not in result.stderr
