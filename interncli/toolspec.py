@@ -180,6 +180,11 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
                 problems.append(Problem(_line_of(root, ["tools", i, "name"]),
                                         "tool name {!r} is used twice (first at tool {})".format(name, seen[name] + 1)))
             seen.setdefault(name, i)
+        timeout = tool.get("timeout")
+        if isinstance(timeout, float) and timeout != timeout:  # YAML's .nan passes every comparison
+            problems.append(Problem(_line_of(root, ["tools", i, "timeout"]),
+                                    "tools.{}.timeout: .nan is not a number of seconds: the tool would "
+                                    "have no time limit".format(i)))
         params = tool.get("parameters", {"type": "object", "properties": {}})
         if isinstance(params, dict):
             meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
@@ -230,6 +235,7 @@ def parameters_validator(schema: Dict[str, Any]) -> Any:
 # never reaches into the arguments, so checking any call would recurse forever.
 _IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
 _IN_PLACE_ONE = ("not", "if", "then", "else")
+_IN_PLACE_MAPS = ("dependentSchemas",)  # each applies to the object itself when its key is there
 _REFERENCES = ("$ref", "$dynamicRef")
 
 
@@ -329,6 +335,9 @@ def _reference_cycles(schema: Dict[str, Any]) -> List[Tuple[List[Any], str]]:
         for key in _IN_PLACE_ONE:
             if path + (key,) in nodes:
                 out.append((path + (key,), None))
+        for key in _IN_PLACE_MAPS:
+            if isinstance(node.get(key), dict):
+                out += [(path + (key, k), None) for k in node[key] if path + (key, k) in nodes]
         return out
 
     cycles: List[Tuple[List[Any], str]] = []

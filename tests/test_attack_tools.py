@@ -296,3 +296,21 @@ def test_a_pattern_nested_too_deeply_to_compile_is_a_problem_not_a_crash(tmp_pat
     assert result.exit_code == 2, result.stderr
     assert "a regular expression in it is nested too deeply" in result.stderr
     assert "unexpected" not in result.stderr
+
+
+def test_a_timeout_of_nan_is_a_problem(tmp_path):
+    # YAML's .nan passes exclusiveMinimum and maximum (every comparison with NaN is false), and
+    # Popen.wait(nan) never times out (checked: it waited the tool's whole run).
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tools:\n  - name: t\n    command: [./x]\n    timeout: .nan\n", encoding="utf-8")
+    result = invoke(["tools", "validate", str(spec)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("{}:4: ".format(spec)) and "no time limit" in result.stderr
+
+
+def test_a_reference_loop_through_dependent_schemas_is_a_problem(tmp_path):
+    # {"x": ...} would apply dependentSchemas.x, which is the whole schema again, for ever.
+    parameters = {"type": "object", "properties": {"x": {}}, "dependentSchemas": {"x": {"$ref": "#"}}}
+    result = _validate(tmp_path, parameters)
+    assert result.exit_code == 2, result.stderr
+    assert "leads back to itself" in result.stderr
