@@ -309,9 +309,16 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
     program's (an interpreter's code option among them still counts)."""
     problems: List[Problem] = []
     why = "a placeholder here would be run as a command or code by {}".format(name)
+    options_end = False
     for k, (i, text) in enumerate(rest):
-        if spec.plus and text.startswith("+") and has(text):
-            problems.append((i, why))
+        if text == "--":
+            options_end = True
+        # vim/less read +COMMAND; an element that starts with the model's value could start with
+        # "+" (checked: `vim -es +'!touch F' f` runs touch), unless it comes after "--".
+        if spec.plus and not options_end and has(text) and (
+                text.startswith("+") or (text.startswith("{") and not text.startswith("{{"))):
+            problems.append((i, why if text.startswith("+") else "a value starting with + would be run as a "
+                             "command by {}: put \"--\" before this element".format(name)))
             continue
         if not (text.startswith("-") and len(text) > 1):
             continue
@@ -329,7 +336,9 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
             problems.append((i, why))
         elif not attached and k + 1 < len(rest) and has(rest[k + 1][1]):
             problems.append((rest[k + 1][0], why))
-    return sorted(set(problems + _unknown(rest, has)))
+    # One problem an element: an option's value that also starts with a placeholder is the option's.
+    first = {i: message for i, message in sorted(problems, key=lambda p: p[1] == why)}  # why wins
+    return sorted(set(list(first.items()) + _unknown(rest, has)))
 
 
 def _launcher(name: str, rest: List[Element], has: HasPlaceholder) -> List[Problem]:

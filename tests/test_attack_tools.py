@@ -73,9 +73,12 @@ CASES = [
     (["vim", "+{x}", "f"], [1]),
     (["nvim", "--cmd", X], [2]),
     (["vim", "-es", "-S", X], [3]),
-    (["vim", "-R", X], []),
+    (["vim", "-R", "--", X], []),
+    (["vim", "-R", X], [2]),                         # x = "+!cmd" would be a command
+    (["vim", "-R", "./{x}"], []),
     (["less", "+{x}", "f"], [1]),
-    (["less", X], []),
+    (["less", "--", X], []),
+    (["less", X], [1]),
     (["man", "-P", X, "ls"], [2]),
     (["man", "--pager={x}", "ls"], [1]),
     (["man", X], []),
@@ -133,7 +136,8 @@ def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: L
 # Every program known to run an option's value, both ways: that option given a placeholder,
 # and a placeholder as plain data.
 GENERATED = [case for name, spec in RUNS.items()
-             for case in (([name, sorted(spec.code or spec.rest_is_command)[0], X], [2]), ([name, X], []))]
+             for case in (([name, sorted(spec.code or spec.rest_is_command)[0], X], [2]),
+                          ([name, "--", X] if spec.plus else [name, X], []))]
 
 
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
