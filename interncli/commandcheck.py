@@ -425,7 +425,11 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder,
     while j < len(rest):
         i, text = rest[j]
         if text == "--":
-            j += 1
+            # The options end, not the operands: `timeout -- 5 CMD`, `docker run -- IMAGE CMD`.
+            for i, text in rest[j + 1:j + 1 + operands]:
+                if has(text):
+                    problems.append((i, why))
+            j += 1 + operands
             break
         if name == "env" and text == "-":  # env -: an empty environment, like -i
             j += 1
@@ -668,3 +672,59 @@ def _find(rest: List[Element], has: HasPlaceholder) -> List[Problem]:
             j = end
         j += 1
     return problems
+
+
+def options_end(command: Sequence[str]) -> Optional[int]:
+    """The index of the ``--`` that ends the options of the program the values finally reach, or
+    None. A ``--`` that a wrapper takes (``timeout -- 5 ./x``, ``sudo -- sort``) or an
+    interpreter takes (``python3 -- s.py``, ``bash -c CODE -- X``, where it is $0) ends no
+    option list of the program that reads the values, so it does not count; behind an
+    interpreter none does, as what its script does with its arguments is not known."""
+    j = 0
+    while j < len(command):
+        name = program_name(command[j])
+        spec: Optional[Wrapper] = WRAPPERS.get(name)
+        if spec is None and name in LAUNCHERS:
+            k = j + 1
+            while k < len(command) and (command[k].startswith("-") or command[k] in LAUNCHER_GROUPS.get(name, ())):
+                k += 1
+            if k < len(command) and command[k] in LAUNCHERS[name]:
+                spec, j = LAUNCHERS[name][command[k]], k
+        if spec is None:
+            break
+        after = _past_wrapper(command, j + 1, spec, name)
+        if after is None:
+            return None  # env -S, or a shell behind sudo -s: not followed further
+        j = after
+    if j >= len(command):
+        return None
+    if program_name(command[j]) in INTERPRETERS or program_name(command[j]) in ALL_CODE:
+        return None
+    return next((k for k in range(j + 1, len(command)) if command[k] == "--"), None)
+
+
+def _past_wrapper(command: Sequence[str], j: int, spec: Wrapper, name: str) -> Optional[int]:
+    """The index of the program a wrapper runs, its options and operands skipped as
+    :func:`_wrapper` reads them; None where it does not simply run the next element."""
+    operands = spec.operands
+    while j < len(command):
+        text = command[j]
+        if text == "--":
+            return j + 1 + operands
+        if name == "env" and (text == "-" or (_ASSIGNMENT.match(text) and not text.startswith("-"))):
+            j += 1
+            continue
+        if text.startswith("-") and len(text) > 1:
+            option, attached = _option_name(text, spec.takes_value | (
+                spec.shell_options if text.startswith("--") else frozenset()))
+            flags = {option} if text.startswith("--") else {"-" + c for c in _cluster(text, spec.takes_value)}
+            if flags & spec.shell_options or option in ("-S", "--split-string"):
+                return None
+            j += 2 if option in spec.takes_value and not attached else 1
+            continue
+        if operands:
+            operands -= 1
+            j += 1
+            continue
+        return j
+    return j

@@ -123,15 +123,20 @@ def argv_problem(command: List[str], arguments: Mapping[str, Any]) -> Optional[s
     missing (it never becomes an empty string), or a value that starts an element with "-",
     which the program could take as an option (``sort -o FILE``), also when the element is
     made of several placeholders (``{a}{b}``) or a value and text (``{a}-x``). Elements after a
-    literal ``--`` are operands, so a leading "-" is plain data there."""
+    literal ``--`` that ends the options of the program itself (not a wrapper's, not an
+    interpreter's: see commandcheck.options_end) are operands, so a leading "-" is plain data
+    there."""
+    from interncli.commandcheck import options_end
+
     missing = sorted({field for template in command for _, field, _, _ in string.Formatter().parse(template)
                       if field is not None and field not in arguments})
     if missing:
         return "missing argument{} {}: the command needs {}".format(
             "" if len(missing) == 1 else "s", ", ".join(repr(m) for m in missing),
             "it" if len(missing) == 1 else "them")
-    for template in command[1:]:
-        if template == "--":
+    end = options_end(command)
+    for j, template in enumerate(command[1:], start=1):
+        if j == end:
             return None
         parsed = list(string.Formatter().parse(template))
         if parsed and not parsed[0][0] and parsed[0][1] is not None:

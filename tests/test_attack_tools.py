@@ -20,6 +20,7 @@ from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
 from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
 from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
+from tests.test_tools_hardening import run_calls
 
 X = "{x}"
 
@@ -117,6 +118,12 @@ CASES = [
     (["php8.2-cli", "-r", X], [2]),
     (["original-awk", X], [1]),
     (["python3-dbg", "w.py", X], []),
+    # A wrapper's "--" ends its options, not its operands: `timeout -- 5 CMD` runs CMD.
+    (["timeout", "--", "5", X], [3]),
+    (["docker", "run", "--", "alpine", X], [4]),
+    (["chroot", "--", "/srv", X], [3]),
+    (["timeout", "--", X, "./x"], [2]),
+    (["timeout", "--", "5", "./x", X], []),
 ]
 
 
@@ -318,3 +325,37 @@ def test_a_reference_loop_through_dependent_schemas_is_a_problem(tmp_path):
     result = _validate(tmp_path, parameters)
     assert result.exit_code == 2, result.stderr
     assert "leads back to itself" in result.stderr
+
+
+# ------------------------------------------- "--" protects only the program that reads values
+
+# argv_problem lets a value start with "-" after a literal "--", as the program then reads it as
+# an operand. A "--" that a wrapper or an interpreter takes is not that program's: behind
+# `env -- ECHO {a}` or `python3 -- ECHO {a}` the "-rf" reached ECHO as an option. In
+# `bash -c CODE -- {a}` the "--" is $0, and the code sees "-rf" as "$1".
+@pytest.mark.parametrize("command", [
+    ["env", "--", ECHO, "{a}"],
+    ["timeout", "--", "5", ECHO, "{a}"],
+    ["nice", "--", ECHO, "{a}"],
+    ["python3", "--", ECHO, "{a}"],
+    ["sh", "-c", 'exec "$0" "$2"', ECHO, "--", "{a}"],  # $1 is "--", $2 reaches ECHO as -rf
+])
+def test_a_double_dash_taken_by_a_wrapper_or_interpreter_does_not_let_an_option_through(cli, api, tmp_path, command):
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
+            "command": command}
+    result, (answer,) = run_calls(cli, api, tmp_path, [tool], [("c1", "t", json.dumps({"a": "-rf"}))], "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "starts with '-'" in json.loads(answer["content"])["error"]
+
+
+@pytest.mark.parametrize("command", [
+    [ECHO, "--", "{a}"],
+    ["env", "--", ECHO, "--", "{a}"],
+    ["timeout", "5", ECHO, "--", "{a}"],
+])
+def test_a_double_dash_of_the_program_itself_still_lets_a_value_start_with_a_dash(cli, api, tmp_path, command):
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
+            "command": command}
+    result, (answer,) = run_calls(cli, api, tmp_path, [tool], [("c1", "t", json.dumps({"a": "-rf"}))], "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(answer["content"])["argv"][-2:] == ["--", "-rf"]
