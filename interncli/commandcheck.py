@@ -206,6 +206,8 @@ class Runs(NamedTuple):
     code: FrozenSet[str]
     plus: bool = False
     rest_is_command: FrozenSet[str] = frozenset()
+    takes_value: FrozenSet[str] = frozenset()  # other options with a value, to tell operands apart
+    code_operands_from: Optional[int] = None  # sqlite3 DB SQL...: operands from this one on are code
 
 
 _VIM = Runs(code=_set("-c --cmd -S -u -U -i -T"), plus=True)
@@ -222,6 +224,14 @@ RUNS = {
     "emacs": Runs(code=_set("--eval -l --load -f --funcall --script -x")),
     "less": Runs(code=_set("-k --lesskey-file --lesskey-src"), plus=True),
     "man": Runs(code=_set("-P --pager -H --html -C --config-file")),
+    # sqlite3 DB SQL...: each SQL operand may be a dot-command, and `.shell CMD` runs CMD
+    # (checked: `sqlite3 t.db '.shell touch F'` creates F); psql and mysql run \! likewise.
+    **{name: Runs(code=_set("-cmd --cmd -init --init"), code_operands_from=1,
+                  takes_value=_set("-separator -newline -nullvalue -mmap -heap -lookaside -pagecache -vfs "
+                                   "-maxsize -escape"))
+       for name in _set("sqlite")},  # sqlite3, as program_name reads it
+    "psql": Runs(code=_set("-c --command -f --file")),
+    **{name: Runs(code=_set("-e --execute")) for name in _set("mysql mariadb")},
     **{name: Runs(code=frozenset(), rest_is_command=_set("-e -x --"))
        for name in _set("xterm uxterm gnome-terminal konsole xfce4-terminal alacritty kitty")},
 }
@@ -310,9 +320,21 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
     problems: List[Problem] = []
     why = "a placeholder here would be run as a command or code by {}".format(name)
     options_end = False
+    operand, skip = 0, False  # operands seen; whether this element is an option's value
     for k, (i, text) in enumerate(rest):
+        if skip:
+            skip = False
+            continue
+        if text in spec.rest_is_command and not options_end:
+            return problems + [(j, why) for j, later in rest[k + 1:] if has(later)]
         if text == "--":
             options_end = True
+            continue
+        if spec.code_operands_from is not None and (options_end or not text.startswith("-") or text == "-"):
+            if operand >= spec.code_operands_from and has(text):
+                problems.append((i, why))
+            operand += 1
+            continue
         # vim/less read +COMMAND; an element that starts with the model's value could start with
         # "+" (checked: `vim -es +'!touch F' f` runs touch), unless it comes after "--".
         if spec.plus and not options_end and has(text) and (
@@ -322,8 +344,6 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
             continue
         if not (text.startswith("-") and len(text) > 1):
             continue
-        if text in spec.rest_is_command:
-            return problems + [(j, why) for j, later in rest[k + 1:] if has(later)]
         # Options such as zip's -TT are two letters behind one dash: matched as a whole first.
         whole = [o for o in spec.code if not o.startswith("--") and len(o) > 2 and text.startswith(o)]
         if whole:
@@ -331,7 +351,9 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
         else:
             option, attached = _option_name(text, spec.code)
         if option not in spec.code:
+            skip = option in spec.takes_value and not attached
             continue
+        skip = not attached
         if has(text):
             problems.append((i, why))
         elif not attached and k + 1 < len(rest) and has(rest[k + 1][1]):

@@ -98,6 +98,13 @@ CASES = [
     (["perl", "-I", "lib", "-e", X], [4]),
     (["perl", "-e", "print @ARGV", X], []),
     (["perl", "s.pl", X], []),
+    # sqlite3's SQL operands may be dot-commands: `sqlite3 t.db '.shell touch F'` creates F.
+    (["sqlite3", "db.sqlite", X], [2]),
+    (["sqlite3", "-cmd", X, "db.sqlite"], [2]),
+    (["sqlite3", "-separator", ",", "db.sqlite", "select 1", X], [5]),
+    (["sqlite3", "-json", X, "select * from t"], []),   # the database file is data
+    (["psql", "-c", X], [2]),
+    (["mysql", "--execute={x}"], [1]),
     # No command at all: a shell reads its commands from stdin, which holds the model's JSON.
     (["ssh", "host"], [0]),
     (["ssh", "-p", "22", X], [0]),
