@@ -253,6 +253,8 @@ _FIND_EXEC = _set("-exec -execdir -ok -okdir")
 _ALIASES = {"pythonw": "python", "micropython": "python", "jython": "python", "graalpy": "python",
             "original-awk": "awk", "bwk-awk": "awk", "onetrue-awk": "awk", "goawk": "awk", "busybox-sh": "sh"}
 _VERSION = re.compile(r"^(.*?[a-z])[-_]?\d+(?:\.\d+)*[a-z]?$")
+# Wrappers that take VAR=VALUE before the command (sudo: "sudo A=1 python3 s.py" runs python3).
+_ASSIGNS = {"env", "sudo"}
 _ASSIGNMENT = re.compile(r"^[A-Za-z_{][^=]*=")
 
 
@@ -456,10 +458,10 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder,
         if name == "env" and text == "-":  # env -: an empty environment, like -i
             j += 1
             continue
-        if name == "env" and _ASSIGNMENT.match(text) and not text.startswith("-"):
+        if name in _ASSIGNS and _ASSIGNMENT.match(text) and not text.startswith("-"):
             if has(text):  # LD_PRELOAD, BASH_ENV, PATH, PYTHONSTARTUP ... choose code
-                problems.append((i, "placeholders cannot set environment variables through env: a variable "
-                                    "such as LD_PRELOAD or PATH chooses what runs"))
+                problems.append((i, "placeholders cannot set environment variables through {}: a variable "
+                                    "such as LD_PRELOAD or PATH chooses what runs".format(name)))
             j += 1
             continue
         if text.startswith("-") and len(text) > 1:
@@ -733,7 +735,8 @@ def _past_wrapper(command: Sequence[str], j: int, spec: Wrapper, name: str) -> O
         text = command[j]
         if text == "--":
             return j + 1 + operands
-        if name == "env" and (text == "-" or (_ASSIGNMENT.match(text) and not text.startswith("-"))):
+        if (name == "env" and text == "-") or (name in _ASSIGNS and _ASSIGNMENT.match(text)
+                                                and not text.startswith("-")):
             j += 1
             continue
         if text.startswith("-") and len(text) > 1:

@@ -105,6 +105,10 @@ CASES = [
     (["sqlite3", "-json", X, "select * from t"], []),   # the database file is data
     (["psql", "-c", X], [2]),
     (["mysql", "--execute={x}"], [1]),
+    # sudo takes VAR=VALUE before the command, as env does: python3 is the program here.
+    (["sudo", "A=1", "python3", X], [3]),
+    (["sudo", "LD_PRELOAD={x}", "./x"], [1]),
+    (["sudo", "A=1", "python3", "w.py", X], []),
     # No command at all: a shell reads its commands from stdin, which holds the model's JSON.
     (["ssh", "host"], [0]),
     (["ssh", "-p", "22", X], [0]),
