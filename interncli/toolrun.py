@@ -50,6 +50,14 @@ class ToolCall:
             return
         parsed = parse_arguments(self.raw_arguments if self.raw_arguments not in (None, "") else "{}")
         if isinstance(parsed, dict):
+            try:
+                # JSON may escape a lone surrogate ("\ud800"): no UTF-8 text holds one, so it
+                # could be neither given to the tool (stdin, argv) nor shown on the prompt.
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                self.problem = "the arguments hold a lone surrogate (\\u{:04x}), which is not text".format(
+                    ord(exc.object[exc.start]))
+                return
             self.arguments = parsed
         else:
             self.problem = "the arguments are not a JSON object: {!r}".format(self.raw_arguments)[:500]
@@ -184,9 +192,13 @@ def _feed(stream: IO[bytes], text: str) -> None:
     """Write the arguments as JSON to the tool's stdin, then close it."""
     try:
         stream.write(text.encode("utf-8"))
-        stream.close()
     except OSError:
         pass  # the tool did not read its stdin, or has ended: that is its choice
+    finally:
+        try:  # closed whatever happened, or a tool reading to the end would wait for ever
+            stream.close()
+        except OSError:
+            pass
 
 
 def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, env: Dict[str, str]) -> ToolRun:

@@ -370,3 +370,25 @@ def test_a_double_dash_of_the_program_itself_still_lets_a_value_start_with_a_das
     result, (answer,) = run_calls(cli, api, tmp_path, [tool], [("c1", "t", json.dumps({"a": "-rf"}))], "--yes")
     assert result.exit_code == 0, result.stderr
     assert json.loads(answer["content"])["argv"][-2:] == ["--", "-rf"]
+
+
+# ------------------------------------------------------------ arguments that are not text
+
+# JSON can escape a lone surrogate ("\ud800"), which json.loads keeps; UTF-8 cannot encode it.
+# The thread writing stdin died with a traceback on stderr, never closed the pipe, and a tool
+# reading its stdin to the end waited until its time limit (checked: "did not finish within 5s").
+@pytest.mark.parametrize("raw", ['{"x": "\\ud800"}', '{"x": "a\\udc80b"}', '{"\\udfff": "k"}'])
+@pytest.mark.parametrize("command", [[ECHO], [ECHO, "{x}"]], ids=["stdin", "argv"])
+def test_a_lone_surrogate_in_the_arguments_is_an_error_for_the_model(cli, api, tmp_path, raw, command):
+    tool = {"name": "t", "parameters": {"type": "object", "properties": {"x": {"type": "string"}},
+                                        "patternProperties": {".": {}}}, "command": command, "timeout": 5}
+    result, (answer,) = run_calls(cli, api, tmp_path, [tool], [("c1", "t", raw)], "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "lone surrogate" in json.loads(answer["content"])["error"]
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+
+
+def test_the_approval_prompt_never_meets_a_lone_surrogate():
+    call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "\\ud800"}'}}, "f")
+    assert call.problem and call.arguments == {}
+    assert toolrun.approval_text(call, ["./x"]) is not None
