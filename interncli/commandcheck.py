@@ -170,6 +170,13 @@ LAUNCHERS = {
     **{name: {"exec": Wrapper(takes_value=_DOCKER_VALUES, operands=1),
               "run": Wrapper(takes_value=_DOCKER_VALUES, operands=1)}
        for name in _set("docker podman nerdctl")},
+    # bun run/x FILE-OR-PACKAGE, deno run SCRIPT / deno eval CODE, go run FILES: what follows the
+    # sub-command's options is the program (code, for deno eval), so no placeholder may be it;
+    # bun -e CODE sets a global option, which takes no placeholder either.
+    "bun": {sub: Wrapper(takes_value=_set("--cwd -r --preload --env-file --config -c")) for sub in ("run", "x")},
+    "deno": {sub: Wrapper(takes_value=_set("--config -c --import-map --cert --location --seed --v8-flags "
+                                            "--env-file --ext")) for sub in ("run", "eval")},
+    "go": {"run": Wrapper(takes_value=_set("-exec -C -o -tags -ldflags -gcflags -mod -modfile -p -overlay"))},
     "kubectl": {"exec": Wrapper(takes_value=_set("-c --container -n --namespace --context -f --filename "
                                                  "--pod-running-timeout"), operands=1)},
 }
