@@ -401,3 +401,18 @@ def test_the_approval_prompt_never_meets_a_lone_surrogate():
     call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "\\ud800"}'}}, "f")
     assert call.problem and call.arguments == {}
     assert toolrun.approval_text(call, ["./x"]) is not None
+
+
+# ------------------------------------------------------------------ tools list on a terminal
+
+@pytest.mark.integration
+def test_tools_list_on_a_terminal_escapes_the_descriptions(api, tmp_path):
+    # It printed a spec's description as written: a title change and a screen clear acted.
+    from tests.ptyrun import run_on_pty
+
+    spec = write_spec(tmp_path, [{"name": "t", "description": "evil\x1b]0;pwned\x07 \x1b[2J", "command": ["./x"]}])
+    code, _, seen, _ = run_on_pty(api, ["tools", "list", str(spec)], None, stdout_on_pty=True)
+    assert code == 0, seen
+    assert b"\x1b" not in seen and b"\x07" not in seen
+    assert b"t\tevil\\x1b]0;pwned\\x07 \\x1b[2J" in seen
+

@@ -79,8 +79,14 @@ def tools_list(spec: str, as_json: bool) -> None:
 
         output.write_json(loaded["tools"], sys.stdout)
         return
+    from interncli.safetext import escape_line
+
+    # A spec may come from anywhere: on a terminal its text must not act (a title, a screen
+    # clear); a pipe gets it as written. escape_line also keeps each tool on one line.
+    terminal = sys.stdout.isatty()
     for tool in loaded["tools"]:
-        click.echo("{}\t{}".format(tool["name"], tool.get("description", "")))
+        description = tool.get("description", "")
+        click.echo("{}\t{}".format(tool["name"], escape_line(description) if terminal else description))
 
 
 @tools.command("run")
