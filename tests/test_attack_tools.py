@@ -34,7 +34,10 @@ CASES = [
     (["git", "rebase", "--exe={x}"], [2]),
     (["git", "clone", "--upload={x}", "repo"], [2]),
     (["gawk", "--sourc", X], [2]),
-    (["env", "--spl", "python3 w.py", X], []),       # the split words are still just a fixed script
+    (["env", "--spl", "python3 w.py", X], []),
+    # PowerShell takes a prefix of a parameter name too (from its manual: -Comm is -Command).
+    (["pwsh", "-Comm", "Get-Date", X], [3]),
+    (["pwsh", "-Enc", X], [2]),       # the split words are still just a fixed script
     # git grep -O/--open-files-in-pager runs its value as the pager; -O alone takes none.
     (["git", "grep", "--open-files-in-pager={x}", "pat"], [2]),
     (["git", "grep", "-O", X], []),
