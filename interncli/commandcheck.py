@@ -141,6 +141,29 @@ WRAPPERS = {
     "pnpx": Wrapper(takes_value=_set("-p --package -c --call")),
     "bunx": Wrapper(takes_value=_set("-p --package")),
     "uvx": Wrapper(takes_value=_set("--from --with --python -p")),
+    # More programs that run the command after their options, from their manuals.
+    "gosu": Wrapper(operands=1),
+    "su-exec": Wrapper(operands=1),
+    "setpriv": Wrapper(takes_value=_set("--reuid --regid --ruid --rgid --euid --egid --groups --inh-caps "
+                                        "--ambient-caps --bounding-set --securebits --pdeathsig --selinux-label "
+                                        "--apparmor-profile --landlock-access --landlock-rule")),
+    "numactl": Wrapper(takes_value=_set("-C --physcpubind -N --cpunodebind -m --membind -p --preferred "
+                                        "-i --interleave")),
+    "cgexec": Wrapper(takes_value=_set("-g")),
+    "fakeroot": Wrapper(takes_value=_set("-l --lib --faked -s -i -b")),
+    "unbuffer": Wrapper(),
+    "xvfb-run": Wrapper(takes_value=_set("-n --server-num -s --server-args -f --auth-file -e --error-file "
+                                         "-p --xauth-protocol -w --wait")),
+    "dbus-run-session": Wrapper(takes_value=_set("--config-file --dbus-daemon")),
+    "ssh-agent": Wrapper(takes_value=_set("-a -E -t -P -O")),
+    "proxychains": Wrapper(takes_value=_set("-f")),  # proxychains4 too, as program_name reads it
+    "torsocks": Wrapper(takes_value=_set("-u --user -p --pass -a --address -P --port")),
+    "valgrind": Wrapper(),
+    "firejail": Wrapper(),
+    "systemd-run": Wrapper(takes_value=_set("-p --property -u --unit -E --setenv --description --slice -M "
+                                            "--machine --working-directory -H --host --uid --gid --nice "
+                                            "--on-calendar --on-active --timer-property --path-property "
+                                            "--socket-property")),
 }
 
 _DOCKER_VALUES = _set("-e --env --env-file -u --user -w --workdir --detach-keys -v --volume -p --publish "
@@ -196,6 +219,12 @@ ALL_CODE = {
     "cmd": "cmd runs its command line as a batch command",
     "eval": "eval runs its arguments as shell code",
     "source": "source runs a file of shell code",
+    "sg": "sg runs its command through a shell",
+    "tmux": "tmux runs its commands through a shell",
+    "hyperfine": "hyperfine runs its commands through a shell",
+    "nix-shell": "nix-shell --run and --command run shell code",
+    "capsh": "capsh runs the arguments after -- through bash",
+    "watchexec": "watchexec runs its command through a shell",
     # Checked: `make '.SHELLFLAGS=-c touch F;'` runs touch; SHELL=... chooses the recipes' shell.
     "make": "make takes variable settings such as SHELL=... from its operands, and runs recipes",
     "gmake": "make takes variable settings such as SHELL=... from its operands, and runs recipes",

@@ -121,6 +121,16 @@ CASES = [
     (["sudo", "A=1", "python3", X], [3]),
     (["sudo", "LD_PRELOAD={x}", "./x"], [1]),
     (["sudo", "A=1", "python3", "w.py", X], []),
+    # More wrappers, whose program the model would choose, and programs that run a shell.
+    (["gosu", "user", X], [2]),
+    (["systemd-run", "--user", "-p", "MemoryMax=1G", X], [4]),
+    (["firejail", "--quiet", X], [2]),
+    (["xvfb-run", "-a", X], [2]),
+    (["xvfb-run", "-a", "./x", X], []),
+    (["sg", "docker", "./x {x}"], [2]),
+    (["tmux", "new-session", "-d", X], [3]),
+    (["hyperfine", X], [1]),
+    (["nix-shell", "-p", "jq", "--run", X], [4]),
     # No command at all: a shell reads its commands from stdin, which holds the model's JSON.
     (["ssh", "host"], [0]),
     (["ssh", "-p", "22", X], [0]),

@@ -248,7 +248,8 @@ CASES = [
 
 # Every other name the check knows, both ways, so none is left untried: a wrapper running a
 # shell's code and running a fixed tool; an interpreter's code option and a fixed script.
-_OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "flock": "/tmp/lock"}
+_OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "flock": "/tmp/lock",
+            "gosu": "user", "su-exec": "user"}
 _FIXED = {"awk": ["-f", "p.awk", X], "gawk": ["-f", "p.awk", X], "mawk": ["-f", "p.awk", X],
           "nawk": ["-f", "p.awk", X], "sed": ["-f", "s.sed", X], "gsed": ["-f", "s.sed", X],
           "powershell": ["-File", "s.ps1", X]}
