@@ -244,6 +244,7 @@ class Runs(NamedTuple):
     rest_is_command: FrozenSet[str] = frozenset()
     takes_value: FrozenSet[str] = frozenset()  # other options with a value, to tell operands apart
     code_operands_from: Optional[int] = None  # sqlite3 DB SQL...: operands from this one on are code
+    program_after: FrozenSet[str] = frozenset()  # gdb --args PROGRAM ARGS...: a command line, checked as one
 
 
 _VIM = Runs(code=_set("-c --cmd -S -u -U -i -T"), plus=True)
@@ -267,6 +268,12 @@ RUNS = {
                                    "-maxsize -escape"))
        for name in _set("sqlite")},  # sqlite3, as program_name reads it
     "psql": Runs(code=_set("-c --command -f --file")),
+    # gdb -ex CMD runs gdb commands, `shell CMD` among them (checked: `gdb -batch -nx -ex 'shell
+    # touch F'` creates F); after --args comes the program to debug, with its arguments.
+    "gdb": Runs(code=_set("-ex --ex -eval-command --eval-command -iex --init-eval-command -x --command "
+                          "-ix --init-command"), program_after=_set("--args -args")),
+    "lldb": Runs(code=_set("-o --one-line -O --one-line-before-file -s --source -S --source-before-file "
+                           "-k --one-line-on-crash"), program_after=_set("--")),
     **{name: Runs(code=_set("-e --execute")) for name in _set("mysql mariadb")},
     **{name: Runs(code=frozenset(), rest_is_command=_set("-e -x --"))
        for name in _set("xterm uxterm gnome-terminal konsole xfce4-terminal alacritty kitty")},
@@ -365,6 +372,8 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
             continue
         if text in spec.rest_is_command and not options_end:
             return problems + [(j, why) for j, later in rest[k + 1:] if has(later)]
+        if text in spec.program_after and not options_end:
+            return sorted(set(problems + _command(rest[k + 1:], has, "{} {}".format(name, text))))
         if text == "--":
             options_end = True
             continue

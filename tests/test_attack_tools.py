@@ -131,6 +131,13 @@ CASES = [
     (["tmux", "new-session", "-d", X], [3]),
     (["hyperfine", X], [1]),
     (["nix-shell", "-p", "jq", "--run", X], [4]),
+    # gdb runs its -ex commands, `shell CMD` among them.
+    (["gdb", "-batch", "-ex", X, "./prog"], [3]),
+    (["gdb", "-batch", "--args", X, "arg"], [3]),       # the program to debug
+    (["gdb", "-batch", "--args", "python3", "-c", X], [5]),
+    (["gdb", "-batch", "--args", "./prog", X], []),      # its arguments: data
+    (["gdb", "-batch", "-ex", "bt", "./prog", X], []),     # a core file or pid: data
+    (["lldb", "-o", X], [2]),
     # No command at all: a shell reads its commands from stdin, which holds the model's JSON.
     (["ssh", "host"], [0]),
     (["ssh", "-p", "22", X], [0]),
@@ -176,7 +183,7 @@ def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: L
 # Every program known to run an option's value, both ways: that option given a placeholder,
 # and a placeholder as plain data.
 GENERATED = [case for name, spec in RUNS.items()
-             for case in (([name, sorted(spec.code or spec.rest_is_command)[0], X], [2]),
+             for case in (([name, sorted(spec.code or spec.rest_is_command or spec.program_after)[0], X], [2]),
                           ([name, "--", X] if spec.plus else [name, X], []))]
 
 
