@@ -29,6 +29,7 @@ class Wrapper(NamedTuple):
     takes_value: FrozenSet[str] = frozenset()
     operands: int = 0
     shell_options: FrozenSet[str] = frozenset()  # sudo -s: the command is given to a shell
+    two_values: FrozenSet[str] = frozenset()  # bwrap --bind SRC DEST: options taking two elements
 
 
 class Interpreter(NamedTuple):
@@ -160,6 +161,16 @@ WRAPPERS = {
     "torsocks": Wrapper(takes_value=_set("-u --user -p --pass -a --address -P --port")),
     "valgrind": Wrapper(),
     "firejail": Wrapper(),
+    "bwrap": Wrapper(takes_value=_set("--bind --ro-bind --dev-bind --bind-try --ro-bind-try --dev-bind-try "
+                                      "--symlink --setenv --file --bind-data --ro-bind-data --chmod "
+                                      "--chdir --unsetenv --tmpfs --proc --dev --dir --mqueue --remount-ro "
+                                      "--uid --gid --hostname --seccomp --add-seccomp-fd --lock-file "
+                                      "--sync-fd --info-fd --json-status-fd --block-fd --userns-block-fd "
+                                      "--cap-add --cap-drop --perms --size --exec-label --file-label "
+                                      "--argv0 --userns --userns2 --pidns --overlay-src --tmp-overlay "
+                                      "--ro-overlay --overlay"),
+                     two_values=_set("--bind --ro-bind --dev-bind --bind-try --ro-bind-try --dev-bind-try "
+                                     "--symlink --setenv --file --bind-data --ro-bind-data --chmod --overlay")),
     "systemd-run": Wrapper(takes_value=_set("-p --property -u --unit -E --setenv --description --slice -M "
                                             "--machine --working-directory -H --host --uid --gid --nice "
                                             "--on-calendar --on-active --timer-property --path-property "
@@ -524,6 +535,10 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder,
                 if has(value[1]):
                     problems.append((value[0], why))
                 j += 1
+            if option in spec.two_values and j + 1 < len(rest):
+                if has(rest[j + 1][1]):
+                    problems.append((rest[j + 1][0], why))
+                j += 1
             if name == "env" and option in ("-S", "--split-string"):
                 # -S's value: the next element, or what follows =, or the rest of a cluster (-iS'sh -c').
                 split = value[1] if value else text.partition("=")[2] if text.startswith("--") else \
@@ -791,6 +806,7 @@ def _past_wrapper(command: Sequence[str], j: int, spec: Wrapper, name: str) -> O
             if flags & spec.shell_options or option in ("-S", "--split-string"):
                 return None
             j += 2 if option in spec.takes_value and not attached else 1
+            j += 1 if option in spec.two_values else 0
             continue
         if operands:
             operands -= 1

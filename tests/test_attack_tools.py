@@ -123,6 +123,10 @@ CASES = [
     (["sudo", "A=1", "python3", "w.py", X], []),
     # More wrappers, whose program the model would choose, and programs that run a shell.
     (["gosu", "user", X], [2]),
+    (["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", X], [7]),
+    (["bwrap", "--ro-bind", "/", "/", "--setenv", "A", "1", "python3", "-c", X], [9]),
+    (["bwrap", "--ro-bind", X, "/mnt", "./x"], [2]),
+    (["bwrap", "--ro-bind", "/", "/", "./x", X], []),
     (["systemd-run", "--user", "-p", "MemoryMax=1G", X], [4]),
     (["firejail", "--quiet", X], [2]),
     (["xvfb-run", "-a", X], [2]),
