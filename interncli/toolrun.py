@@ -5,6 +5,7 @@ group, and output capped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import string
 import subprocess
 import threading
 import time
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from interncli.client import parse_arguments
 from interncli.errors import ToolError
@@ -25,6 +26,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_TURNS = 8
 TRUNCATED = "\n[output truncated at 64 KiB]"
 PIPE_GRACE = 0.5  # seconds the output may take to arrive after the tool has exited
+# Seconds checking one call's arguments may take: a spec's `pattern` such as ^(a+)+$ backtracks
+# exponentially on a string the model chooses (Python's re), which would hang the run for ever.
+SCHEMA_TIME_LIMIT = 5.0
 
 
 class ToolCall:
@@ -46,6 +50,14 @@ class ToolCall:
             return
         parsed = parse_arguments(self.raw_arguments if self.raw_arguments not in (None, "") else "{}")
         if isinstance(parsed, dict):
+            try:
+                # JSON may escape a lone surrogate ("\ud800"): no UTF-8 text holds one, so it
+                # could be neither given to the tool (stdin, argv) nor shown on the prompt.
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                self.problem = "the arguments hold a lone surrogate (\\u{:04x}), which is not text".format(
+                    ord(exc.object[exc.start]))
+                return
             self.arguments = parsed
         else:
             self.problem = "the arguments are not a JSON object: {!r}".format(self.raw_arguments)[:500]
@@ -119,15 +131,20 @@ def argv_problem(command: List[str], arguments: Mapping[str, Any]) -> Optional[s
     missing (it never becomes an empty string), or a value that starts an element with "-",
     which the program could take as an option (``sort -o FILE``), also when the element is
     made of several placeholders (``{a}{b}``) or a value and text (``{a}-x``). Elements after a
-    literal ``--`` are operands, so a leading "-" is plain data there."""
+    literal ``--`` that ends the options of the program itself (not a wrapper's, not an
+    interpreter's: see commandcheck.options_end) are operands, so a leading "-" is plain data
+    there."""
+    from interncli.commandcheck import options_end
+
     missing = sorted({field for template in command for _, field, _, _ in string.Formatter().parse(template)
                       if field is not None and field not in arguments})
     if missing:
         return "missing argument{} {}: the command needs {}".format(
             "" if len(missing) == 1 else "s", ", ".join(repr(m) for m in missing),
             "it" if len(missing) == 1 else "them")
-    for template in command[1:]:
-        if template == "--":
+    end = options_end(command)
+    for j, template in enumerate(command[1:], start=1):
+        if j == end:
             return None
         parsed = list(string.Formatter().parse(template))
         if parsed and not parsed[0][0] and parsed[0][1] is not None:
@@ -175,9 +192,13 @@ def _feed(stream: IO[bytes], text: str) -> None:
     """Write the arguments as JSON to the tool's stdin, then close it."""
     try:
         stream.write(text.encode("utf-8"))
-        stream.close()
     except OSError:
         pass  # the tool did not read its stdin, or has ended: that is its choice
+    finally:
+        try:  # closed whatever happened, or a tool reading to the end would wait for ever
+            stream.close()
+        except OSError:
+            pass
 
 
 def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, env: Dict[str, str]) -> ToolRun:
@@ -244,11 +265,48 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
+class _TooSlow(BaseException):
+    """Checking the arguments ran out of time (a BaseException, so that no ``except Exception``
+    on the way, ours or jsonschema's, takes it for a broken schema)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise _TooSlow inside the block after ``seconds``: Python's re checks for signals while
+    it backtracks, so SIGALRM stops a runaway match. Only where setitimer exists and on the main
+    thread (signals are delivered there); elsewhere there is no limit."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(_signum: int, _frame: Any) -> None:
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     """Why the call's arguments do not fit the tool's schema, or None if they do. Only the
-    properties the schema declares may be given: the tool gets nothing it did not ask for."""
+    properties the schema declares may be given: the tool gets nothing it did not ask for.
+    A check that takes longer than SCHEMA_TIME_LIMIT seconds (a backtracking ``pattern``) is
+    a problem too: the call does not run."""
     if call.problem:
         return call.problem
+    try:
+        with _time_limit(SCHEMA_TIME_LIMIT):
+            return _schema_problem(call, tool)
+    except _TooSlow:
+        return ("checking the arguments against the tool's schema took more than {:g}s (a pattern that "
+                "backtracks?), so the call did not run".format(SCHEMA_TIME_LIMIT))
+
+
+def _schema_problem(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     from interncli.toolspec import parameters_validator
 
     schema = tool.get("parameters") or {"type": "object"}
@@ -286,25 +344,40 @@ def _undeclared(schema: Dict[str, Any], arguments: Mapping[str, Any]) -> List[st
     return [key for key in arguments if key not in properties and not any(matches(p, key) for p in patterns)]
 
 
+# Letters and symbols a terminal draws as blank space: Hangul fillers, the braille blank. Shown
+# as they are, "rm\u3164-rf" reads as two arguments, rm and -rf.
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(c: str) -> bool:
+    """Whether ``c`` can be shown as itself on an approval prompt: printable, and neither a
+    combining or enclosing mark (invisible ones such as U+034F and U+FE0F, or ones that draw over
+    their neighbours, such as U+0338), nor a format character, nor a blank-looking letter."""
+    import unicodedata
+
+    return c.isprintable() and c not in _BLANK_LOOKING and unicodedata.category(c) not in ("Mn", "Me", "Cf")
+
+
 def shown(value: Any, limit: Optional[int] = 300) -> str:
     """A value from the model made safe to show on a terminal: JSON for data, every control
-    escaped (safetext), and every other character that is not printable (bidirectional
-    overrides, zero-width ones) as ``\\uNNNN``; cut at ``limit`` characters unless None."""
+    escaped (safetext), and every other character that is not plainly visible (bidirectional
+    overrides, zero-width ones, combining marks, blank-looking letters) as ``\\uNNNN``; cut
+    at ``limit`` characters unless None."""
     from interncli.safetext import escape_line
 
     text = escape_line(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    text = "".join(c if c.isprintable() else "\\u{:04x}".format(ord(c)) for c in text)
+    text = "".join(c if _visible(c) else "\\u{:04x}".format(ord(c)) for c in text)
     return text if limit is None or len(text) <= limit else text[:limit] + "…"
 
 
 def shown_json(dumped: str) -> str:
     """A ``json.dumps(..., ensure_ascii=False)`` text safe to show and still the same JSON value:
-    DEL and C1 controls (safetext) and every other unprintable character written as ``\\uNNNN``
-    (a surrogate pair above U+FFFF)."""
+    DEL and C1 controls (safetext) and every other character that is not plainly visible
+    written as ``\\uNNNN`` (a surrogate pair above U+FFFF)."""
     from interncli.safetext import escape_json_text
 
     def escaped(c: str) -> str:
-        if c.isprintable():
+        if _visible(c):
             return c
         code = ord(c)
         if code < 0x10000:
@@ -319,7 +392,7 @@ def shown_argv(argv: List[str]) -> str:
     """An argv on one line: every element that is not plain quoted as JSON, so a value from the
     model can neither hide itself nor pass for two arguments; everything escaped."""
     return " ".join(shown_json(json.dumps(a, ensure_ascii=False))
-                    if (not a or any(c.isspace() or not c.isprintable() or c in "\"'\\$`" for c in a))
+                    if (not a or any(c.isspace() or not _visible(c) or c in "\"'\\$`" for c in a))
                     else shown(a, limit=None) for a in argv)
 
 
@@ -334,6 +407,31 @@ def approval_text(call: ToolCall, argv: List[str]) -> Optional[str]:
         return None
     return "interncli: tool call {}\n  argv: {}\n  stdin ({} bytes): {}\ninterncli: run it?".format(
         shown(call.name), argv_line, len(stdin.encode("utf-8")), stdin_line)
+
+
+# A tool runs in a session of its own, so the terminal's hangup (the window closed) and quit
+# (Ctrl-\) reach only us; their default action would end us at once, without stopping it.
+_UNWIND_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_unwind(signals: Tuple[int, ...]) -> Iterator[None]:
+    """Inside the block, each of ``signals`` raises SystemExit(128 + its number), which the
+    runner's clean-up sees as it sees Ctrl-C; the previous handlers come back after. Only on the
+    main thread, where handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {number: signal.signal(number, unwind) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 Approve = Callable[[ToolCall, List[str]], bool]
@@ -358,12 +456,14 @@ class ToolLoop:
 
     def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         """The final reply message; ``messages`` grows with every turn. While it runs, this
-        process is the subreaper of what the tools leave behind (Linux)."""
+        process is the subreaper of what the tools leave behind (Linux), and a hangup or quit
+        signal unwinds it like Ctrl-C, so the running tool is stopped too."""
         from interncli import orphans
 
         previous = orphans.become_subreaper()
         try:
-            return self._loop(messages)
+            with _signals_unwind(_UNWIND_SIGNALS):
+                return self._loop(messages)
         finally:
             orphans.restore_subreaper(previous)
 

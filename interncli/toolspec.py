@@ -180,13 +180,22 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
                 problems.append(Problem(_line_of(root, ["tools", i, "name"]),
                                         "tool name {!r} is used twice (first at tool {})".format(name, seen[name] + 1)))
             seen.setdefault(name, i)
+        timeout = tool.get("timeout")
+        if isinstance(timeout, float) and timeout != timeout:  # YAML's .nan passes every comparison
+            problems.append(Problem(_line_of(root, ["tools", i, "timeout"]),
+                                    "tools.{}.timeout: .nan is not a number of seconds: the tool would "
+                                    "have no time limit".format(i)))
         params = tool.get("parameters", {"type": "object", "properties": {}})
         if isinstance(params, dict):
             meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA,
                                                    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-            found = [Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
-                             "parameters is not a valid JSON Schema: " + err.message)
-                     for err in meta.iter_errors(params)]
+            try:
+                found = [Problem(_line_of(root, ["tools", i, "parameters"] + list(err.absolute_path)),
+                                 "parameters is not a valid JSON Schema: " + err.message)
+                         for err in meta.iter_errors(params)]
+            except RecursionError:  # re.compile recurses once per nested group of a `pattern`
+                found = [Problem(_line_of(root, ["tools", i, "parameters"]),
+                                 "parameters cannot be checked: a regular expression in it is nested too deeply")]
             if not found and params.get("type") != "object":
                 found.append(Problem(_line_of(root, ["tools", i, "parameters"]),
                                      "parameters must describe an object (type: object): the arguments are one"))
@@ -226,6 +235,7 @@ def parameters_validator(schema: Dict[str, Any]) -> Any:
 # never reaches into the arguments, so checking any call would recurse forever.
 _IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
 _IN_PLACE_ONE = ("not", "if", "then", "else")
+_IN_PLACE_MAPS = ("dependentSchemas",)  # each applies to the object itself when its key is there
 _REFERENCES = ("$ref", "$dynamicRef")
 
 
@@ -325,23 +335,33 @@ def _reference_cycles(schema: Dict[str, Any]) -> List[Tuple[List[Any], str]]:
         for key in _IN_PLACE_ONE:
             if path + (key,) in nodes:
                 out.append((path + (key,), None))
+        for key in _IN_PLACE_MAPS:
+            if isinstance(node.get(key), dict):
+                out += [(path + (key, k), None) for k in node[key] if path + (key, k) in nodes]
         return out
 
     cycles: List[Tuple[List[Any], str]] = []
     state: Dict[Tuple[Any, ...], int] = {}  # 1: on the current walk, 2: done
-
-    def visit(path: Tuple[Any, ...]) -> None:
-        state[path] = 1
-        for target, ref in successors(path):
+    # A depth-first walk with its own stack: a chain of thousands of $refs (each a shallow
+    # $defs entry, so MAX_DEPTH does not stop it) would exhaust Python's recursion.
+    for start in nodes:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(successors(start)))]
+        while stack:
+            path, pending = stack[-1]
+            step = next(pending, None)
+            if step is None:
+                state[path] = 2
+                stack.pop()
+                continue
+            target, ref = step
             if state.get(target) == 1:
                 cycles.append((list(path), ref or nodes[path].get("$ref", "")))
             elif target not in state:
-                visit(target)
-        state[path] = 2
-
-    for path in nodes:
-        if path not in state:
-            visit(path)
+                state[target] = 1
+                stack.append((target, iter(successors(target))))
     return cycles
 
 

@@ -10,7 +10,15 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-from interncli.commandcheck import ALL_CODE, FROM_STDIN, INTERPRETERS, LAUNCHERS, WRAPPERS, program_name
+from interncli.commandcheck import (
+    ALL_CODE,
+    FROM_STDIN,
+    INTERPRETERS,
+    LAUNCHERS,
+    SHELL_WITHOUT_COMMAND,
+    WRAPPERS,
+    program_name,
+)
 from tests.conftest import invoke
 
 X = "{x}"
@@ -145,7 +153,7 @@ CASES = [
     (["git", "-C", "repo", "show", X], []),
     (["ssh", "host", X], [2]),
     (["ssh", "-o", X, "host", "uptime"], [2]),
-    (["ssh", "-oProxyCommand={x}", "host"], [1]),
+    (["ssh", "-oProxyCommand={x}", "host", "uptime"], [1]),
     (["ssh", "-p", "22", "host", "ls", X], [5]),
     (["ssh", X, "uptime"], []),
     # ---------------------------------------------------------------- wrappers
@@ -240,7 +248,8 @@ CASES = [
 
 # Every other name the check knows, both ways, so none is left untried: a wrapper running a
 # shell's code and running a fixed tool; an interpreter's code option and a fixed script.
-_OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "flock": "/tmp/lock"}
+_OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "flock": "/tmp/lock",
+            "gosu": "user", "su-exec": "user"}
 _FIXED = {"awk": ["-f", "p.awk", X], "gawk": ["-f", "p.awk", X], "mawk": ["-f", "p.awk", X],
           "nawk": ["-f", "p.awk", X], "sed": ["-f", "s.sed", X], "gsed": ["-f", "s.sed", X],
           "powershell": ["-File", "s.ps1", X]}
@@ -250,7 +259,10 @@ GENERATED = [
     *[case for name, subs in LAUNCHERS.items() for sub in subs
       for prefix in [[name, sub] + (["box"] if WRAPPERS.get(name) or subs[sub].operands else [])]
       for case in ((prefix + ["sh", "-c", X], [len(prefix) + 2]), (prefix + ["./tool", X], []))],
-    *[case for name in ALL_CODE for case in (([name, X], [1]), ([name, "fixed"], []))],
+    *[case for name in ALL_CODE if name not in SHELL_WITHOUT_COMMAND
+      for case in (([name, X], [1]), ([name, "fixed"], []))],
+    # su, runuser, script without -c run a shell on stdin (the model's JSON): given a fixed command.
+    *[case for name in SHELL_WITHOUT_COMMAND for case in (([name, "-c", X], [2]), ([name, "-c", "fixed"], []))],
     *[case for name, spec in INTERPRETERS.items()
       for case in (([name, X], [1]) if not spec.shell_c else ([name, "-c", X], [2]),
                    ([name] + _FIXED.get(name, ["script.file", X]), []))],

@@ -59,10 +59,11 @@ def tools_validate(spec: str) -> None:
     """Check a spec: every problem, with its line number (exit 2 if any).
 
     Refuses a placeholder where a value would be read as the program (also behind env,
-    timeout, sudo, ssh ...) or as code (sh -c, python -c, node -e, an awk or sed program,
-    find -exec, git -c); a program that would run the JSON on stdin (bash with no script,
-    xargs); and references that would be fetched. This is a best-effort check, not a
-    sandbox: a tool runs as you, with your rights.
+    timeout, sudo, docker run, uv run ...) or as code (sh -c, python -c, node -e, an awk or
+    sed program, find -exec, git -c, tar --to-command, vim -c, sqlite3 SQL, make's
+    operands); a program that would run the JSON on stdin (bash with no script, ssh with no
+    command, xargs); and references that would be fetched. This is a best-effort check, not
+    a sandbox: a tool runs as you, with your rights.
     """
     loaded = load_or_report(spec)
     click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"))
@@ -79,8 +80,14 @@ def tools_list(spec: str, as_json: bool) -> None:
 
         output.write_json(loaded["tools"], sys.stdout)
         return
+    from interncli.safetext import escape_line
+
+    # A spec may come from anywhere: on a terminal its text must not act (a title, a screen
+    # clear); a pipe gets it as written. escape_line also keeps each tool on one line.
+    terminal = sys.stdout.isatty()
     for tool in loaded["tools"]:
-        click.echo("{}\t{}".format(tool["name"], tool.get("description", "")))
+        description = tool.get("description", "")
+        click.echo("{}\t{}".format(tool["name"], escape_line(description) if terminal else description))
 
 
 @tools.command("run")
