@@ -196,6 +196,8 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
             return "{}'s {}".format(name, problem)
         body = choice.get(part)
         if body is None:
+            if part == "message":  # a completion's choice is its message; a chunk's delta may be absent
+                return "{}'s choice has no message".format(name)
             continue
         if not isinstance(body, dict):
             return "{}'s {} is {}, not an object".format(name, part, _kind(body))
@@ -213,7 +215,8 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
 def _tool_call_problem(call: Any) -> Optional[str]:
     if not isinstance(call, dict):
         return "tool call is {}, not an object".format(_kind(call))
-    problem = _wrong(call, "index", (int,), "a number") or _wrong(call, "function", (dict,), "an object")
+    problem = (_wrong(call, "index", (int,), "a number") or _wrong(call, "id", (str,), "text")
+               or _wrong(call, "function", (dict,), "an object"))
     if problem:
         return "tool call's " + problem
     function = call.get("function") or {}

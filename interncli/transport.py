@@ -430,6 +430,12 @@ class Transport:
         if isinstance(exc, exceptions.Timeout):
             return NetworkError("no reply from {} within {:g}s".format(url, self._timeout),
                                 hint="Raise --timeout, or try again later.")
+        if isinstance(exc, exceptions.InvalidHeader) and isinstance(exc.args[0] if exc.args else None,
+                                                                     urllib3.exceptions.InvalidHeader):
+            # urllib3's own InvalidHeader, re-raised under requests' name: the reply's headers
+            # contradict each other (Content-Length twice, with two values), not ours.
+            return NetworkError("the reply's headers are not valid: {}".format(_reason(exc)),
+                                hint="Check the base URL (-b) and any proxy in between.")
         if isinstance(exc, exceptions.InvalidHeader):
             return UsageError("a request header is not valid", hint="Check the token: it must be one line of text.")
         if isinstance(exc, exceptions.InvalidSchema) and "SOCKS" in str(exc):

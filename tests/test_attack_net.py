@@ -1,0 +1,97 @@
+"""Holes found by attacking the network layer (issue 8, sections 1 and 6): a hostile server or
+a broken proxy must get exit 6 (or the API's own code) with a one-line error, never an
+"unexpected" error, a misleading hint, or exit 0 for a reply that is not one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interncli.sse import SSEDecoder
+from tests import hostile
+from tests.apiserver import Json, Stream, stream_chunks
+from tests.test_hostile import chat, error_line
+
+OK_BODY = b'{"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}'
+
+
+def reply(status: bytes, headers: list, body: bytes) -> hostile.Verbatim:
+    """A raw HTTP response: the status line, ``headers`` and ``body``, exactly as given."""
+    return hostile.Verbatim(status + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body)
+
+
+# ---------------------------------------------------------------------------- SSE retry field
+
+
+def test_a_retry_field_with_more_digits_than_python_reads_is_ignored():
+    # int() refuses more than 4300 digits (sys.get_int_max_str_digits) with a ValueError; the
+    # SSE spec says a retry value that is not a number is ignored, and one this long is not a
+    # wait anyone means.
+    decoder = SSEDecoder()
+    events = decoder.feed(b"retry: " + b"9" * 5000 + b"\ndata: x\n\n")
+    assert [(e.data, e.retry) for e in events] == [("x", None)]
+
+
+def test_a_stream_with_an_endless_retry_value_still_prints_its_reply(cli, api):
+    api.add(Stream([b"retry: " + b"9" * 5000 + b"\n"] + stream_chunks(["Hel", "lo"])))
+    result = chat(cli, True)
+    assert (result.exit_code, result.stdout) == (0, "Hello\n"), result
+
+
+# ---------------------------------------------------------------------------- reply headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_conflicting_content_lengths_are_a_network_error_not_a_bad_token(cli, api, stream):
+    # urllib3 2.x refuses a reply whose Content-Length headers disagree (a request-smuggling
+    # sign) with its InvalidHeader, which requests re-raises as its own InvalidHeader, the
+    # same class it uses for a request header it cannot send (a token with a newline).
+    api.add(reply(b"HTTP/1.1 200 OK", [b"Content-Type: application/json", b"Content-Length: %d" % len(OK_BODY),
+                                       b"Content-Length: 5"], OK_BODY))
+    result = chat(cli, stream)
+    assert result.exit_code == 6, result
+    line = error_line(result.stderr)
+    assert "reply" in line and "Content-Length" in line
+    assert "token" not in result.stderr
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+def call(call_id) -> dict:
+    return {"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize("call_id", [{"a": 1}, [1], 5, True])
+def test_a_tool_call_id_that_is_not_text_is_malformed(cli, api, call_id):
+    api.add(Json({"choices": [{"index": 0, "message": {"content": None, "tool_calls": [call(call_id)]},
+                               "finish_reason": "tool_calls"}]}))
+    result = chat(cli, False)
+    assert result.exit_code == 1, result
+    assert "tool call's id is" in error_line(result.stderr)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("call_id", [{"a": 1}, [1], 5])
+def test_a_streamed_tool_call_id_that_is_not_text_is_malformed(cli, api, call_id):
+    chunk = {"choices": [{"index": 0, "delta": {"tool_calls": [dict(call(call_id), index=0)]},
+                          "finish_reason": "tool_calls"}]}
+    api.add(Stream(["data: " + json.dumps(chunk) + "\n\n"]))
+    result = chat(cli, True)
+    assert result.exit_code == 6, result
+    assert "tool call's id is" in error_line(result.stderr)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("choice, words", [
+    ({"index": 0, "message": None, "finish_reason": "stop"}, "the reply's choice has no message"),
+    ({"index": 0, "finish_reason": "stop"}, "the reply's choice has no message"),
+])
+def test_a_completion_choice_without_a_message_is_not_a_reply(cli, api, choice, words):
+    # It printed "None" with exit 0.
+    api.add(Json({"choices": [choice]}))
+    result = chat(cli, False)
+    assert result.exit_code == 1, result
+    assert words in error_line(result.stderr)
+    assert result.stdout == ""
