@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -148,11 +148,12 @@ class Response:
     def iter_bytes(self) -> Iterator[bytes]:
         """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
         ends when the connection closes) what each socket read gives, never a full buffer."""
-        partial, skipping = b"", False  # traced by whole lines, so the redaction sees a token whole
+        # traced by whole lines, so the redaction sees a token whole
+        lines = _LineTrace(self._trace_line, self._trace_skipped) if self._trace else None
         try:
             for data in self._pieces():
-                if self._trace:
-                    partial, skipping = self._trace_piece(partial + data, skipping)
+                if lines is not None:
+                    lines.feed(data)
                 yield data
         except _Deadline:
             raise StreamError("the reply stream stalled: no content came for {:g}s (--timeout)".format(
@@ -161,10 +162,8 @@ class Response:
             raise self._broken(exc, StreamError("the reply stream was cut: the connection closed before "
                                                 "the reply was complete", retryable=True)) from exc
         finally:
-            if self._trace and skipping:
-                self._trace_skipped()
-            elif self._trace and partial:
-                self._trace_line(partial)
+            if lines is not None:
+                lines.close()
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
@@ -240,23 +239,6 @@ class Response:
             for line in text.split("\n"):
                 self._trace("< " + escape_line(line.rstrip("\r")))
 
-    def _trace_piece(self, text: bytes, skipping: bool) -> Tuple[bytes, bool]:
-        """Trace the whole lines of ``text``; return the unfinished rest, and whether the current
-        line is being skipped: a line over TRACE_LINE_LIMIT is not held for -v (it is named, not
-        shown, which also keeps a token in it from being cut in two before redaction)."""
-        assert self._trace is not None
-        lines = text.split(b"\n")
-        partial = lines.pop()
-        for line in lines:
-            if skipping:
-                self._trace_skipped()
-                skipping = False
-            else:
-                self._trace_line(line)
-        if len(partial) > TRACE_LINE_LIMIT:
-            return b"", True
-        return partial, skipping
-
     def _trace_skipped(self) -> None:
         assert self._trace is not None
         self._trace("< (a line longer than {}, not shown)".format(size_text(TRACE_LINE_LIMIT)))
@@ -265,6 +247,46 @@ class Response:
         """One body line on stderr: redacted, then escaped (it comes from the server)."""
         assert self._trace is not None
         self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+
+
+class _LineTrace:
+    """Whole lines of a streamed body for -v, from pieces as they arrive. The pieces of an
+    unfinished line are kept in a list and joined once, when it ends: joining at every piece
+    made a server sending a byte per chunk cost quadratic time (a 1 MiB line, minutes of CPU
+    that --timeout does not see, since it counts only waiting for the server). A line over
+    TRACE_LINE_LIMIT is not held: it is named, not shown (which also keeps a token in it from
+    being cut in two before redaction)."""
+
+    def __init__(self, line: Callable[[bytes], None], skipped: Callable[[], None]) -> None:
+        self._line, self._skipped = line, skipped
+        self._parts: List[bytes] = []
+        self._size = 0
+        self._skipping = False
+
+    def feed(self, data: bytes) -> None:
+        """Trace the lines that ``data`` ends; hold (or skip) the rest."""
+        *ended, rest = data.split(b"\n")
+        for piece in ended:
+            if self._skipping:
+                self._skipped()
+                self._skipping = False
+            else:
+                self._parts.append(piece)
+                self._line(b"".join(self._parts))
+            self._parts, self._size = [], 0
+        if rest and not self._skipping:
+            self._parts.append(rest)
+            self._size += len(rest)
+            if self._size > TRACE_LINE_LIMIT:
+                self._parts, self._size, self._skipping = [], 0, True
+
+    def close(self) -> None:
+        """The body ended: trace the unfinished last line, or name it if it was skipped."""
+        if self._skipping:
+            self._skipped()
+        elif self._parts:
+            self._line(b"".join(self._parts))
+        self._parts, self._size, self._skipping = [], 0, False
 
 
 class _Watchdog:

@@ -5,13 +5,15 @@ a broken proxy must get exit 6 (or the API's own code) with a one-line error, ne
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from interncli.sse import SSEDecoder
 from tests import hostile
 from tests.apiserver import Json, Stream, stream_chunks
-from tests.test_hostile import chat, error_line
+from tests.conftest import SENTINEL
+from tests.test_hostile import HUNG, NO_RETRY, chat, error_line
 
 OK_BODY = b'{"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}'
 
@@ -95,3 +97,32 @@ def test_a_completion_choice_without_a_message_is_not_a_reply(cli, api, choice, 
     assert result.exit_code == 1, result
     assert words in error_line(result.stderr)
     assert result.stdout == ""
+
+
+# ---------------------------------------------------------------------------- -v traces
+
+
+def byte_per_chunk_line(size: int) -> hostile.Endless:
+    """A stream whose one event is a line of ``size`` bytes of content sent one byte per HTTP
+    chunk (written in large batches, so the server is not what is slow)."""
+    head = b'data: {"choices": [{"index": 0, "delta": {"content": "'
+    tail = b'"}, "finish_reason": "stop"}]}\n\n'
+    wire = b"".join(b"1\r\n%s\r\n" % head[i:i + 1] for i in range(len(head)))
+    wire += b"1\r\na\r\n" * size + b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail)
+    return hostile.Endless(lambda: (wire[i:i + hostile.PIECE] for i in range(0, len(wire), hostile.PIECE)),
+                           framing="raw")
+
+
+@pytest.mark.integration
+def test_verbose_traces_a_line_sent_a_byte_per_chunk_in_linear_time(exe, api):
+    # urllib3's read_chunked yields every HTTP chunk on its own, however small. The -v trace
+    # joined the unfinished line with each new piece: a 1 MiB line took ~700 s of CPU, all of
+    # it outside --timeout (which counts waiting for the server only).
+    size = hostile.MiB - 1024
+    api.add(byte_per_chunk_line(size))
+    args = [exe, "-v", "-b", api.base_url, "-k", SENTINEL, "--timeout", "5", *NO_RETRY, "chat", "create",
+            "--stream", "-g", "user", "x"]
+    proc = subprocess.run(args, capture_output=True, timeout=HUNG)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == b"a" * size + b"\n"
+    assert b"< data: {\"choices\"" in proc.stderr
