@@ -433,6 +433,13 @@ class ChatClient:
             raise err
         if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
             raise ServerError("the model list has no 'data' list: " + body_snippet(json.dumps(obj).encode()))
+        for model in obj["data"]:
+            # Each entry is printed by its id: one that is not an object with a text id (a
+            # number, null, {"id": {...}}) would be printed as Python's repr, or as nothing.
+            if not isinstance(model, dict) or type(model.get("id")) is not str:
+                raise ServerError("the model list holds an entry that is not a model with a text id: "
+                                  + body_snippet(json.dumps(model).encode()),
+                                  hint="Check the base URL (-b) and any proxy in between.")
         return obj
 
     def stream(self, body: Dict[str, Any]) -> Iterator[Dict[str, Any]]:

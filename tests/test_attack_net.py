@@ -11,7 +11,7 @@ import pytest
 
 from interncli.sse import SSEDecoder
 from tests import hostile
-from tests.apiserver import Json, Stream, stream_chunks
+from tests.apiserver import MODELS_PATH, Json, Stream, stream_chunks
 from tests.conftest import SENTINEL
 from tests.test_hostile import HUNG, NO_RETRY, chat, error_line
 
@@ -126,3 +126,26 @@ def test_verbose_traces_a_line_sent_a_byte_per_chunk_in_linear_time(exe, api):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == b"a" * size + b"\n"
     assert b"< data: {\"choices\"" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- the model list
+
+
+@pytest.mark.parametrize("data", [[1], [None], ["x"], [{"id": {"a": 1}}], [{"id": 5}], [{}],
+                                  [{"id": "good"}, {"object": "model"}]])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_model_list_entry_that_is_not_a_model_is_an_error(cli, api, data, as_json):
+    # It printed {'a': 1} (Python's repr), an empty line, or nothing at all, with exit 0.
+    api.add(Json({"object": "list", "data": data}), path=MODELS_PATH, method="GET")
+    result = cli("models", "list", *(["--json"] if as_json else []), globals_=NO_RETRY)
+    assert result.exit_code == 1, result
+    assert result.stdout == ""
+    if not as_json:
+        assert "the model list holds an entry that is not a model with a text id" in error_line(result.stderr)
+
+
+def test_a_model_list_of_models_is_still_listed(cli, api):
+    api.add(Json({"object": "list", "data": [{"id": "a", "object": "model"}, {"id": "b"}]}),
+            path=MODELS_PATH, method="GET")
+    result = cli("models", "list", globals_=NO_RETRY)
+    assert (result.exit_code, result.stdout) == (0, "a\nb\n"), result
