@@ -47,6 +47,8 @@ HEADER_GRACE = 1.0
 PAUSED_CHECK = 0.5
 # A -v trace holds a line until it ends: a longer line is named, not shown.
 TRACE_LINE_LIMIT = 1 << 20
+# A traced line is escaped this many characters at a time (see _escape_long).
+ESCAPE_SLICE = 1 << 16
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
@@ -237,7 +239,7 @@ class Response:
         if self._trace:
             text = self._redact(body.decode("utf-8", errors="replace"))
             for line in text.split("\n"):
-                self._trace("< " + escape_line(line.rstrip("\r")))
+                self._trace("< " + _escape_long(line.rstrip("\r")))
 
     def _trace_skipped(self) -> None:
         assert self._trace is not None
@@ -246,7 +248,7 @@ class Response:
     def _trace_line(self, line: bytes) -> None:
         """One body line on stderr: redacted, then escaped (it comes from the server)."""
         assert self._trace is not None
-        self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+        self._trace("< " + _escape_long(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
 
 
 class _LineTrace:
@@ -476,7 +478,7 @@ class Transport:
             self._trace("> {}: {}".format(key, value))
         self._trace(">")
         if data is not None:
-            self._trace("> " + escape_line(self.redact(data.decode("utf-8"))))
+            self._trace("> " + _escape_long(self.redact(data.decode("utf-8"))))
 
 
 def check_ca_bundle(path: str, full: bool = True) -> None:
@@ -515,6 +517,15 @@ def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """requests' auth hook, leaving the request as built (with the Bearer header, if any)."""
     return request
 
+
+
+def _escape_long(text: str) -> str:
+    """escape_line over ``text``, a slice at a time. re.sub with a function holds every
+    replacement (a str of ~55 bytes each) until it joins them: a 4 MiB body of ESC bytes took
+    350 MiB under -v. Escaping is character by character, so the slices give the same text."""
+    if len(text) <= ESCAPE_SLICE:
+        return escape_line(text)
+    return "".join(escape_line(text[i:i + ESCAPE_SLICE]) for i in range(0, len(text), ESCAPE_SLICE))
 
 
 def _reason(exc: BaseException) -> str:

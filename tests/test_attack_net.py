@@ -5,15 +5,16 @@ a broken proxy must get exit 6 (or the API's own code) with a one-line error, ne
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from interncli.sse import SSEDecoder
 from tests import hostile
-from tests.apiserver import MODELS_PATH, Json, Stream, stream_chunks
+from tests.apiserver import MODELS_PATH, Json, Raw, Stream, stream_chunks
 from tests.conftest import SENTINEL
-from tests.test_hostile import HUNG, NO_RETRY, chat, error_line
+from tests.test_hostile import HUNG, MEMORY_LIMIT_KIB, NO_RETRY, chat, error_line, run_measured
 
 OK_BODY = b'{"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}'
 
@@ -149,3 +150,21 @@ def test_a_model_list_of_models_is_still_listed(cli, api):
             path=MODELS_PATH, method="GET")
     result = cli("models", "list", globals_=NO_RETRY)
     assert (result.exit_code, result.stdout) == (0, "a\nb\n"), result
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4")
+@pytest.mark.parametrize("body, stream", [
+    (b"\x1b" * (4 * hostile.MiB - 64), False),
+    ("\u0085".encode() * (2 * hostile.MiB - 32), False),
+    (b"data: " + b"\x1b" * (hostile.MiB - 64) + b"\n\n", True),
+], ids=["4 MiB of ESC", "4 MiB of U+0085", "a 1 MiB stream line of ESC"])
+def test_verbose_escapes_a_body_of_controls_within_100_MiB(exe, api, tmp_path, body, stream):
+    # re.sub with a function keeps each replacement as its own str until it joins them: a body
+    # that is all controls cost ~90 bytes of memory a byte when escaped for -v (351 MiB).
+    api.add(Raw(body, content_type="text/event-stream" if stream else "application/json"))
+    args = ["-v", "-b", api.base_url, "-k", SENTINEL, *NO_RETRY, "chat", "create", "-g", "user", "x"]
+    code, stderr, peak = run_measured(exe, args + (["--stream"] if stream else []), tmp_path)
+    assert code == (6 if stream else 1), stderr[-2000:]
+    assert "\\x1b\\x1b" in stderr or "\\x85\\x85" in stderr
+    assert peak < MEMORY_LIMIT_KIB, "peak RSS {} MiB".format(peak // 1024)
