@@ -394,6 +394,15 @@ class Transport:
                 self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
         response = Response(raw, self._timeout, started, self.redact, self._trace)
+        if raw.status_code < 200:
+            # http.client skips only "100 Continue": any other 1xx (103 Early Hints) comes back
+            # as the reply, with no body, and the real answer behind it on the connection is
+            # lost. Not a server error to retry: the same request would meet the same 103.
+            raw.close()
+            raise NetworkError("the server answered with HTTP {} {}, an informational status, instead of "
+                               "its reply".format(raw.status_code, escape_line(raw.reason or "")).rstrip(),
+                               hint="Check the base URL (-b) and any proxy in between: interncli cannot read "
+                                    "a reply behind it.")
         if 300 <= raw.status_code < 400:
             raw.close()
             location = raw.headers.get("Location", "?")

@@ -168,3 +168,22 @@ def test_verbose_escapes_a_body_of_controls_within_100_MiB(exe, api, tmp_path, b
     assert code == (6 if stream else 1), stderr[-2000:]
     assert "\\x1b\\x1b" in stderr or "\\x85\\x85" in stderr
     assert peak < MEMORY_LIMIT_KIB, "peak RSS {} MiB".format(peak // 1024)
+
+
+# ---------------------------------------------------------------------------- 1xx
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_informational_status_before_the_reply_is_a_network_error_not_retried(cli, api, stream):
+    # http.client skips "100 Continue" only; a 103 Early Hints (which some proxies and CDNs
+    # send) is returned as the reply, bodiless. It was a retryable "server error" (exit 1),
+    # re-sending the POST max-retries times.
+    for _ in range(3):
+        api.add(hostile.Verbatim(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(OK_BODY), OK_BODY)))
+    result = chat(cli, stream, "--max-retries", "2")
+    assert result.exit_code == 6, result
+    assert "HTTP 103 Early Hints, an informational status" in error_line(result.stderr)
+    assert "retrying" not in result.stderr and len(api.requests) == 1
