@@ -34,7 +34,11 @@ MAX_TOOL_CALLS = 128
 # Parsed JSON takes up to ~25 times its text ("{}," is 3 bytes, an empty dict 64): so the number
 # of values in one document is capped too. A completion holds a few dozen.
 VALUE_LIMIT = 100_000
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A JSON string, or an unterminated one to the end of the text: with the closing quote required,
+# each failed match was retried from the next quote, and a text of escaped quotes (\"\"\"...)
+# took quadratic time (a 1 MiB stream event, hours of CPU that --timeout does not see). Never
+# failing, the match is linear; an unterminated string is not JSON, which the parser then says.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
 
 
 class ChatRequest:

@@ -187,3 +187,29 @@ def test_an_informational_status_before_the_reply_is_a_network_error_not_retried
     assert result.exit_code == 6, result
     assert "HTTP 103 Early Hints, an informational status" in error_line(result.stderr)
     assert "retrying" not in result.stderr and len(api.requests) == 1
+
+
+# ---------------------------------------------------------------------------- JSON value count
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", [False, True])
+def test_counting_the_values_of_a_text_of_escaped_quotes_takes_linear_time(exe, api, stream):
+    # More than VALUE_LIMIT commas, so the strings are stripped before counting; an unterminated
+    # string of \",\",\", made the string pattern fail and restart at each quote: quadratic,
+    # hours of CPU for 1 MiB, none of it counted by --timeout.
+    text = b'{"choices": [], "x": "' + b'\\",' * ((hostile.MiB - 64) // 3)
+    body = b"data: " + text + b"\n\n" if stream else text
+    api.add(Raw(body, content_type="text/event-stream" if stream else "application/json"))
+    args = [exe, "-b", api.base_url, "-k", SENTINEL, "--timeout", "5", *NO_RETRY, "chat", "create", "-g", "user",
+            "x"] + (["--stream"] if stream else [])
+    proc = subprocess.run(args, capture_output=True, timeout=HUNG, text=True)
+    assert proc.returncode == (6 if stream else 1), proc.stderr[-2000:]
+    assert "not JSON" in error_line(proc.stderr) or "malformed" in error_line(proc.stderr)
+
+
+def test_commas_inside_strings_still_do_not_count_as_values(cli, api):
+    content = "a," * 60_000  # 120000 commas in one string: far more than VALUE_LIMIT, yet one value
+    api.add(Json({"choices": [{"index": 0, "message": {"content": content}, "finish_reason": "stop"}]}))
+    result = chat(cli, False)
+    assert (result.exit_code, result.stdout) == (0, content + "\n"), result
