@@ -266,7 +266,10 @@ def load_json(body: bytes, what: str) -> Any:
     except BadNumber as exc:
         raise ServerError("the {} holds {}".format(what, exc),
                           hint="The server sent JSON that is not valid; try again, or tell its operator.") from None
-    except (ValueError, RecursionError):
+    except RecursionError:  # json's C parser gives up near Python's recursion limit (~1000 levels)
+        raise ServerError("the {} nests lists or objects deeper than interncli reads".format(what),
+                          hint="Check the base URL (-b) and any proxy in between.") from None
+    except ValueError:
         raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
 

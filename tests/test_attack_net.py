@@ -213,3 +213,12 @@ def test_commas_inside_strings_still_do_not_count_as_values(cli, api):
     api.add(Json({"choices": [{"index": 0, "message": {"content": content}, "finish_reason": "stop"}]}))
     result = chat(cli, False)
     assert (result.exit_code, result.stdout) == (0, content + "\n"), result
+
+
+@pytest.mark.parametrize("depth", [990, 50_000])
+def test_a_reply_nested_too_deeply_says_so(cli, api, depth):
+    # It said "the reply is not JSON", which it is.
+    api.add(Raw(b'{"choices": [], "x": ' + b"[" * depth + b"]" * depth + b"}", content_type="application/json"))
+    result = chat(cli, False)
+    assert result.exit_code == 1, result
+    assert "the reply nests lists or objects deeper than interncli reads" in error_line(result.stderr)
