@@ -34,7 +34,11 @@ MAX_TOOL_CALLS = 128
 # Parsed JSON takes up to ~25 times its text ("{}," is 3 bytes, an empty dict 64): so the number
 # of values in one document is capped too. A completion holds a few dozen.
 VALUE_LIMIT = 100_000
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A JSON string, or an unterminated one to the end of the text: with the closing quote required,
+# each failed match was retried from the next quote, and a text of escaped quotes (\"\"\"...)
+# took quadratic time (a 1 MiB stream event, hours of CPU that --timeout does not see). Never
+# failing, the match is linear; an unterminated string is not JSON, which the parser then says.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
 
 
 class ChatRequest:
@@ -196,6 +200,8 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
             return "{}'s {}".format(name, problem)
         body = choice.get(part)
         if body is None:
+            if part == "message":  # a completion's choice is its message; a chunk's delta may be absent
+                return "{}'s choice has no message".format(name)
             continue
         if not isinstance(body, dict):
             return "{}'s {} is {}, not an object".format(name, part, _kind(body))
@@ -213,7 +219,8 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
 def _tool_call_problem(call: Any) -> Optional[str]:
     if not isinstance(call, dict):
         return "tool call is {}, not an object".format(_kind(call))
-    problem = _wrong(call, "index", (int,), "a number") or _wrong(call, "function", (dict,), "an object")
+    problem = (_wrong(call, "index", (int,), "a number") or _wrong(call, "id", (str,), "text")
+               or _wrong(call, "function", (dict,), "an object"))
     if problem:
         return "tool call's " + problem
     function = call.get("function") or {}
@@ -259,7 +266,10 @@ def load_json(body: bytes, what: str) -> Any:
     except BadNumber as exc:
         raise ServerError("the {} holds {}".format(what, exc),
                           hint="The server sent JSON that is not valid; try again, or tell its operator.") from None
-    except (ValueError, RecursionError):
+    except RecursionError:  # json's C parser gives up near Python's recursion limit (~1000 levels)
+        raise ServerError("the {} nests lists or objects deeper than interncli reads".format(what),
+                          hint="Check the base URL (-b) and any proxy in between.") from None
+    except ValueError:
         raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
 
@@ -430,6 +440,13 @@ class ChatClient:
             raise err
         if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
             raise ServerError("the model list has no 'data' list: " + body_snippet(json.dumps(obj).encode()))
+        for model in obj["data"]:
+            # Each entry is printed by its id: one that is not an object with a text id (a
+            # number, null, {"id": {...}}) would be printed as Python's repr, or as nothing.
+            if not isinstance(model, dict) or type(model.get("id")) is not str:
+                raise ServerError("the model list holds an entry that is not a model with a text id: "
+                                  + body_snippet(json.dumps(model).encode()),
+                                  hint="Check the base URL (-b) and any proxy in between.")
         return obj
 
     def stream(self, body: Dict[str, Any]) -> Iterator[Dict[str, Any]]:

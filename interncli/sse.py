@@ -21,6 +21,9 @@ __all__ = ["LimitExceeded", "ServerSentEvent", "StrayLine", "SSEDecoder", "decod
 _BOM = b"\xef\xbb\xbf"
 _LINE_ENDS = (b"\n", b"\r")
 _DIGITS = frozenset("0123456789")
+# int() refuses more than 4300 digits with a ValueError; a retry of 10**18 ms is no wait anyone
+# means either, so a longer value is ignored like any other that is not a number.
+_RETRY_DIGITS = 18
 
 
 class ServerSentEvent(NamedTuple):
@@ -161,7 +164,7 @@ class SSEDecoder:
             self._last_id = value
         elif name == "retry":
             # str.isdigit() would accept non-ASCII digits, which the spec rejects.
-            if not value or not _DIGITS.issuperset(value):
+            if not value or len(value) > _RETRY_DIGITS or not _DIGITS.issuperset(value):
                 return
             self._retry = int(value)
         else:

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -47,6 +47,8 @@ HEADER_GRACE = 1.0
 PAUSED_CHECK = 0.5
 # A -v trace holds a line until it ends: a longer line is named, not shown.
 TRACE_LINE_LIMIT = 1 << 20
+# A traced line is escaped this many characters at a time (see _escape_long).
+ESCAPE_SLICE = 1 << 16
 
 
 def backoff_delay(attempt: int, retry_after: Optional[float], rand: Callable[[], float] = random.random) -> float:
@@ -148,11 +150,12 @@ class Response:
     def iter_bytes(self) -> Iterator[bytes]:
         """The body in pieces as they arrive: chunk by chunk when chunked, else (a body that
         ends when the connection closes) what each socket read gives, never a full buffer."""
-        partial, skipping = b"", False  # traced by whole lines, so the redaction sees a token whole
+        # traced by whole lines, so the redaction sees a token whole
+        lines = _LineTrace(self._trace_line, self._trace_skipped) if self._trace else None
         try:
             for data in self._pieces():
-                if self._trace:
-                    partial, skipping = self._trace_piece(partial + data, skipping)
+                if lines is not None:
+                    lines.feed(data)
                 yield data
         except _Deadline:
             raise StreamError("the reply stream stalled: no content came for {:g}s (--timeout)".format(
@@ -161,10 +164,8 @@ class Response:
             raise self._broken(exc, StreamError("the reply stream was cut: the connection closed before "
                                                 "the reply was complete", retryable=True)) from exc
         finally:
-            if self._trace and skipping:
-                self._trace_skipped()
-            elif self._trace and partial:
-                self._trace_line(partial)
+            if lines is not None:
+                lines.close()
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
@@ -238,24 +239,7 @@ class Response:
         if self._trace:
             text = self._redact(body.decode("utf-8", errors="replace"))
             for line in text.split("\n"):
-                self._trace("< " + escape_line(line.rstrip("\r")))
-
-    def _trace_piece(self, text: bytes, skipping: bool) -> Tuple[bytes, bool]:
-        """Trace the whole lines of ``text``; return the unfinished rest, and whether the current
-        line is being skipped: a line over TRACE_LINE_LIMIT is not held for -v (it is named, not
-        shown, which also keeps a token in it from being cut in two before redaction)."""
-        assert self._trace is not None
-        lines = text.split(b"\n")
-        partial = lines.pop()
-        for line in lines:
-            if skipping:
-                self._trace_skipped()
-                skipping = False
-            else:
-                self._trace_line(line)
-        if len(partial) > TRACE_LINE_LIMIT:
-            return b"", True
-        return partial, skipping
+                self._trace("< " + _escape_long(line.rstrip("\r")))
 
     def _trace_skipped(self) -> None:
         assert self._trace is not None
@@ -264,7 +248,47 @@ class Response:
     def _trace_line(self, line: bytes) -> None:
         """One body line on stderr: redacted, then escaped (it comes from the server)."""
         assert self._trace is not None
-        self._trace("< " + escape_line(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+        self._trace("< " + _escape_long(self._redact(line.rstrip(b"\r").decode("utf-8", errors="replace"))))
+
+
+class _LineTrace:
+    """Whole lines of a streamed body for -v, from pieces as they arrive. The pieces of an
+    unfinished line are kept in a list and joined once, when it ends: joining at every piece
+    made a server sending a byte per chunk cost quadratic time (a 1 MiB line, minutes of CPU
+    that --timeout does not see, since it counts only waiting for the server). A line over
+    TRACE_LINE_LIMIT is not held: it is named, not shown (which also keeps a token in it from
+    being cut in two before redaction)."""
+
+    def __init__(self, line: Callable[[bytes], None], skipped: Callable[[], None]) -> None:
+        self._line, self._skipped = line, skipped
+        self._parts: List[bytes] = []
+        self._size = 0
+        self._skipping = False
+
+    def feed(self, data: bytes) -> None:
+        """Trace the lines that ``data`` ends; hold (or skip) the rest."""
+        *ended, rest = data.split(b"\n")
+        for piece in ended:
+            if self._skipping:
+                self._skipped()
+                self._skipping = False
+            else:
+                self._parts.append(piece)
+                self._line(b"".join(self._parts))
+            self._parts, self._size = [], 0
+        if rest and not self._skipping:
+            self._parts.append(rest)
+            self._size += len(rest)
+            if self._size > TRACE_LINE_LIMIT:
+                self._parts, self._size, self._skipping = [], 0, True
+
+    def close(self) -> None:
+        """The body ended: trace the unfinished last line, or name it if it was skipped."""
+        if self._skipping:
+            self._skipped()
+        elif self._parts:
+            self._line(b"".join(self._parts))
+        self._parts, self._size, self._skipping = [], 0, False
 
 
 class _Watchdog:
@@ -370,6 +394,15 @@ class Transport:
                 self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
         response = Response(raw, self._timeout, started, self.redact, self._trace)
+        if raw.status_code < 200:
+            # http.client skips only "100 Continue": any other 1xx (103 Early Hints) comes back
+            # as the reply, with no body, and the real answer behind it on the connection is
+            # lost. Not a server error to retry: the same request would meet the same 103.
+            raw.close()
+            raise NetworkError("the server answered with HTTP {} {}, an informational status, instead of "
+                               "its reply".format(raw.status_code, escape_line(raw.reason or "")).rstrip(),
+                               hint="Check the base URL (-b) and any proxy in between: interncli cannot read "
+                                    "a reply behind it.")
         if 300 <= raw.status_code < 400:
             raw.close()
             location = raw.headers.get("Location", "?")
@@ -430,6 +463,12 @@ class Transport:
         if isinstance(exc, exceptions.Timeout):
             return NetworkError("no reply from {} within {:g}s".format(url, self._timeout),
                                 hint="Raise --timeout, or try again later.")
+        if isinstance(exc, exceptions.InvalidHeader) and isinstance(exc.args[0] if exc.args else None,
+                                                                     urllib3.exceptions.InvalidHeader):
+            # urllib3's own InvalidHeader, re-raised under requests' name: the reply's headers
+            # contradict each other (Content-Length twice, with two values), not ours.
+            return NetworkError("the reply's headers are not valid: {}".format(_reason(exc)),
+                                hint="Check the base URL (-b) and any proxy in between.")
         if isinstance(exc, exceptions.InvalidHeader):
             return UsageError("a request header is not valid", hint="Check the token: it must be one line of text.")
         if isinstance(exc, exceptions.InvalidSchema) and "SOCKS" in str(exc):
@@ -448,7 +487,7 @@ class Transport:
             self._trace("> {}: {}".format(key, value))
         self._trace(">")
         if data is not None:
-            self._trace("> " + escape_line(self.redact(data.decode("utf-8"))))
+            self._trace("> " + _escape_long(self.redact(data.decode("utf-8"))))
 
 
 def check_ca_bundle(path: str, full: bool = True) -> None:
@@ -487,6 +526,15 @@ def _as_built(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """requests' auth hook, leaving the request as built (with the Bearer header, if any)."""
     return request
 
+
+
+def _escape_long(text: str) -> str:
+    """escape_line over ``text``, a slice at a time. re.sub with a function holds every
+    replacement (a str of ~55 bytes each) until it joins them: a 4 MiB body of ESC bytes took
+    350 MiB under -v. Escaping is character by character, so the slices give the same text."""
+    if len(text) <= ESCAPE_SLICE:
+        return escape_line(text)
+    return "".join(escape_line(text[i:i + ESCAPE_SLICE]) for i in range(0, len(text), ESCAPE_SLICE))
 
 
 def _reason(exc: BaseException) -> str:
