@@ -220,6 +220,26 @@ WITHHELD_HINT = ("Give this server its token with -k or INTERN_API_KEY, or make 
                  "interncli config set --profile NAME base_url URL; interncli auth login --profile NAME")
 
 
+def _profile_values(path: str, field: str, hint: str) -> Dict[str, str]:
+    """``profiles: {NAME: {FIELD: VALUE}}`` from one of the files interncli keeps beside the
+    config (tokens, token hosts), as NAME -> VALUE for each non-empty text VALUE; none if the
+    file does not exist."""
+    if not os.path.exists(path):
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError("cannot read {}: {}".format(path, " ".join(str(exc).split())[:200]), hint=hint) from exc
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(profiles, dict):
+        raise UsageError("{} must hold a 'profiles' mapping".format(path), hint=hint)
+    return {str(name): entry[field] for name, entry in profiles.items()
+            if isinstance(entry, dict) and isinstance(entry.get(field), str) and entry[field].strip()}
+
+
 # --- which host each stored token is for (not secret) -------------------------------------
 
 def hosts_path(config_dir: str) -> str:
@@ -229,21 +249,7 @@ def hosts_path(config_dir: str) -> str:
 
 def _read_hosts(config_dir: str) -> Dict[str, str]:
     path = hosts_path(config_dir)
-    if not os.path.exists(path):
-        return {}
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError("cannot read {}: {}".format(path, " ".join(str(exc).split())[:200]),
-                         hint="Remove the file and log in again.") from exc
-    profiles = data.get("profiles") if isinstance(data, dict) else None
-    if not isinstance(profiles, dict):
-        raise UsageError("{} must hold a 'profiles' mapping".format(path), hint="Remove the file and log in again.")
-    hosts = {str(name): entry["host"] for name, entry in profiles.items()
-             if isinstance(entry, dict) and isinstance(entry.get("host"), str) and entry["host"]}
+    hosts = _profile_values(path, "host", hint="Remove the file and log in again.")
     from interncli.safetext import escape_line
 
     if any(escape_line(host) != host for host in hosts.values()):  # shown by `auth status`
@@ -382,26 +388,14 @@ def file_tokens(config_dir: str) -> Dict[str, str]:
     path = credentials_path(config_dir)
     if not os.path.exists(path):
         return {}
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError("cannot read {}: {}".format(path, " ".join(str(exc).split())[:200]),
-                         hint="Fix or remove the file, then log in again.") from exc
-    profiles = data.get("profiles") if isinstance(data, dict) else None
-    if not isinstance(profiles, dict):
-        raise UsageError("{} must hold a 'profiles' mapping".format(path),
-                         hint="Remove the file and log in again with --insecure-storage.")
+    tokens = _profile_values(path, "token", hint="Fix or remove the file, then log in again with --insecure-storage.")
     if os.stat(path).st_mode & 0o077:
         import sys
 
         sys.stderr.write("interncli: warning: {} can be read by other users; run: chmod 600 {}\n".format(
             path, path))
         sys.stderr.flush()
-    return {str(name): entry["token"] for name, entry in profiles.items()
-            if isinstance(entry, dict) and isinstance(entry.get("token"), str) and entry["token"].strip()}
+    return tokens
 
 
 def _write_file_tokens(config_dir: str, tokens: Dict[str, str]) -> None:
