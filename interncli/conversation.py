@@ -6,7 +6,6 @@ from typing import Any, Dict, List
 
 from interncli.errors import UsageError
 from interncli.files import check_writable, locked, write_atomic
-from interncli.safetext import replace_surrogates
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -26,6 +25,8 @@ def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
     """Add ``new`` to the end of the file as it is now, under its lock: another run may have
     added its own turn since this one read it, and that turn is kept."""
     import json  # here, not at the top: `chat create --help` imports this module for ROLES
+
+    from interncli.safetext import replace_surrogates  # likewise: its patterns cost milliseconds
 
     real = check_writable(path, "conversation")
     with locked(real):
@@ -65,6 +66,8 @@ def _read(path: str) -> List[Dict[str, Any]]:
 
 def _without_surrogates(value: Any) -> Any:
     """A JSON value with lone surrogates in its strings replaced (see append_messages)."""
+    from interncli.safetext import replace_surrogates
+
     if isinstance(value, str):
         return replace_surrogates(value)
     if isinstance(value, list):
