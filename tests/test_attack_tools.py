@@ -18,6 +18,7 @@ from interncli import toolrun
 from interncli.commandcheck import RUNS, program_name
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
+from tests.processes import wait_gone
 from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
 from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
 from tests.test_tools_hardening import run_calls
@@ -279,7 +280,7 @@ def test_a_signal_that_ends_tools_run_stops_the_running_tool(api, tmp_path, exe,
         proc.send_signal(getattr(signal, name))
         proc.communicate(timeout=60)
         assert proc.returncode == code
-        assert _gone(pid), "the tool (pid {}) outlived tools run after {}".format(pid, name)
+        assert wait_gone(pid, 10), "the tool (pid {}) outlived tools run after {}".format(pid, name)
     finally:
         _kill_quietly(pid)
         proc.kill()
@@ -292,17 +293,6 @@ def _wait_for_pid(path, limit: float = 30.0) -> int:
         assert time.monotonic() < deadline, "the tool never started"
         time.sleep(0.05)
     return int(path.read_text())
-
-
-def _gone(pid: int, limit: float = 10.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _kill_quietly(pid: int) -> None:

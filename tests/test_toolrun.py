@@ -17,6 +17,7 @@ import pytest
 from interncli import toolrun
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
+from tests.processes import wait_gone
 from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
 
 
@@ -36,19 +37,6 @@ def run_once(cli, api, tmp_path: Path, tool: Dict[str, Any], arguments: str, *fl
     (answer,) = tool_messages(bodies[1])
     assert answer["tool_call_id"] == "c1"
     return result, answer
-
-
-def _gone(pid: int) -> bool:
-    """The process no longer runs (gone, or a zombie waiting for its reaper)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        with open("/proc/{}/stat".format(pid)) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 # ------------------------------------------------------------------------- failing tools
@@ -78,10 +66,7 @@ def test_timeout_kills_the_whole_process_group(cli, api, tmp_path):
     assert report["stdout"] == "started\n"
     assert "did not finish" in result.stderr
     child = int((tmp_path / "child.pid").read_text())
-    deadline = time.monotonic() + 3
-    while not _gone(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _gone(child):
+    if not wait_gone(child, 3):
         os.kill(child, 9)
         pytest.fail("the tool's child (pid {}) survived the timeout".format(child))
 

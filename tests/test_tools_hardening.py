@@ -17,6 +17,7 @@ import pytest
 from interncli import toolrun
 from tests.apiserver import Completion, err_openai
 from tests.conftest import SENTINEL, invoke
+from tests.processes import wait_gone
 from tests.ptyrun import run_on_pty
 from tests.recorder import Recorder
 from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
@@ -201,25 +202,6 @@ def test_a_recursive_schema_that_descends_is_accepted_and_checks_calls(cli, api,
 # ------------------------------------------------------------------- daemons and orphans
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        with open("/proc/{}/stat".format(pid)) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def _wait_gone(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _gone(pid)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux-only (documented)")
 @pytest.mark.parametrize("shape", [[], ["tree"]], ids=["daemon", "daemon-with-a-child"])
 def test_a_tool_that_daemonises_does_not_outlive_the_call_in_process(cli, api, tmp_path, shape):
@@ -233,7 +215,7 @@ def test_a_tool_that_daemonises_does_not_outlive_the_call_in_process(cli, api, t
     pids = [int(line) for line in (tmp_path / "daemon.pid").read_text().split()]
     assert len(pids) == 1 + len(shape)
     for pid in pids:
-        if not _wait_gone(pid):
+        if not wait_gone(pid, 5):
             for other in pids:
                 os.kill(other, 9)
             pytest.fail("a process the tool left (pid {}) outlived the call".format(pid))
@@ -249,7 +231,7 @@ def test_a_tool_that_daemonises_does_not_outlive_tools_run(api, tmp_path, exe):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     pid = int((tmp_path / "daemon.pid").read_text())
-    if not _wait_gone(pid):
+    if not wait_gone(pid, 5):
         os.kill(pid, 9)
         pytest.fail("the daemon (pid {}) outlived tools run".format(pid))
 
