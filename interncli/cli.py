@@ -34,6 +34,11 @@ class ReaderGone(Exception):
     """stdout was closed by its reader (``| head``); click would turn EPIPE into exit 1."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C while a command ran; click would print a newline of its own to sys.stderr, not a
+    JSON line under --json."""
+
+
 class LazyGroup(Group):
     """A group whose sub-commands are imported on first use."""
 
@@ -42,6 +47,8 @@ class LazyGroup(Group):
             return super().invoke(ctx)
         except BrokenPipeError as exc:
             raise ReaderGone() from exc
+        except KeyboardInterrupt as exc:
+            raise Interrupted() from exc
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted(COMMANDS)
@@ -131,7 +138,7 @@ def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None) -> int
     except click.exceptions.Abort:
         _report_interrupted(io, "")
         return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         _report_interrupted(io, "\n")
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
@@ -199,20 +206,22 @@ def _report_traceback(text: str, io: IOStreams) -> None:
 
 def _json_given(args: List[str]) -> bool:
     """Whether ``--json`` is an option of the command that ``args`` names, by click's own
-    parser in resilient mode, which goes on past what it cannot parse (an unknown option is set
-    aside, a missing value ends the parse there). A message whose text is "--json" (``-g user
-    --json``) is a value, not the option, as in the real parse."""
+    parser in resilient mode, told to set unknown options aside (a missing value still ends the
+    parse there). A message whose text is "--json" (``-g user --json``) is a value, not the
+    option, as in the real parse."""
     try:
-        ctx = cli.make_context("interncli", list(args), resilient_parsing=True)
+        ctx = cli.make_context("interncli", list(args), resilient_parsing=True, ignore_unknown_options=True)
         while isinstance(ctx.command, click.Group):
             # click 8.2 renamed protected_args (the sub-command's name and what follows it).
             protected = getattr(ctx, "_protected_args" if hasattr(ctx, "_protected_args") else "protected_args")
             rest = [*protected, *ctx.args]
+            # An unknown option before the sub-command's name was set aside: pass over it.
+            while rest and rest[0].startswith("-"):
+                rest.pop(0)
             name, command, rest = ctx.command.resolve_command(ctx, rest) if rest else (None, None, [])
             if command is None or name is None:
                 return False
-            ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=True,
-                                       ignore_unknown_options=not isinstance(command, click.Group))
+            ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=True, ignore_unknown_options=True)
         return bool(ctx.params.get("as_json"))
     except (click.ClickException, click.exceptions.Exit, InternCliError):
         return False

@@ -4,7 +4,8 @@ and asks it, never ``sys`` or the environment, whether a stream is a terminal an
 What the server sent is escaped wherever a terminal would act on it: on stderr always, on stdout
 when it is a terminal. Under ``--json`` (``io.json``) every stderr line is one JSON object:
 ``{"error": {...}}``, ``{"warning": TEXT}``, ``{"info": TEXT}``, ``{"notice": TEXT, "retry": N,
-...}``, ``{"trace": LINE}``, ``{"traceback": TEXT}`` or ``{"problem": TEXT, "path": PATH, "line": N}``. Never touches the network."""
+...}``, ``{"trace": LINE}``, ``{"traceback": TEXT}`` or ``{"problem": TEXT, "path": PATH, "line":
+N}``. Never touches the network."""
 
 from __future__ import annotations
 
