@@ -94,9 +94,6 @@ def cli(ctx: click.Context, **options: Any) -> None:
     ctx.obj.options.update(options)
 
 
-def _config_dir() -> str:
-    return os.environ.get("INTERNCLI_CONFIG_DIR") or click.get_app_dir("interncli")
-
 
 def main(argv: Optional[List[str]] = None) -> None:
     """The console script: run the command and exit with the contract's exit code."""
@@ -120,7 +117,8 @@ def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None) -> int
         if sys.stdout is None:  # started with stdout closed (>&-)
             sys.stdout = open(os.devnull, "w")
         io = IOStreams(sys.stdin, sys.stdout, sys.stderr, os.environ)
-    app = AppContext(options={}, environ=os.environ, config_dir=_config_dir(), io=io)
+    config_dir = os.environ.get("INTERNCLI_CONFIG_DIR") or click.get_app_dir("interncli")
+    app = AppContext(options={}, environ=os.environ, config_dir=config_dir, io=io)
     # A usage error may come before the options are stored, quoting a -k value (`-k T T`).
     app.argv_tokens = credentials.argv_tokens(args)
     try:

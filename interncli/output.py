@@ -161,13 +161,13 @@ def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
                                          line_for_stdout(str(function.get("name", "")), io), arguments)
 
 
-def length_note(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
+def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
     """Warn when a reply was cut at max_tokens."""
     if finish_reason == "length":
         warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), io)
 
 
-def moderation_note(obj: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> bool:
+def warn_if_flagged(obj: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> bool:
     """Warn when the service flagged the content; True if it did."""
     moderation = obj.get("moderation")
     if isinstance(moderation, dict) and moderation.get("sensitive"):
@@ -208,13 +208,13 @@ def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = Fal
         out.flush()
 
 
-def reply_notes(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> None:
+def warn_about_reply(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> None:
     """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
     choices = reply.get("choices") or []
     for choice in choices:
-        length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
+        warn_if_cut(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
                     io)
-    moderation_note(reply, io, redact)
+    warn_if_flagged(reply, io, redact)
 
 
 class StreamPrinter(Protocol):
@@ -250,7 +250,7 @@ class TextStreamPrinter:
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """Print what one chunk adds (the assembler has already taken it in)."""
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.io, self.redact)
+            self._flagged = warn_if_flagged(chunk, self.io, self.redact)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
             if self.live:
@@ -270,7 +270,7 @@ class TextStreamPrinter:
                 self.out.write(tool_call_line(call, self.io))
             self.out.flush()
             self.started = True
-            length_note(state.finish_reason, "", self.io)
+            warn_if_cut(state.finish_reason, "", self.io)
             return
         for index in sorted(assembler.choices):
             if index not in self._printed:
@@ -315,7 +315,7 @@ class TextStreamPrinter:
         for call in assembler.message(index).get("tool_calls", []):
             self.out.write(tool_call_line(call, self.io))
         self.out.flush()
-        length_note(state.finish_reason, " {}".format(index), self.io)
+        warn_if_cut(state.finish_reason, " {}".format(index), self.io)
 
 
 class JsonStreamPrinter:
@@ -331,7 +331,7 @@ class JsonStreamPrinter:
         self.started = True
         write_json(chunk, self.io.stdout, pretty=False)
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.io, self.redact)
+            self._flagged = warn_if_flagged(chunk, self.io, self.redact)
 
     def abort(self) -> None:
         """The stream failed: every line printed is whole already."""
@@ -340,7 +340,7 @@ class JsonStreamPrinter:
         """Warnings that only the end of the stream can tell."""
         many = len(assembler.choices) > 1
         for index, state in sorted(assembler.choices.items()):
-            length_note(state.finish_reason, " {}".format(index) if many else "", self.io)
+            warn_if_cut(state.finish_reason, " {}".format(index) if many else "", self.io)
 
 
 def write_lines(lines: Iterable[str], io: IOStreams) -> None:

@@ -188,9 +188,9 @@ def test_inform_and_spec_problems_as_text():
 
 def test_length_and_moderation_notes():
     streams = fake_io()
-    output.reply_notes({"choices": [{"index": 0, "finish_reason": "length"}, {"index": 1, "finish_reason": "stop"}],
-                        "moderation": {"sensitive": True, "category": "secret-abc"}}, streams,
-                       redact=lambda text: text.replace("secret-abc", "***"))
+    reply = {"choices": [{"index": 0, "finish_reason": "length"}, {"index": 1, "finish_reason": "stop"}],
+             "moderation": {"sensitive": True, "category": "secret-abc"}}
+    output.warn_about_reply(reply, streams, redact=lambda text: text.replace("secret-abc", "***"))
     assert err(streams) == ("interncli: warning: the reply 0 was cut at max_tokens (finish_reason: length)\n"
                             "interncli: warning: the service flagged this reply as sensitive (category: ***)\n")
 

@@ -135,7 +135,7 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
                 output.write_completion(reply, app.io, reasoning=show_reasoning)
         finally:  # a BrokenPipeError (the reader has gone) still keeps the turn
             keep(assistant_message(reply["choices"][0].get("message") or {}))
-        output.reply_notes(reply, app.io, app.redact)
+        output.warn_about_reply(reply, app.io, app.redact)
         return
 
     printer: output.StreamPrinter

@@ -47,7 +47,7 @@ def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 def json_option(f: Callable) -> Callable:
     """``--json``: machine-readable output; every stderr line is then one JSON object too."""
     return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_json_mode,
-                        help="Print JSON for jq (errors too, as one JSON line on stderr).")(f)
+                        help="Print JSON for jq (stderr too: each line one JSON object, errors included).")(f)
 
 
 def read_messages(pairs: Sequence[Tuple[str, str]], io: IOStreams) -> List[Dict[str, Any]]:

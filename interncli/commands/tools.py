@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import click
 
@@ -22,6 +22,9 @@ from interncli.commands.completion import complete_models
 from interncli.context import AppContext
 from interncli.errors import ToolError
 from interncli.iostreams import IOStreams
+
+if TYPE_CHECKING:  # toolrun is imported only when a tool may run
+    from interncli import toolrun
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 
@@ -167,12 +170,12 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         app.io.stdout.flush()
 
 
-def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> Any:
+def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> toolrun.Approve:
     """Fail closed: --yes approves all; else, on a terminal and without CI set, a [y/N] prompt
     showing exactly what would run; else nothing runs."""
     from interncli import toolrun
 
-    def approve(call: Any, argv: List[str]) -> bool:
+    def approve(call: toolrun.ToolCall, argv: List[str]) -> bool:
         if yes:
             return True
         if environ.get("CI"):  # a CI job may have a terminal, but nobody to answer it
