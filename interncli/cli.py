@@ -94,7 +94,6 @@ def cli(ctx: click.Context, **options: Any) -> None:
     ctx.obj.options.update(options)
 
 
-
 def main(argv: Optional[List[str]] = None) -> None:
     """The console script: run the command and exit with the contract's exit code."""
     import signal

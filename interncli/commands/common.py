@@ -117,8 +117,9 @@ def profile_option(f: Callable) -> Callable:
 
 
 def confirm(io: IOStreams, text: str) -> bool:
-    """Ask ``text [y/N]:`` on stderr and read the answer from stdin; only "y" or "yes" is yes,
-    and anything but those or "n", "no" or nothing asks again. A closed stdin is an interrupt."""
+    """Ask ``text [y/N]:`` on stderr and read the answer from stdin, as click.confirm does: "y"
+    or "yes" is yes; "n", "no" or an empty line is no; anything else asks again. The end of
+    stdin is an interrupt (click.Abort)."""
     while True:
         answer = _ask(io, text + " [y/N]: ")
         if answer in ("y", "yes"):
