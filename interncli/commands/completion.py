@@ -186,9 +186,9 @@ def completion_install(app: AppContext, ctx: click.Context, shell: Optional[str]
       fish  $XDG_CONFIG_HOME/fish/completions/interncli.fish (XDG_CONFIG_HOME
             defaults to ~/.config): new fish sessions load it
 
-    Nothing goes to stdout: stderr says where the file is and what, if anything, is left to
-    do. Running it again is safe: it brings the file up to date. The script calls interncli
-    back, so it completes where interncli is on PATH.
+    Nothing goes to stdout (but with --print-path): stderr says where the file is and what,
+    if anything, is left to do. Running it again is safe: it brings the file up to date. The
+    script calls interncli back, so it completes where interncli is on PATH.
     """
     shell = shell or shell_of(app.environ)
     target = install_target(shell, app.environ)
