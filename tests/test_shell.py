@@ -86,6 +86,8 @@ CASES = [
     Case("interncli chat create --conversation ta", {"talk.json"}),
     Case("interncli chat create --image ph", {"photo.png"}),
     Case("interncli completion ", {"bash", "fish", "install", "zsh"}),
+    Case("interncli completion install ", {"bash", "fish", "zsh"}),
+    Case("interncli completion install --pr", {"--print-path"}),
 ]
 
 
