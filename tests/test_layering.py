@@ -4,7 +4,8 @@ only transport.py imports requests, only credentials.py imports keyring.
 
 The imports are read from the source with ``ast``, nothing is imported: an import inside a
 function (interncli imports lazily for start-up speed) counts as much as one at the top, since
-the cycle is there all the same once that function runs.
+the cycle is there all the same once that function runs. Only an import under
+``if TYPE_CHECKING:`` is left out of the cycle check, as it never runs (the other rules count it).
 """
 
 from __future__ import annotations
@@ -29,15 +30,22 @@ def module_name(path: pathlib.Path) -> str:
 MODULES: Dict[str, pathlib.Path] = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imported(name: str) -> Set[str]:
+def imported(name: str, run_only: bool = False) -> Set[str]:
     """Every module ``name`` imports, anywhere in its source: ``from interncli import config``
     names the module interncli.config, ``from interncli.errors import UsageError`` names
-    interncli.errors; third-party modules are kept by their top-level name."""
+    interncli.errors; third-party modules are kept by their top-level name. ``run_only`` leaves
+    out the imports under ``if TYPE_CHECKING:``, which never run."""
     path = MODULES[name]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped: Set[int] = set()
+    for block in ast.walk(tree):
+        if run_only and isinstance(block, ast.If) and is_type_checking(block.test):
+            skipped.update(id(node) for stmt in block.body for node in ast.walk(stmt))
     found: Set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -45,6 +53,12 @@ def imported(name: str) -> Set[str]:
             found.add(base)
             found.update(base + "." + alias.name for alias in node.names if base + "." + alias.name in MODULES)
     return {normalise(module) for module in found}
+
+
+def is_type_checking(test: ast.expr) -> bool:
+    """The test of ``if TYPE_CHECKING:`` (or ``if typing.TYPE_CHECKING:``)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def resolve_from(package: str, module: Optional[str], level: int) -> str:
@@ -62,8 +76,9 @@ def normalise(module: str) -> str:
 
 
 GRAPH: Dict[str, Set[str]] = {
-    # A package's __init__ runs on importing any module in it; an edge to it is no layering.
-    name: {m for m in imported(name) if m in MODULES and m != name and not name.startswith(m + ".")}
+    # A package's __init__ runs on importing any module in it; an edge to it is no layering. A
+    # type-only import (under TYPE_CHECKING) never runs, so it closes no cycle.
+    name: {m for m in imported(name, run_only=True) if m in MODULES and m != name and not name.startswith(m + ".")}
     for name in MODULES
 }
 
@@ -132,6 +147,15 @@ def test_the_walk_sees_the_modules_and_their_lazy_imports():
     assert "interncli.cli" in GRAPH["interncli.__main__"]  # imported inside main()
     assert "interncli.transport" in GRAPH["interncli.commands.common"]  # inside open_transport()
     assert "requests" in imported("interncli.transport")
+
+
+def test_type_only_imports_are_told_apart(tmp_path, monkeypatch):
+    source = tmp_path / "typed.py"
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from interncli.transport import T\n"
+                      "def f() -> None:\n    from interncli import errors\n", encoding="utf-8")
+    monkeypatch.setitem(MODULES, "interncli.typed", source)
+    assert imported("interncli.typed") == {"typing", "interncli.transport", "interncli", "interncli.errors"}
+    assert imported("interncli.typed", run_only=True) == {"typing", "interncli", "interncli.errors"}
 
 
 def test_find_cycles_reports_a_cycle_and_only_a_cycle():
