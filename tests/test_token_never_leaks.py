@@ -129,7 +129,9 @@ ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("config", "list"): [Variant(()), Variant(("--json",))],
     ("config", "path"): [Variant((), expect="config.yaml")],
     **{("completion", shell): [Variant((), expect="_INTERNCLI_COMPLETE")] for shell in ("bash", "zsh", "fish")},
-    ("completion", "install"): [Variant(("bash",)), Variant(("zsh",), creates=".zfunc/_interncli"),
+    # zsh and fish only: their folders follow HOME and XDG_CONFIG_HOME, which the isolated
+    # environment moves; bash's follows XDG_DATA_HOME, which it does not.
+    ("completion", "install"): [Variant(("zsh",), creates=".zfunc/_interncli"),
                                 Variant(("fish",), creates=".config/fish/completions/interncli.fish")],
     ("tools", "validate"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="ok, 1 tool")],
     ("tools", "list"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="env_dump"),
