@@ -64,11 +64,14 @@ def interncli_dir() -> str:
 
 
 def need(program: str) -> None:
+    """Skip the test when ``program`` is not installed."""
     if shutil.which(program) is None:
         pytest.skip("{} is not installed (.ci/run installs it with apt)".format(program))
 
 
 class Workspace(NamedTuple):
+    """Where a shell under test runs: the folder, the environment, the test's temporary folder."""
+
     cwd: pathlib.Path
     env: Dict[str, str]
     tmp: pathlib.Path
@@ -125,6 +128,7 @@ def bash_complete(load: str, line: str, ws: Workspace, env: Optional[Dict[str, s
 
 
 def fish_quote(text: str) -> str:
+    """``text`` as one fish word."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -141,6 +145,8 @@ def fish_complete(load: str, line: str, ws: Workspace, env: Optional[Dict[str, s
 
 
 class Typed(NamedTuple):
+    """What an interactive shell made of a line and a Tab."""
+
     buffer: str  # the command line after Tab
     matches: List[str]  # what the completion offered (zsh only: the words given to compadd)
 
@@ -254,6 +260,8 @@ def type_tab(argv: List[str], env: Dict[str, str], cwd: pathlib.Path, out: pathl
 
 
 class TabCase(NamedTuple):
+    """A partial line, the line expected after Tab, and (optionally) the matches offered."""
+
     line: str
     after: str  # the line after Tab
     matches: Optional[Set[str]] = None  # what compadd was given, where it says more than the line
@@ -261,6 +269,7 @@ class TabCase(NamedTuple):
 
 
 def check_tabs(cases: Sequence[TabCase], typed: Sequence[Typed]) -> None:
+    """Every Tab did what its case expects; all the wrong ones are reported at once."""
     wrong = []
     for number, (case, got) in enumerate(zip(cases, typed), 1):
         if got.buffer != case.after or (case.matches is not None and set(got.matches) != case.matches):
