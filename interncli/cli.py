@@ -12,7 +12,7 @@ import click
 
 from interncli import __version__, credentials
 from interncli.commands.common import Group
-from interncli.commands.completion import complete_profiles
+from interncli.commands.completers import complete_profiles
 from interncli.context import AppContext
 from interncli.errors import ExitCode, InternCliError
 from interncli.iostreams import IOStreams
