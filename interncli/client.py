@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from interncli.errors import (
     InternCliError,
@@ -18,6 +18,9 @@ from interncli.errors import (
     size_text,
 )
 from interncli.sse import LimitExceeded, StrayLine, decode_events
+
+if TYPE_CHECKING:  # only for the annotation: importing requests costs start-up time
+    from interncli.transport import Transport
 
 CHAT_PATH = "chat/completions"
 MODELS_PATH = "models"
@@ -423,7 +426,7 @@ class StreamAssembler:
 class ChatClient:
     """The API's operations over a transport."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
     def create(self, body: Dict[str, Any]) -> Dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 from interncli.errors import UsageError
+from interncli.iostreams import IOStreams
 
 DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
 DEFAULT_MODEL = "intern-latest"
@@ -40,13 +41,15 @@ class Settings:
 
 
 class AppContext:
-    """Handed to every command: the raw global options, resolved into Settings on first use."""
+    """Handed to every command: the raw global options, resolved into Settings on first use,
+    and ``io``, the streams every command reads and writes (never ``sys``'s own)."""
 
-    def __init__(self, options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> None:
+    def __init__(self, options: Dict[str, Any], environ: Mapping[str, str], config_dir: str,
+                 io: IOStreams) -> None:
         self.options = options
         self.environ = environ
         self.config_dir = config_dir
-        self.json_errors = False
+        self.io = io
         self.argv_tokens: List[str] = []  # -k values found on the command line before parsing
         self.input_tokens: List[str] = []  # tokens read as input (auth login), which a keyring error may quote
         self.http_warned = False

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -342,9 +342,10 @@ class Transport:
         proxy: Optional[str] = None,
         ca_bundle: Optional[str] = None,
         trace: Optional[Trace] = None,
+        environ: Mapping[str, str],
     ) -> None:
         if ca_bundle:
-            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy))
+            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy, environ))
         self.base_url = base_url
         self._token = token
         self._timeout = timeout
@@ -514,10 +515,10 @@ def check_ca_bundle(path: str, full: bool = True) -> None:
             path, getattr(exc, "strerror", None) or exc), hint=hint) from exc
 
 
-def _uses_tls(base_url: str, proxy: Optional[str]) -> bool:
+def _uses_tls(base_url: str, proxy: Optional[str], environ: Mapping[str, str]) -> bool:
     """Whether a request may use TLS, and so the CA bundle: an https base URL or proxy (the
     flag's, or one from the environment)."""
-    proxies = [proxy or ""] + [os.environ.get(name, "") for name in (
+    proxies = [proxy or ""] + [environ.get(name, "") for name in (
         "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")]
     return any(url.strip().lower().startswith("https:") for url in [base_url] + proxies)
 

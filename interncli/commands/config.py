@@ -3,7 +3,6 @@ proxy, CA bundle), validated and written atomically."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, Tuple
 
 import click
@@ -98,7 +97,7 @@ def config_get(app: AppContext, key: str) -> None:
     # As stored, unchecked (so that a bad value can be seen): escaped on a terminal.
     text = ",".join(map(str, value)) if isinstance(value, list) else \
         str(value).lower() if isinstance(value, bool) else str(value)
-    click.echo(line_for_stdout(text, sys.stdout))
+    click.echo(line_for_stdout(text, app.io), file=app.io.stdout)
 
 
 @config.command("set")
@@ -148,7 +147,7 @@ def config_list(app: AppContext, as_json: bool) -> None:
         output.write_json({"profile": settings.profile, "settings": values, "sources": settings.sources,
                            "config_file": configfile.config_path(app.config_dir),
                            "profiles": configfile.profile_names(configfile.load_config(app.config_dir))},
-                          sys.stdout)
+                          app.io.stdout)
         return
     click.echo("{:<12} {}".format("profile", settings.profile))
     for key, value in values.items():
