@@ -46,7 +46,10 @@ LMDEPLOY_PROFILES = ("lmdeploy-0.6", "lmdeploy-0.10", "lmdeploy-0.12", "lmdeploy
 PROFILES = LMDEPLOY_PROFILES + ("gateway",)
 # What `lmdeploy serve api_server` usually serves: the model path's name, rarely `intern-latest`.
 SERVED_MODEL = "internlm2_5-7b-chat"
-FAILURES = ("engine", "unavailable", "context", "rate_limit", "token_expired")
+LMDEPLOY_FAILURES = ("engine", "unavailable", "context")
+# The gateway's answer to a full context is not known (README §7): no "context" there.
+GATEWAY_FAILURES = ("engine", "rate_limit", "token_expired")
+FAILURES = LMDEPLOY_FAILURES + GATEWAY_FAILURES[1:]
 # The engine-failure texts of 0.7.x and 0.10.0 – 0.15.0 (README §2.3).
 OLD_ENGINE_ERROR = "internal error happened"
 ENGINE_ERROR = "internal error happened, status code ResponseType.INTERNAL_ENGINE_ERROR"
@@ -197,7 +200,10 @@ class ProfileServer(APIServer):
         self._restore()
 
     def script(self, engine: Engine, times: int = 1) -> None:
-        """What the fake engine produces for the next ``times`` chat/completions requests."""
+        """What the fake engine produces for the next ``times`` chat completion requests."""
+        allowed = GATEWAY_FAILURES if self.profile_name == "gateway" else LMDEPLOY_FAILURES
+        if engine.fail is not None and engine.fail not in allowed:
+            raise ValueError(f"{self.profile_name} has no {engine.fail!r} failure (known: {allowed})")
         self.add(_Scripted(engine), path=CHAT_PATH, times=times)
 
     def fail(self, kind: str, times: int = 1, text: str = "") -> None:
@@ -473,8 +479,6 @@ class LMDeploy(_Profile):
             if body.get("max_tokens") is not None and self.v >= (0, 10):
                 return self.finished(body, INPUT_LENGTH_ERROR, "error", stream, partial="")
             return self.finished(body, "" if self.v < (0, 13) else None, "length", stream, partial="")
-        if kind not in ("engine", "unavailable"):
-            raise ValueError(f"LMDeploy has no {kind!r} failure")
         if self.v >= (0, 16):
             status, message = ((503, "The inference engine is unavailable.") if kind == "unavailable"
                                else (500, "An internal server error occurred."))
@@ -729,7 +733,7 @@ class Gateway(_Profile):
         engine = script or Engine()
         if engine.fail == "rate_limit":
             return self.envelope("-20053", 429)
-        if engine.fail in ("engine", "unavailable"):  # [I]: the LMDeploy flat error, as the seed's client expects
+        if engine.fail == "engine":  # [I]: the LMDeploy flat error, as the seed's client expects
             error = {"object": "error", "message": ENGINE_ERROR, "code": 500}
             if stream:
                 return Stream([{"id": "chatcmpl-gw", "object": "chat.completion.chunk", "model": body["model"],
@@ -737,8 +741,6 @@ class Gateway(_Profile):
                                              "finish_reason": ""}], "moderation": dict(NO_MODERATION)}
                                for p in (split_text(engine.text) if engine.text else [])] + [error])
             return Json(error, 500)
-        if engine.fail is not None:
-            raise ValueError(f"the gateway's form of {engine.fail!r} is not known")
         text = engine.text if engine.text is not None else f"echo: {last_user_text(body)}"
         n = body.get("n", 1) if isinstance(body.get("n"), int) else 1
         reasoning = engine.reasoning if thinking else None
