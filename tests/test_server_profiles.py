@@ -593,7 +593,8 @@ SCENARIOS: Dict[str, Tuple[Callable[[ProfileServer], Any], Dict[str, Any]]] = {
         lmdeploy_0_16=flat(400, "Please launch the api_server with --tool-call-parser if you want to use tools."))),
     "streamed tool call": (s_tool_deltas, era(
         lmdeploy_0_6={"status": 200, "streamed": False},
-        lmdeploy_0_10={"first": {"type": "function", "index": 0, "function": {"name": "get_weather", "arguments": None}},
+        lmdeploy_0_10={"first": {"type": "function", "index": 0,
+                                 "function": {"name": "get_weather", "arguments": None}},
                        "second": {"type": "function", "index": 0, "function": {"name": None}},
                        "ids": 5, "leak": True, "arguments_parse": False, "finish": "tool_calls"},
         lmdeploy_0_13={"second": {"type": None, "index": 0, "function": {"name": None, "arguments": WHOLE_ARGS}},
@@ -618,7 +619,8 @@ SCENARIOS: Dict[str, Tuple[Callable[[ProfileServer], Any], Dict[str, Any]]] = {
         lmdeploy_0_6={"thinking": None, "from": None}, lmdeploy_0_10={"thinking": True, "from": "enable_thinking"},
         gateway={"thinking": None})),
     "reads chat_template_kwargs": (_thinking("chat_template_kwargs", {"enable_thinking": False}), era(
-        lmdeploy_0_6={"thinking": None}, lmdeploy_0_12={"thinking": False, "from": "chat_template_kwargs.enable_thinking"},
+        lmdeploy_0_6={"thinking": None},
+        lmdeploy_0_12={"thinking": False, "from": "chat_template_kwargs.enable_thinking"},
         gateway={"thinking": None})),
     "reads chat_template_kwargs.thinking": (_thinking("chat_template_kwargs", {"thinking": True}), era(
         lmdeploy_0_6={"thinking": None}, lmdeploy_0_16={"thinking": True, "from": "chat_template_kwargs.thinking"})),
@@ -835,12 +837,15 @@ def test_interncli_016_context_error_is_exit_5(serve: Callable[[str], ProfileSer
     assert "must be smaller than the model context length" in result.stderr
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("stream", [False, True])
+# Streamed tool calls of 0.10/0.12 and the gateway's refusal of stream + tools are wrong today
+# (README "Known wrong today"), so they are not in this list.
+TOOL_RUNS = [(p, False) for p in PROFILES] + [(p, True) for p in PROFILES
+                                              if p not in ("lmdeploy-0.10", "lmdeploy-0.12", "gateway")]
+
+
+@pytest.mark.parametrize("profile, stream", TOOL_RUNS)
 def test_interncli_tool_call_is_printed(serve: Callable[[str], ProfileServer], tmp_path: Any, profile: str,
                                        stream: bool) -> None:
-    if stream and profile in ("lmdeploy-0.10", "lmdeploy-0.12", "gateway"):
-        pytest.skip("known wrong today (README, issue 10)")
     server = serve(profile)
     spec = tmp_path / "spec.yaml"
     spec.write_text("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
