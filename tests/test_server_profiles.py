@@ -39,7 +39,9 @@ class Pool:
 
     def get(self, profile: str) -> ProfileServer:
         if profile not in self.servers:
-            self.servers[profile] = ProfileServer(profile, api_keys=[SENTINEL]).start()
+            server = ProfileServer(profile, api_keys=[SENTINEL])
+            server.start()
+            self.servers[profile] = server
         return self.servers[profile]
 
 
@@ -393,7 +395,8 @@ def s_n3(server: ProfileServer) -> Any:
 
 def s_n3_stream(server: ProfileServer) -> Any:
     found = chunks(streamed(server, n=3)[2])
-    return {"indexes": sorted({c["choices"][0]["index"] for c in found if c["choices"]})}
+    return {"indexes": sorted({choice["index"] for c in found for choice in c["choices"]}),
+            "most_per_chunk": max(len(c["choices"]) for c in found)}
 
 
 def s_completions(server: ProfileServer) -> Any:
@@ -471,7 +474,8 @@ BAD_JSON_ITEM = {"type": "json_invalid", "loc": ["body", 9], "msg": "JSON decode
                  "ctx": {"error": "Expecting value"}}
 LIST_KEYS = ["created", "id", "object", "owned_by", "parent", "permission", "root"]
 OLD_DELTA = {"role": "assistant", "content": "TEXT"}
-MID_DELTA = {"role": "assistant", "content": "TEXT", "reasoning_content": None, "gen_tokens": None, "tool_calls": []}
+MID_DELTA: Dict[str, Any] = {"role": "assistant", "content": "TEXT", "reasoning_content": None,
+                             "gen_tokens": None, "tool_calls": []}
 NEW_DELTA = {"role": "assistant", "content": "TEXT"}
 WHOLE_ARGS = json.dumps(CALL[1], ensure_ascii=False)
 
@@ -626,7 +630,8 @@ SCENARIOS: Dict[str, Tuple[Callable[[ProfileServer], Any], Dict[str, Any]]] = {
         lmdeploy_0_6={"thinking": None}, lmdeploy_0_16={"thinking": True, "from": "chat_template_kwargs.thinking"})),
     "n 3": (s_n3, era(lmdeploy_0_6={"choices": [0]}, lmdeploy_0_17={"choices": [0, 1, 2]},
                       gateway={"choices": [0, 1, 2]})),
-    "n 3, stream": (s_n3_stream, era(lmdeploy_0_6={"indexes": [0]}, lmdeploy_0_17={"indexes": [0, 1, 2]})),
+    "n 3, stream": (s_n3_stream, era(lmdeploy_0_6={"indexes": [0], "most_per_chunk": 1},
+                                       lmdeploy_0_17={"indexes": [0, 1, 2], "most_per_chunk": 3})),
     "/v1/completions": (s_completions, era(
         lmdeploy_0_6={"status": 200, "object": "text_completion", "text": "echo: hi"},
         gateway={"status": 404, "object": None})),
@@ -859,8 +864,10 @@ def test_interncli_tool_call_is_printed(serve: Callable[[str], ProfileServer], t
 
 
 @pytest.mark.parametrize("profile", ["lmdeploy-0.17", "lmdeploy-0.18", "gateway"])
-def test_interncli_n3_prints_three_choices(serve: Callable[[str], ProfileServer], profile: str) -> None:
-    result = create(serve(profile), "-n", "3", "-g", "user", "hi")
+@pytest.mark.parametrize("stream", [False, True])
+def test_interncli_n3_prints_three_choices(serve: Callable[[str], ProfileServer], profile: str, stream: bool) -> None:
+    # Streamed from 0.17, one chunk carries a piece of every choice.
+    result = create(serve(profile), *(["--stream"] if stream else []), "-n", "3", "-g", "user", "hi")
     assert result.exit_code == 0
     assert [line for line in result.stdout.splitlines() if line.startswith("=====")] == [
         f"===== Chat Completion {i} =====" for i in range(3)]

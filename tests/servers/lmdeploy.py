@@ -590,10 +590,14 @@ class LMDeploy(_Profile):
         return delta
 
     def chunk(self, body: Dict[str, Any], delta: Dict[str, Any], finish: Optional[str], index: int = 0,
-              usage: Optional[Dict[str, Any]] = None, chat_id: str = "1") -> bytes:
+              usage: Optional[Dict[str, Any]] = None, chat_id: str = "1",
+              more: Sequence[Tuple[int, Dict[str, Any], Optional[str]]] = ()) -> bytes:
+        """One chunk event; ``more``: further (index, delta, finish) choices in the same chunk (0.17+)."""
+        parts = [(index, delta, finish), *more]
         doc: Dict[str, Any] = {"id": chat_id, "object": "chat.completion.chunk", "created": int(time.time()),
                                "model": self.server.model,
-                               "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                               "choices": [{"index": i, "delta": d, "logprobs": None, "finish_reason": f}
+                                           for i, d, f in parts],
                                "usage": usage}
         if self.v < (0, 14):
             return _event(_compact(doc))
@@ -633,8 +637,7 @@ class LMDeploy(_Profile):
         include = self.include_usage(body)
         chat_id = self.chat_id()
         per_chunk = include and self.v < (0, 10)
-        events: List[Any] = []
-        produced = 0
+        steps: List[List[Tuple[int, Dict[str, Any], Optional[str]]]] = []
         for index, choice in enumerate(choices):
             deltas: List[Dict[str, Any]] = []
             if choice.reasoning:
@@ -646,15 +649,21 @@ class LMDeploy(_Profile):
                     deltas += [self.delta(content=p) for p in
                                ["<|action_start|>", "<|plugin|>", "\n", '{"name": "', name + '", ', '"parameters": ']]
                 deltas += [self.delta(tool_calls=[t]) for t in self.tool_deltas(choice)]
-            for delta in deltas:
-                produced += 1
-                usage = self.usage(body, produced) if per_chunk else None
-                events.append(self.chunk(body, delta, None, index, usage, chat_id))
-            final = self.delta(content=last)
-            produced += 1
-            tokens = completion_tokens if completion_tokens is not None else produced
-            usage = self.usage(body, tokens) if include and self.v < (0, 14) and index == len(choices) - 1 else None
-            events.append(self.chunk(body, final, choice.finish, index, usage, chat_id))
+            steps.append([(index, d, None) for d in deltas] + [(index, self.delta(content=last), choice.finish)])
+        if len(steps) > 1:
+            # 0.17+ fans out: the choices advance together, one chunk holding a piece of each (README §5).
+            groups = [[s[k] for s in steps if k < len(s)] for k in range(max(len(s) for s in steps))]
+        else:
+            groups = [[part] for part in steps[0]]
+        events: List[Any] = []
+        produced = 0
+        for number, group in enumerate(groups, 1):
+            produced += len(group)
+            final = number == len(groups)
+            tokens = completion_tokens if (final and completion_tokens is not None) else produced
+            usage = (self.usage(body, tokens) if per_chunk or (include and final and self.v < (0, 14)) else None)
+            (index, delta, finish), *more = group
+            events.append(self.chunk(body, delta, finish, index, usage, chat_id, more))
         if include and self.v >= (0, 14):
             tokens = completion_tokens if completion_tokens is not None else produced
             usage_doc = {"id": chat_id, "object": "chat.completion.chunk", "created": int(time.time()),
