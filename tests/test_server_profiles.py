@@ -896,3 +896,20 @@ def test_interncli_stream_usage_placements_are_not_errors(serve: Callable[[str],
     server.add(Stream([raw.decode()], done=False))
     result = create(server, "--stream", "-g", "user", "hello there")
     assert (result.exit_code, result.stdout) == (0, "echo: hello there\n")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("profile", PROFILES)
+def test_installed_command_streams_from_each_profile(serve: Callable[[str], ProfileServer], exe: str,
+                                                    profile: str) -> None:
+    # The installed console script, in a subprocess, end to end: the token from the environment.
+    import os
+    import subprocess
+
+    server = serve(profile)
+    env = {**os.environ, "INTERN_API_KEY": SENTINEL}
+    done = subprocess.run([exe, "-b", server.base_url, "--max-retries", "0", "chat", "create", "-m",
+                           model_of(server), "--stream", "-g", "user", "hello there"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "echo: hello there\n", "")
+    assert server.last.headers["authorization"] == f"Bearer {SENTINEL}"
