@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from tests.apiserver import Json, Stream
 from tests.conftest import SENTINEL, Result, invoke
 from tests.servers.lmdeploy import (
     AUTH_DETAIL,
@@ -682,8 +685,6 @@ def test_requests_are_recorded_with_headers_and_body(serve: Callable[[str], Prof
 
 
 def test_a_queued_reply_still_wins_over_the_profile(serve: Callable[[str], ProfileServer]) -> None:
-    from tests.apiserver import Json
-
     server = serve("lmdeploy-0.18")
     server.add(Json({"custom": True}, 418))
     assert exchange(server, "POST", CHAT, chat(server))[0] == 418
@@ -890,9 +891,7 @@ def test_interncli_stream_usage_placements_are_not_errors(serve: Callable[[str],
     # No -u today; a stream whose chunks carry usage (every chunk, finish chunk, choices: []) must
     # still print the reply: queue the profile's own usage stream by asking for it in the body.
     server = serve(profile)
-    status, _, raw = streamed(server, stream_options={"include_usage": True})
-    from tests.apiserver import Stream
-
+    _, _, raw = streamed(server, stream_options={"include_usage": True})
     server.add(Stream([raw.decode()], done=False))
     result = create(server, "--stream", "-g", "user", "hello there")
     assert (result.exit_code, result.stdout) == (0, "echo: hello there\n")
@@ -903,9 +902,6 @@ def test_interncli_stream_usage_placements_are_not_errors(serve: Callable[[str],
 def test_installed_command_streams_from_each_profile(serve: Callable[[str], ProfileServer], exe: str,
                                                     profile: str) -> None:
     # The installed console script, in a subprocess, end to end: the token from the environment.
-    import os
-    import subprocess
-
     server = serve(profile)
     env = {**os.environ, "INTERN_API_KEY": SENTINEL}
     done = subprocess.run([exe, "-b", server.base_url, "--max-retries", "0", "chat", "create", "-m",
