@@ -331,6 +331,17 @@ def s_tool_call(server: ProfileServer) -> Any:
             "finish": doc["choices"][0]["finish_reason"]}
 
 
+def s_tool_060_escapes(server: ProfileServer) -> Any:
+    server.release = "0.6.0"
+    return s_tool_call(server)
+
+
+def s_tool_not_offered(server: ProfileServer) -> Any:
+    server.script(Engine(text="Let me check.", tool_call=("other_tool", {})))
+    choice = posted(server, tools=[WEATHER])["json"]["choices"][0]
+    return {"called": bool(choice["message"]["tool_calls"]), "finish": choice["finish_reason"]}
+
+
 def s_tool_no_parser(server: ProfileServer) -> Any:
     server.tool_parser = False
     server.script(Engine(text="Let me check.", tool_call=CALL))
@@ -594,6 +605,10 @@ SCENARIOS: Dict[str, Tuple[Callable[[ProfileServer], Any], Dict[str, Any]]] = {
         lmdeploy_0_6={"id": "0", "arguments": WHOLE_ARGS, "finish": "tool_calls"},
         lmdeploy_0_10={"id": "chatcmpl-tool-", "arguments": WHOLE_ARGS, "finish": "tool_calls"},
         gateway={"id": "97102", "arguments": "{'city': '上海'}", "finish": "tool_calls"})),
+    "tool call, 0.6.0 escapes": (s_tool_060_escapes, {"lmdeploy-0.6": {
+        "id": "0", "arguments": json.dumps(CALL[1]), "finish": "tool_calls"}}),
+    "call to a tool not offered": (s_tool_not_offered, era(
+        lmdeploy_0_6={"called": True, "finish": "tool_calls"}, lmdeploy_0_18={"called": False, "finish": "stop"})),
     "tools without a tool parser": (s_tool_no_parser, era(
         lmdeploy_0_10={"status": 200, "content_has_markup": True, "finish": "stop"},
         lmdeploy_0_13=flat(400, "Please launch the api_server with --tool-call-parser if you want to use tool."),
