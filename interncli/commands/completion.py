@@ -61,7 +61,7 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
 def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
     """Models the active profile names (its model and models), never asking the server."""
     from interncli import config
-    from interncli.context import DEFAULT_MODEL
+    from interncli.config import DEFAULT_MODEL
 
     try:
         cfg, profile = _completion_config(ctx)

@@ -52,7 +52,7 @@ def keep_token_host(app: AppContext, cfg: Dict[str, Any], profile: str) -> None:
     would follow the base URL to the new host. Recorded whether or not a token is stored (the
     keyring is not asked: it may be slow); `auth login` records anew."""
     from interncli import credentials
-    from interncli.context import DEFAULT_BASE_URL
+    from interncli.config import DEFAULT_BASE_URL
 
     if credentials.recorded_host(app.config_dir, profile) is None:
         entry = configfile.profile_entry(cfg, profile, configfile.config_path(app.config_dir))
