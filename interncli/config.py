@@ -394,7 +394,7 @@ def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
                          hint="See `interncli config --help` for the file's layout.")
     unknown = [key for key in data if key not in FILE_KEYS + ("profiles",)]
     if strict and unknown:
-        import shlex
+        import shlex  # only for the hint: keeps start-up light
 
         check_printable(str(unknown[0]), "a key in {}".format(path))
         raise UsageError("unknown key {!r} in {}".format(unknown[0], path),
@@ -450,9 +450,12 @@ def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[st
     settings = {}
     for key, value in entry.items():
         if key not in PARSERS:
+            import shlex  # only for the hint: keeps start-up light
+
             raise UsageError(
                 "unknown key {!r} in profile {!r} of {}".format(key, profile, path),
-                hint="Valid keys: " + ", ".join(PARSERS),
+                hint="Valid keys: {}. Remove it with: interncli config unset --profile {} {}".format(
+                    ", ".join(PARSERS), shlex.quote(profile), shlex.quote(str(key))),
             )
         settings[key] = PARSERS[key](value, "{} (profile {!r})".format(key, profile))
     return settings
@@ -484,7 +487,11 @@ def parse_setting(config: Dict[str, Any], key: str, value: Any) -> Any:
         name = parse_text(value, key)
         check_profile(config, name)
         return name
-    return PARSERS[key](value, key)
+    parsed = PARSERS[key](value, key)
+    # Kept as given: `config set timeout 60` writes 60, not 60.0.
+    if isinstance(parsed, float) and re.fullmatch(r"[+-]?[0-9]+", str(value).strip()):
+        return int(parsed)
+    return parsed
 
 
 def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> Dict[str, Any]:
@@ -504,6 +511,12 @@ def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> 
         profiles.setdefault(profile, {})[key] = value
     updated["profiles"] = profiles
     return updated
+
+
+def stray_key(config: Dict[str, Any], key: str) -> Optional[Any]:
+    """The unknown top-level key of the file that reads as ``key`` (a YAML key may be a number),
+    if there is one: what `config unset KEY` removes."""
+    return next((k for k in config if str(k) == key and k not in FILE_KEYS + ("profiles",)), None)
 
 
 def save_config(config_dir: str, config: Dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ def test_path_is_in_the_config_dir(config_dir):
 def test_set_get_unset_round_trip(config_dir):
     assert invoke(["config", "set", "timeout", "60"]).exit_code == 0
     assert invoke(["config", "set", "--profile", "local", "base_url", "http://127.0.0.1:23333/v1"]).exit_code == 0
-    assert invoke(["config", "get", "timeout"]).stdout == "60.0\n"
+    assert invoke(["config", "get", "timeout"]).stdout == "60\n"  # as given (issue 9), not 60.0
     assert invoke(["--profile", "local", "config", "get", "base_url"]).stdout == "http://127.0.0.1:23333/v1\n"
     data = yaml.safe_load((config_dir / "config.yaml").read_text())
     assert data["profiles"] == {"default": {"timeout": 60.0}, "local": {"base_url": "http://127.0.0.1:23333/v1"}}
