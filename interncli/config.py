@@ -294,10 +294,10 @@ class Setting:
         """What the man page's ENVIRONMENT section says of the variables."""
         if self.env_help is not None:
             return self.env_help
-        notes = ["profile key " + self.key] if self.parse is not None and self.key else []
+        notes = ["config key " + self.key] if self.key else []
         default = self.shown_default()
         if default is not None:
-            notes.append("default " + default)
+            notes.append("default: " + default)
         return self.help + (" ({})".format("; ".join(notes)) if notes else "") + "."
 
 
