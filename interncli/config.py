@@ -393,6 +393,12 @@ def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
     unknown = [key for key in data if key not in FILE_KEYS + ("profiles",)]
+    if unknown:
+        # A key holding a YAML anchor keeps values for merges (`<<: *base`) and aliases, which
+        # the profiles have taken in as loaded: dropped, so `config set` writes them out in full.
+        anchored = _anchored_keys(raw)
+        unknown = [key for key in unknown if str(key) not in anchored]
+        data = {key: value for key, value in data.items() if key in unknown or str(key) not in anchored}
     if strict and unknown:
         import shlex  # only for the hint: keeps start-up light
 
@@ -407,6 +413,28 @@ def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
     for name in list(data["profiles"]) + ([data["default_profile"]] if data.get("default_profile") else []):
         check_printable(name, "a profile name in {}".format(path))
     return data
+
+
+def _anchored_keys(raw: bytes) -> List[str]:
+    """The top-level keys of a YAML mapping whose value carries an anchor (``base: &base {...}``)."""
+    import yaml
+
+    found: List[str] = []
+    depth = 0  # collections open
+    key: Optional[str] = None  # the top-level key whose value comes next, if one does
+    for event in yaml.parse(raw, Loader=yaml.SafeLoader):
+        if depth == 1 and isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+            if key is None:
+                key = str(event.value) if isinstance(event, yaml.ScalarEvent) else ""
+            else:
+                if not isinstance(event, yaml.AliasEvent) and event.anchor:
+                    found.append(key)
+                key = None
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return found
 
 
 def _too_many_values(data: Any) -> bool:
