@@ -441,7 +441,8 @@ def _too_many_values(data: Any) -> bool:
     """Whether ``data``, each alias counted where it is used (a loop forever), holds more than
     MAX_CONFIG_VALUES values. Values are counted as they are found, so that the walk stops, and
     its memory stays small, as soon as there are too many."""
-    pending, count = [data], 1
+    pending = [data]
+    count = 1
     while pending:
         value = pending.pop()
         children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else \

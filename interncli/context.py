@@ -164,7 +164,7 @@ def _pick_proxy(picked: Tuple[Any, str], environ: Mapping[str, str], base_url: s
     """The proxy, with the environment above the profile: requests reads HTTPS_PROXY and the
     others itself, so a proxy variable set leaves none to give it; and it uses a proxy given per
     request for every host, so NO_PROXY exempting the base URL's host overrules the profile's."""
-    value, source = picked
+    source = picked[1]
     if source == "flag":
         return picked
     if any(environ.get(name) for name in PROXY_VARIABLES):

@@ -82,6 +82,8 @@ def test_the_readme_names_every_config_key_and_config_help_too():
 
 def test_the_profile_keys_are_the_table_rows_with_a_parser():
     assert list(config.PARSERS) == [s.key for s in config.SETTINGS if s.parse is not None]
+    # Settings and `config list` name a profile setting by its key, the flag's value by its name.
+    assert all(s.name == s.key for s in config.SETTINGS if s.parse is not None)
     assert config.FILE_KEYS == ("default_profile",)
     assert config.PARSERS["allow_http"] is config.parse_bool
 
