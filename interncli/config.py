@@ -396,9 +396,10 @@ def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
     if unknown:
         # A key holding a YAML anchor keeps values for merges (`<<: *base`) and aliases, which
         # the profiles have taken in as loaded: dropped, so `config set` writes them out in full.
-        anchored = _anchored_keys(raw)
-        unknown = [key for key in unknown if str(key) not in anchored]
-        data = {key: value for key, value in data.items() if key in unknown or str(key) not in anchored}
+        holders = _anchored_keys(raw)
+        anchored = [key for key in unknown if str(key) in holders]
+        unknown = [key for key in unknown if key not in anchored]
+        data = {key: value for key, value in data.items() if key not in anchored}
     if strict and unknown:
         import shlex  # only for the hint: keeps start-up light
 

@@ -279,3 +279,9 @@ def test_config_path_takes_profile(config_dir):
         assert result.exit_code == 0 and result.stdout == str(config_dir / "config.yaml") + "\n"
     missing = invoke(["config", "path", "--profile", "nosuch"])
     assert missing.exit_code == 2 and "no profile 'nosuch'" in missing.stderr and missing.stdout == ""
+
+
+def test_an_anchor_on_a_known_key_keeps_the_key(config_dir):
+    (config_dir / "config.yaml").write_text("profiles: &all\n  default: {model: d}\ndefault_profile: &dp default\n")
+    assert invoke(["config", "get", "model"]).stdout == "d\n"
+    assert invoke(["config", "get", "default_profile"]).stdout == "default\n"
