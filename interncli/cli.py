@@ -77,13 +77,14 @@ Data goes to stdout, everything else to stderr; exit codes: {}.
 """.format(", ".join("{} {}".format(int(code), word) for code, word, _ in EXIT_MEANINGS))
 
 
-# The help is ROOT_HELP, not a docstring: its exit codes come from errors.EXIT_MEANINGS.
 @click.group(cls=LazyGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @global_options
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
+    """The root: keeps the global options for the sub-commands. Its --help is ROOT_HELP, whose
+    exit codes come from errors.EXIT_MEANINGS."""
     ctx.obj.options.update(options)
 
 

@@ -28,10 +28,9 @@ A private LMDeploy server is a profile:
 """.format(", ".join(configfile.PARSERS), ", ".join(configfile.FILE_KEYS))
 
 
-# The help is HELP, not a docstring: its keys come from config.SETTINGS.
 @click.group(cls=Group, help=HELP)
 def config() -> None:
-    pass
+    """The config group; its --help is HELP, whose keys come from config.SETTINGS."""
 
 
 def existing_profile(app: AppContext, cfg: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
@@ -127,8 +126,7 @@ def config_set(app: AppContext, key: str, value: str) -> None:
 @pass_app
 def config_unset(app: AppContext, key: str) -> None:
     """Remove KEY from a profile, so the default applies again (or an unknown KEY from the file)."""
-    known = key in configfile.PARSERS or key in configfile.FILE_KEYS
-    if not known:
+    if key not in configfile.PARSERS and key not in configfile.FILE_KEYS:
         remove_unknown_key(app, key)
         return
     with locked(configfile.config_path(app.config_dir)):
