@@ -360,9 +360,8 @@ def config_path(config_dir: str) -> str:
     return os.path.join(config_dir, CONFIG_FILE)
 
 
-def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
-    """The parsed config file, or an empty config when there is none. An unknown key at the top
-    is refused, as in a profile, unless ``strict`` is off (so that `config unset` can remove it)."""
+def load_config(config_dir: str) -> Dict[str, Any]:
+    """The parsed config file, or an empty config when there is none."""
     path = config_path(config_dir)
     try:
         with open(path, "rb") as fh:
@@ -392,21 +391,12 @@ def load_config(config_dir: str, *, strict: bool = True) -> Dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
+    # A key holding a YAML anchor keeps values for merges (`<<: *base`) and aliases, which the
+    # profiles have taken in as loaded: dropped, so `config set` writes them out in full.
     unknown = [key for key in data if key not in FILE_KEYS + ("profiles",)]
     if unknown:
-        # A key holding a YAML anchor keeps values for merges (`<<: *base`) and aliases, which
-        # the profiles have taken in as loaded: dropped, so `config set` writes them out in full.
         holders = _anchored_keys(raw)
-        anchored = [key for key in unknown if str(key) in holders]
-        unknown = [key for key in unknown if key not in anchored]
-        data = {key: value for key, value in data.items() if key not in anchored}
-    if strict and unknown:
-        import shlex  # only for the hint: keeps start-up light
-
-        check_printable(str(unknown[0]), "a key in {}".format(path))
-        raise UsageError("unknown key {!r} in {}".format(unknown[0], path),
-                         hint="Valid keys at the top: {}, profiles (the others go in a profile). Remove it with: "
-                              "interncli config unset {}".format(", ".join(FILE_KEYS), shlex.quote(str(unknown[0]))))
+        data = {key: value for key, value in data.items() if key not in unknown or str(key) not in holders}
     # Names as written by a person: `1:` is the profile "1", not the number.
     data["profiles"] = {str(name): entry for name, entry in (data.get("profiles") or {}).items()}
     if data.get("default_profile") is not None:
@@ -475,7 +465,9 @@ def profile_entry(config: Dict[str, Any], profile: str, path: str) -> Dict[str, 
 
 
 def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[str, Any]:
-    """The validated settings of one profile; a profile the file does not define has none."""
+    """The validated settings of one profile; a profile the file does not define has none. An
+    unknown key, in the profile or at the top of the file, is refused."""
+    check_top_keys(config, path)
     entry = profile_entry(config, profile, path)
     settings = {}
     for key, value in entry.items():
@@ -489,6 +481,19 @@ def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[st
             )
         settings[key] = PARSERS[key](value, "{} (profile {!r})".format(key, profile))
     return settings
+
+
+def check_top_keys(config: Dict[str, Any], path: str) -> None:
+    """The file holds no key at the top but ``profiles`` and those of FILE_KEYS: refused where
+    an unknown profile key is (not by `config get`, `set` or `unset`, which fix the file)."""
+    unknown = [key for key in config if key not in FILE_KEYS + ("profiles",)]
+    if unknown:
+        import shlex  # only for the hint: keeps start-up light
+
+        check_printable(str(unknown[0]), "a key in {}".format(path))
+        raise UsageError("unknown key {!r} in {}".format(unknown[0], path),
+                         hint="Valid keys at the top: {}, profiles (the others go in a profile). Remove it with: "
+                              "interncli config unset {}".format(", ".join(FILE_KEYS), shlex.quote(str(unknown[0]))))
 
 
 def _known(config: Dict[str, Any]) -> str:

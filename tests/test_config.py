@@ -201,7 +201,7 @@ def test_an_empty_intern_profile_means_unset(config_dir):
 
 # ----------------------------------------------- unknown keys at the top of the file (issue 9)
 
-@pytest.mark.parametrize("argv", [["config", "list"], ["config", "get", "model"], ["config", "set", "model", "m"],
+@pytest.mark.parametrize("argv", [["config", "list"], ["models", "list"],
                                   ["chat", "create", "--dry-run", "-g", "user", "hi"], ["auth", "status"]],
                          ids=" ".join)
 def test_an_unknown_top_level_key_is_refused_like_an_unknown_profile_key(config_dir, argv):
@@ -213,6 +213,16 @@ def test_an_unknown_top_level_key_is_refused_like_an_unknown_profile_key(config_
     assert "hint: Valid keys at the top: default_profile, profiles" in result.stderr
     assert "interncli config unset colour" in result.stderr
     assert (config_dir / "config.yaml").read_text() == text
+
+
+@pytest.mark.parametrize("top", ["colour: blue\n", ""], ids=["a top-level key", "a profile key"])
+def test_the_commands_that_fix_the_file_work_with_an_unknown_key_in_it(config_dir, top):
+    # As with an unknown profile key: get, set, unset and `auth token` read only what they need.
+    (config_dir / "config.yaml").write_text(top + "profiles:\n  default: {model: d, shade: x}\n")
+    assert invoke(["config", "get", "model"]).stdout == "d\n"
+    assert invoke(["config", "set", "timeout", "9"]).exit_code == 0
+    assert invoke(["auth", "token"], env={"INTERN_API_KEY": SENTINEL}).stdout == SENTINEL + "\n"
+    assert invoke(["config", "list"]).exit_code == 2
 
 
 def test_config_unset_removes_an_unknown_top_level_key(config_dir):

@@ -138,10 +138,10 @@ def config_unset(app: AppContext, key: str) -> None:
 
 
 def remove_unknown_key(app: AppContext, key: str) -> None:
-    """Remove a key interncli does not know, which makes every run refuse the file: from the top
-    of the file if it is there, else from the profile. A key in neither is refused as unknown."""
+    """Remove a key interncli does not know, which makes most commands refuse the file: from the
+    top of the file if it is there, else from the profile. A key in neither is refused as unknown."""
     with locked(configfile.config_path(app.config_dir)):
-        cfg = configfile.load_config(app.config_dir, strict=False)
+        cfg = configfile.load_config(app.config_dir)
         stray = configfile.stray_key(cfg, key)
         if stray is not None:
             configfile.save_config(app.config_dir, {k: v for k, v in cfg.items() if k != stray})
