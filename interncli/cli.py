@@ -12,7 +12,7 @@ import click
 
 from interncli import __version__, config, credentials
 from interncli.commands.common import Group
-from interncli.commands.completion import complete_profiles
+from interncli.commands.completers import complete_profiles
 from interncli.context import AppContext
 from interncli.errors import EXIT_MEANINGS, ExitCode, InternCliError
 

@@ -144,7 +144,7 @@ def click_version() -> str:
 def completion_script(shell: str) -> str:
     """The script `interncli completion SHELL` prints, marked with the click version that wrote it:
     the script speaks that click's completion protocol."""
-    source = completion.completion_script(shell).rstrip("\n")
+    source = completion.completion_script(cli, shell).rstrip("\n")
     # Last, not first: zsh needs "#compdef" on the first line.
     return "{}\n\n# {} (click {})\n".format(source, STAMP, click_version())
 

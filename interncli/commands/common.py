@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import click
 
-from interncli.commands.completion import complete_profiles, complete_roles
+from interncli.commands.completers import complete_profiles, complete_roles
 from interncli.config import host_of, is_this_machine, proxy_for
 from interncli.context import AppContext
 from interncli.credentials import WITHHELD_HINT, withheld_message

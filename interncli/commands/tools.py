@@ -18,7 +18,7 @@ from interncli.commands.common import (
     require_token,
     with_retries,
 )
-from interncli.commands.completion import complete_models
+from interncli.commands.completers import complete_models
 from interncli.context import AppContext
 from interncli.errors import ToolError
 
