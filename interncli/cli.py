@@ -6,15 +6,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import click
 
-from interncli import __version__, credentials
+from interncli import __version__, config, credentials
 from interncli.commands.common import Group
 from interncli.commands.completers import complete_profiles
 from interncli.context import AppContext
-from interncli.errors import ExitCode, InternCliError
+from interncli.errors import EXIT_MEANINGS, ExitCode, InternCliError
 from interncli.iostreams import IOStreams
 
 # name -> (module, attribute): imported only when the sub-command is used, so that
@@ -63,34 +63,37 @@ class LazyGroup(Group):
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     # click.version_option would import gettext and locale on every start.
     if value and not ctx.resilient_parsing:
-        click.echo("interncli " + __version__)
+        app = ctx.find_object(AppContext)
+        click.echo("interncli " + __version__, file=app.io.stdout if app is not None else None)
         ctx.exit()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-b", "--base-url", "--api-base", "base_url", metavar="URL",
-              help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
-@click.option("-k", "--api-key", "api_key", metavar="TOKEN",
-              help="API token (visible in `ps`: prefer INTERN_API_KEY) [env INTERN_API_KEY].")
-@click.option("--profile", metavar="NAME", shell_complete=complete_profiles,
-              help="Config profile to use [env INTERN_PROFILE; default: default].")
-@click.option("--timeout", metavar="SECONDS", help="Seconds to wait for the server [env INTERN_TIMEOUT; default 130].")
-@click.option("--max-retries", metavar="N",
-              help="Retries on rate limits, 5xx and connection failures [env INTERN_MAX_RETRIES; default 2].")
-@click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY].")
-@click.option("--ca-bundle", metavar="PATH", type=click.Path(dir_okay=False),
-              help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
-@click.option("-v", "--verbose", is_flag=True, help="Show each request and response on stderr (token redacted).")
-@click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors.")
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The root's options: one for each setting of config.SETTINGS that has a flag, in the
+    table's order, its --help text from the table."""
+    extra: Dict[str, Dict[str, Any]] = {"profile": {"shell_complete": complete_profiles},
+                                        "ca_bundle": {"type": click.Path(dir_okay=False)}}
+    for setting in reversed([s for s in config.SETTINGS if s.flags]):
+        kind = {"metavar": setting.metavar} if setting.metavar else {"is_flag": True}
+        command = click.option(*setting.flags, setting.name, help=setting.option_help(),
+                               **kind, **extra.get(setting.name, {}))(command)
+    return command
+
+
+ROOT_HELP = """A command-line client for the Intern ChatAPI and private LMDeploy servers.
+
+Data goes to stdout, everything else to stderr; exit codes: {}.
+""".format(", ".join("{} {}".format(int(code), word) for code, word, _ in EXIT_MEANINGS))
+
+
+@click.group(cls=LazyGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
-    """A command-line client for the Intern ChatAPI and private LMDeploy servers.
-
-    Data goes to stdout, everything else to stderr; exit codes: 0 ok, 1 failure, 2 usage,
-    3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.
-    """
+    """The root: keeps the global options for the sub-commands. Its --help is ROOT_HELP, whose
+    exit codes come from errors.EXIT_MEANINGS."""
     ctx.obj.options.update(options)
 
 

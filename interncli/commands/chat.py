@@ -53,7 +53,8 @@ def chat_options(f: Callable) -> Callable:
                      help="Offer the tools of a spec (nothing is run)."),
         click.option("--tool-choice", metavar="auto|none|required|NAME", help="Whether and which tool to call."),
         click.option("--conversation", metavar="FILE", type=click.Path(dir_okay=False),
-                     help="JSON file of earlier messages; the new turn is appended to it."),
+                     help="JSON file of earlier messages; the new turn is appended to it (with -n, "
+                          "only the first reply, choice 0)."),
         json_option,
         click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr."),
         click.option("--dry-run", is_flag=True, help="Print the request instead of sending it."),
@@ -78,7 +79,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
     Examples:
       interncli chat create -g user "Hello"
       git diff | interncli chat create -g system "Review this diff" -g user -
-      interncli chat create --stream --json -g user hi | jq -r '.choices[0].delta.content // empty'
+      interncli chat create --stream --json -g user hi | jq -rj '.choices[0].delta.content // empty'; echo
     """
     create_completion(app, opts)
 

@@ -220,7 +220,7 @@ def check_plain_http(app: AppContext) -> None:
                               "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1){}".format(
                                   app.settings.profile,
                                   "; or exempt this host from the proxy with NO_PROXY"
-                                  if proxy and not app.settings.proxy else ""))
+                                  if proxy and app.settings.sources["proxy"] != "flag" else ""))
     if not app.http_warned:
         from interncli import output
 

@@ -42,7 +42,7 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
 def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> List[str]:
     """Models the active profile names (its model and models), never asking the server."""
     from interncli import config
-    from interncli.context import DEFAULT_MODEL
+    from interncli.config import DEFAULT_MODEL
 
     try:
         cfg, profile = _completion_config(ctx)
@@ -64,6 +64,7 @@ def complete_roles(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
     from interncli.conversation import ROLES
 
+    # click's shell classes read their words (COMP_WORDS, ...) from os.environ themselves.
     instruction = os.environ.get(COMPLETE_VAR, "")
     cls = get_completion_class(instruction.partition("_")[0])
     if cls is None:
