@@ -1,4 +1,22 @@
-"""Exit codes, the exception tree, and the mapping from API error bodies to both."""
+"""Exit codes, the exception tree, and the mapping from API error bodies to both.
+
+The tree, each class with the exit code it ends in::
+
+    InternCliError                      1  failure (and the root every command catches)
+    ├── UsageError                      2  usage
+    │   └── toolspec.SpecError          2  a broken tools spec
+    ├── AuthError                       3  auth
+    │   └── credentials.KeyringUnavailable
+    ├── RateLimitError                  4  rate limited
+    ├── RequestRejected                 5  rejected
+    ├── ServerError                     1  failure (5xx, a body naming no known code)
+    ├── NetworkError                    6  network
+    │   └── StreamError                 6  a stream cut or malformed
+    │       └── ReplyTooLarge           6  more than interncli holds
+    └── ToolError                       7  tool
+
+Ctrl-C (130) and SIGTERM (143) are not errors: cli.run maps them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +25,7 @@ from typing import Any, Optional, Type
 
 
 class ExitCode(enum.IntEnum):
-    """The process exit codes of the contract (interface.md, section 6)."""
+    """The process exit codes of the contract (the README's exit-code table)."""
 
     OK = 0
     FAILURE = 1

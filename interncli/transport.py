@@ -35,8 +35,8 @@ Trace = Callable[[str], None]
 MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
-# Limits on what a server can make interncli hold (interface.md section 1: memory stays bounded
-# whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
+# Limits on what a server can make interncli hold (the README's Security section: memory stays
+# bounded whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
 # take several times the body's size, so the body is capped well below the memory budget.
 BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
