@@ -100,7 +100,7 @@ class AppContext:
         if self._credential is None:
             host, home_host = self.token_hosts()
             self._credential = credentials.lookup(self.options.get("api_key"), self.environ,
-                                                  self.profile(), self.config_dir, host, home_host)
+                                                  self.profile_name(), self.config_dir, host, home_host)
         return self._credential
 
     def token_hosts(self) -> Tuple[str, str]:
@@ -120,17 +120,15 @@ class AppContext:
             target = config.parse_base_url(self.environ["INTERN_BASE_URL"], "INTERN_BASE_URL")
         return config.host_of(target), config.host_of(home)
 
-    def profile_name(self) -> str:
-        """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default"),
-        whether or not the file defines it yet."""
-        return choose_profile(self.options, self.environ, config.load_config(self.config_dir))
-
-    def profile(self) -> str:
-        """The profile asked for, which must exist; its settings need not be valid (so that
-        `auth token` works while a profile's timeout is being fixed, say)."""
+    def profile_name(self, *, must_exist: bool = True) -> str:
+        """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default").
+        It must exist in the file unless ``must_exist`` is False (auth login creates it); its
+        settings need not be valid (so that `auth token` works while a profile's timeout is being
+        fixed, say)."""
         cfg = config.load_config(self.config_dir)
         name = choose_profile(self.options, self.environ, cfg)
-        config.check_profile(cfg, name)
+        if must_exist:
+            config.check_profile(cfg, name)
         return name
 
 

@@ -29,13 +29,13 @@ def _unchanged(text: str) -> str:
     return text
 
 
-def for_stdout(text: str, io: IOStreams) -> str:
+def escape_for_terminal(text: str, io: IOStreams) -> str:
     """Text from the server for stdout: escaped on a terminal, as received in a pipe (another
     program gets the bytes the model sent; a lone surrogate, which no UTF-8 can carry, as U+FFFD)."""
     return escape_controls(text) if io.stdout_tty else replace_surrogates(text)
 
 
-def line_for_stdout(text: str, io: IOStreams) -> str:
+def escape_line_for_terminal(text: str, io: IOStreams) -> str:
     """A server's value on one line of stdout (an id, a name): escaped to one line on a
     terminal, as received in a pipe (a lone surrogate as U+FFFD)."""
     return escape_line(text) if io.stdout_tty else replace_surrogates(text)
@@ -43,7 +43,7 @@ def line_for_stdout(text: str, io: IOStreams) -> str:
 
 def header(index: Any, io: IOStreams) -> str:
     """The line before one choice of several, as the openai CLI prints it."""
-    return "===== Chat Completion {} =====\n".format(line_for_stdout(str(index), io))
+    return "===== Chat Completion {} =====\n".format(escape_line_for_terminal(str(index), io))
 
 
 def paint(text: str, code: str, color: bool) -> str:
@@ -157,8 +157,8 @@ def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
     to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
     function = call.get("function") or {}
     arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
-    return "tool_call {} {} {}\n".format(line_for_stdout(str(call.get("id", "")), io),
-                                         line_for_stdout(str(function.get("name", "")), io), arguments)
+    return "tool_call {} {} {}\n".format(escape_line_for_terminal(str(call.get("id", "")), io),
+                                         escape_line_for_terminal(str(function.get("name", "")), io), arguments)
 
 
 def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
@@ -200,7 +200,7 @@ def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = Fal
         calls = message.get("tool_calls") or []
         if content is not None or not calls:
             text = "None" if content is None else content  # as the openai CLI prints a null content
-            out.write(for_stdout(text, io))
+            out.write(escape_for_terminal(text, io))
             if many or not text.endswith("\n"):
                 out.write("\n")
         for call in calls:
@@ -284,7 +284,7 @@ class TextStreamPrinter:
         if delta.get("content"):
             self._end_reasoning()
             self.started = True
-            self.out.write(for_stdout(delta["content"], self.io))
+            self.out.write(escape_for_terminal(delta["content"], self.io))
             self.out.flush()
             self._open_line = not delta["content"].endswith("\n")
 
@@ -311,7 +311,7 @@ class TextStreamPrinter:
         if self.reasoning and state.reasoning:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.io)
         self.out.write(header(index, self.io))
-        self.out.write(for_stdout(state.content, self.io) + "\n")
+        self.out.write(escape_for_terminal(state.content, self.io) + "\n")
         for call in assembler.message(index).get("tool_calls", []):
             self.out.write(tool_call_line(call, self.io))
         self.out.flush()
@@ -346,7 +346,7 @@ class JsonStreamPrinter:
 def write_lines(lines: Iterable[str], io: IOStreams) -> None:
     """Lines of text from the server, one per line: on a terminal each escaped to one line."""
     for line in lines:
-        io.stdout.write(line_for_stdout(line, io) + "\n")
+        io.stdout.write(escape_line_for_terminal(line, io) + "\n")
     io.stdout.flush()
 
 

@@ -54,18 +54,18 @@ def feed(printer: Any, chunks: List[Dict[str, Any]]) -> StreamAssembler:
 
 
 def test_server_text_is_escaped_for_a_terminal_and_raw_for_a_pipe():
-    assert output.for_stdout(HOSTILE, terminal_io()) == ESCAPED
-    assert output.for_stdout(HOSTILE, fake_io()) == HOSTILE
+    assert output.escape_for_terminal(HOSTILE, terminal_io()) == ESCAPED
+    assert output.escape_for_terminal(HOSTILE, fake_io()) == HOSTILE
 
 
 def test_a_lone_surrogate_becomes_a_replacement_character_in_a_pipe():
-    assert output.for_stdout("a\udc80b", fake_io()) == "a\ufffdb"
-    assert output.line_for_stdout("a\udc80b", fake_io()) == "a\ufffdb"
+    assert output.escape_for_terminal("a\udc80b", fake_io()) == "a\ufffdb"
+    assert output.escape_line_for_terminal("a\udc80b", fake_io()) == "a\ufffdb"
 
 
 def test_a_line_value_is_kept_on_one_line_on_a_terminal_only():
-    assert output.line_for_stdout("id\nnext", terminal_io()) == "id\\x0anext"
-    assert output.line_for_stdout("id\nnext", fake_io()) == "id\nnext"
+    assert output.escape_line_for_terminal("id\nnext", terminal_io()) == "id\\x0anext"
+    assert output.escape_line_for_terminal("id\nnext", fake_io()) == "id\nnext"
 
 
 def test_write_lines_escapes_each_line_on_a_terminal():

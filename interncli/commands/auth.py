@@ -54,7 +54,7 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
       echo "$TOKEN" | interncli auth login --with-token
       interncli auth login --profile local --with-token < token.txt
     """
-    profile = app.profile()
+    profile = app.profile_name()
     if with_token:
         raw = read_stdin(app.io.stdin)
     elif app.io.stdin_tty:
@@ -142,7 +142,7 @@ def auth_token(app: AppContext) -> None:
 
 def missing_token(app: AppContext, lead: str, hint: str) -> AuthError:
     """Why there is no token: the stored one is for another host, the keyring failed, or none."""
-    return credentials.missing_token(app.credential, app.profile(), app.token_hosts()[0], hint, lead=lead)
+    return credentials.missing_token(app.credential, app.profile_name(), app.token_hosts()[0], hint, lead=lead)
 
 
 @auth.command("logout")
@@ -150,7 +150,7 @@ def missing_token(app: AppContext, lead: str, hint: str) -> AuthError:
 @pass_app
 def auth_logout(app: AppContext) -> None:
     """Remove the profile's token from the OS keyring and the plain-text file."""
-    profile = app.profile_name()
+    profile = app.profile_name(must_exist=False)
     removed = []
     problem = None
     try:

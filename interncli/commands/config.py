@@ -95,10 +95,10 @@ def config_get(app: AppContext, key: str) -> None:
         raise InternCliError("{} is not set{}".format(
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
-    from interncli.output import line_for_stdout
+    from interncli.output import escape_line_for_terminal
 
     # As stored, unchecked (so that a bad value can be seen): escaped on a terminal.
-    click.echo(line_for_stdout(configfile.shown_value(shown(key, value)), app.io), file=app.io.stdout)
+    click.echo(escape_line_for_terminal(configfile.shown_value(shown(key, value)), app.io), file=app.io.stdout)
 
 
 @config.command("set")
@@ -169,10 +169,10 @@ def config_list(app: AppContext, as_json: bool) -> None:
                            "profiles": configfile.profile_names(configfile.load_config(app.config_dir))},
                           app.io.stdout)
         return
-    from interncli.output import line_for_stdout
+    from interncli.output import escape_line_for_terminal
 
-    click.echo("{:<12} {}".format("profile", line_for_stdout(settings.profile, app.io)), file=app.io.stdout)
+    click.echo("{:<12} {}".format("profile", escape_line_for_terminal(settings.profile, app.io)), file=app.io.stdout)
     for key, value in values.items():
         text = "" if value is None else configfile.shown_value(value)
-        click.echo("{:<12} {:<40} ({})".format(key, line_for_stdout(text, app.io), settings.sources[key]),
+        click.echo("{:<12} {:<40} ({})".format(key, escape_line_for_terminal(text, app.io), settings.sources[key]),
                    file=app.io.stdout)
