@@ -56,10 +56,17 @@ class ChatRequest:
                  max_tokens: Optional[int] = None, stop: Sequence[str] = (), stream: bool = False,
                  thinking: bool = False, tools: Optional[List[Dict[str, Any]]] = None,
                  tool_choice: Optional[str] = None, always_send_stream: bool = False) -> None:
-        self.model, self.messages, self.n = model, messages, n
-        self.temperature, self.top_p, self.max_tokens = temperature, top_p, max_tokens
-        self.stop, self.stream, self.thinking = stop, stream, thinking
-        self.tools, self.tool_choice = tools, tool_choice
+        self.model = model
+        self.messages = messages
+        self.n = n
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.stream = stream
+        self.thinking = thinking
+        self.tools = tools
+        self.tool_choice = tool_choice
         # The openai CLI always sends "stream"; its alias does too, so the bodies match.
         self.always_send_stream = always_send_stream
 

@@ -238,7 +238,10 @@ class TextStreamPrinter:
     each choice, under its header, when it finishes (the openai CLI interleaves them)."""
 
     def __init__(self, io: IOStreams, n: int = 1, reasoning: bool = False, redact: Redact = _unchanged) -> None:
-        self.io, self.out, self.err, self.redact = io, io.stdout, io.stderr, redact
+        self.io = io
+        self.out = io.stdout
+        self.err = io.stderr
+        self.redact = redact
         self.live = n <= 1
         self.reasoning = reasoning
         self.started = False
@@ -322,7 +325,8 @@ class JsonStreamPrinter:
     """Prints each chunk as one JSON line, as received."""
 
     def __init__(self, io: IOStreams, redact: Redact = _unchanged) -> None:
-        self.io, self.redact = io, redact
+        self.io = io
+        self.redact = redact
         self.started = False
         self._flagged = False
 

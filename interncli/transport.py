@@ -260,7 +260,8 @@ class _LineTrace:
     being cut in two before redaction)."""
 
     def __init__(self, line: Callable[[bytes], None], skipped: Callable[[], None]) -> None:
-        self._line, self._skipped = line, skipped
+        self._line = line
+        self._skipped = skipped
         self._parts: List[bytes] = []
         self._size = 0
         self._skipping = False
@@ -275,12 +276,15 @@ class _LineTrace:
             else:
                 self._parts.append(piece)
                 self._line(b"".join(self._parts))
-            self._parts, self._size = [], 0
+            self._parts = []
+            self._size = 0
         if rest and not self._skipping:
             self._parts.append(rest)
             self._size += len(rest)
             if self._size > TRACE_LINE_LIMIT:
-                self._parts, self._size, self._skipping = [], 0, True
+                self._parts = []
+                self._size = 0
+                self._skipping = True
 
     def close(self) -> None:
         """The body ended: trace the unfinished last line, or name it if it was skipped."""
@@ -288,7 +292,9 @@ class _LineTrace:
             self._skipped()
         elif self._parts:
             self._line(b"".join(self._parts))
-        self._parts, self._size, self._skipping = [], 0, False
+        self._parts = []
+        self._size = 0
+        self._skipping = False
 
 
 class _Watchdog:
