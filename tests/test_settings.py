@@ -200,8 +200,9 @@ def test_no_proxy_for_another_host_leaves_the_profile_proxy(config_dir, api, pro
     assert result.exit_code == 0 and len(proxy_server.requests) == 1 and api.requests == []
 
 
-def test_the_proxy_flag_beats_no_proxy(config_dir, api, proxy_server):
-    result = invoke(["-b", api.base_url, "--proxy", proxy_server.base_url.rsplit("/v1", 1)[0],
+@pytest.mark.parametrize("flag", ["--proxy", "-p"])  # -p as in the openai CLI (the contract's section 2)
+def test_the_proxy_flag_beats_no_proxy(config_dir, api, proxy_server, flag):
+    result = invoke(["-b", api.base_url, flag, proxy_server.base_url.rsplit("/v1", 1)[0],
                      "chat", "create", "-g", "user", "hi"], env={"NO_PROXY": "127.0.0.1"})
     assert result.exit_code == 0 and len(proxy_server.requests) == 1 and api.requests == []
 
