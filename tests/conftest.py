@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import os
 import shutil
+import socket
 import sys
 from typing import Dict, List, Optional, Sequence
 
@@ -105,6 +106,16 @@ def exe() -> str:
         pytest.fail("the `interncli` command is not installed: run `pip install .[test]` first "
                     "(these tests run the installed console script)", pytrace=False)
     return path
+
+
+@pytest.fixture
+def closed_port_url():
+    """A base URL on 127.0.0.1 whose port nothing listens on: connections are refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return "http://127.0.0.1:{}/v1".format(port)
 
 
 @dataclasses.dataclass
