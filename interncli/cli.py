@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, List, Optional
+import time
+from typing import Any, Callable, List, Optional
 
 import click
 
@@ -104,14 +105,16 @@ def _terminated(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(argv: Optional[List[str]] = None) -> int:
-    """Run a command line and return its exit code; nothing escapes as a traceback."""
+def run(argv: Optional[List[str]] = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run a command line and return its exit code; nothing escapes as a traceback. ``sleep``
+    waits between retries (a test passes one that records the delays asked for)."""
     args = list(sys.argv[1:] if argv is None else argv)
     app = AppContext(options={}, environ=os.environ, config_dir=_config_dir())
     # Known before parsing, so that even a parsing error comes out as JSON under --json.
     app.json_errors = "--json" in (args[:args.index("--")] if "--" in args else args)
     # A usage error may come before the options are stored, quoting a -k value (`-k T T`).
     app.argv_tokens = credentials.argv_tokens(args)
+    app.sleep = sleep
     if sys.stdout is None:  # started with stdout closed (>&-)
         sys.stdout = open(os.devnull, "w")
     try:

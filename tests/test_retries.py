@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -36,7 +35,7 @@ SHARED_SERVER = True
 # ====================================================================== retries
 
 
-def test_429_then_success_is_retried(api, cli):
+def test_429_then_success_is_retried(api, cli, sleeps):
     api.add(err_code(-20053, "Request rate over limit", 429, RA0))
     api.add(Completion("hello there"))
     r = chat(cli, globals_=())
@@ -49,19 +48,37 @@ def test_429_then_success_is_retried(api, cli):
     # Retry-After: 0 is honoured: the notice announces no wait (backoff alone would be > 0.2 s).
     delays = [float(d) for d in re.findall(r"retrying in ([0-9.]+)s", r.stderr)]
     assert delays == [0.0], r.stderr
+    assert sleeps.delays == [0.0]
 
 
-def test_retry_after_is_honoured(api, cli):
+def test_retry_after_is_honoured(api, cli, sleeps):
     api.add(err_code(-20053, "Request rate over limit", 429, {"Retry-After": "1"}))
     api.add(Completion("later"))
-    start = time.monotonic()
     r = chat(cli, globals_=())
-    elapsed = time.monotonic() - start
     assert r.exit_code == 0, r
     assert r.stdout == "later\n"
-    assert 0.9 <= elapsed < 3
-    second = api.calls()[1].at - api.calls()[0].at
-    assert second >= 0.9
+    assert "retrying in 1.0s (1 of 2)" in r.stderr
+    # The wait asked for is the server's, exactly (no jitter, no backoff on top).
+    assert sleeps.delays == [1.0]
+    assert len(api.calls()) == 2
+
+
+@pytest.mark.parametrize("value", ["2.5", "120"])
+def test_retry_after_up_to_the_limit_is_waited_for(api, cli, sleeps, value):
+    api.add(err_code(-20053, "slow down", 429, {"Retry-After": value}))
+    api.add(Completion("later"))
+    r = chat(cli, globals_=())
+    assert r.exit_code == 0, r
+    assert sleeps.delays == [float(value)]
+
+
+def test_a_retry_after_beyond_the_limit_is_reported_not_waited_for(api, cli, sleeps):
+    api.add(err_code(-20053, "Request rate over limit", 429, {"Retry-After": "121"}))
+    api.add(Completion("never seen"))
+    r = chat(cli, globals_=())
+    assert_error(r, 4, -20053, "Request rate over limit")
+    assert sleeps.delays == []
+    assert len(api.calls()) == 1
 
 
 def test_503_then_success_is_retried(api, cli):
@@ -74,13 +91,28 @@ def test_503_then_success_is_retried(api, cli):
     assert len(api.calls()) == 2
 
 
-def test_500_without_retry_after_is_retried_with_backoff(api, cli):
+def test_500_without_retry_after_is_retried_with_backoff(api, cli, sleeps):
     api.add(err_code("E1", "internal", 500))
     api.add(Completion("fine"))
     r = chat(cli, globals_=("--max-retries", "1"))
     assert r.exit_code == 0, r
     assert r.stdout == "fine\n"
     assert len(api.calls()) == 2
+    # The first backoff: 0.5 s with jitter down to half of it.
+    assert len(sleeps.delays) == 1 and 0.25 <= sleeps.delays[0] <= 0.5, sleeps.delays
+
+
+def test_backoff_doubles_and_the_notices_announce_the_waits(api, cli, sleeps):
+    api.add(err_code("E1", "internal", 500), times=4)
+    api.add(Completion("fine"))
+    r = chat(cli, globals_=("--max-retries", "4"))
+    assert r.exit_code == 0, r
+    ceilings = [0.5, 1.0, 2.0, 4.0]
+    assert len(sleeps.delays) == 4
+    for delay, ceiling in zip(sleeps.delays, ceilings):
+        assert ceiling / 2 <= delay <= ceiling, sleeps.delays
+    announced = [float(d) for d in re.findall(r"retrying in ([0-9.]+)s", r.stderr)]
+    assert announced == [round(d, 1) for d in sleeps.delays], r.stderr
 
 
 def test_429_stream_then_success_is_retried(api, cli):
@@ -111,7 +143,7 @@ def test_plain_429_without_code(api, cli):
     assert hint is not None
 
 
-def test_retries_exhausted(api, cli):
+def test_retries_exhausted(api, cli, sleeps):
     api.add(err_code(-20053, "Request rate over limit", 429, RA0), times=3)
     api.add(Completion("never seen"))
     r = chat(cli, globals_=())  # default max-retries: 2
@@ -122,6 +154,7 @@ def test_retries_exhausted(api, cli):
     assert len(notices) == 2
     assert "1 of 2" in notices[0] and "2 of 2" in notices[1]
     assert_error(r, 4, -20053, "Request rate over limit", strict=False)
+    assert sleeps.delays == [0.0, 0.0]  # no wait after the last attempt
 
 
 def test_intern_max_retries_env(api, cli):

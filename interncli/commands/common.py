@@ -185,7 +185,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
         sys.stderr.flush()
 
     try:
-        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
+        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry, sleep=app.sleep)
     except AuthError as err:
         problem = app.credential.keyring_problem
         withheld = app.credential.withheld
