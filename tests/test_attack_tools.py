@@ -19,9 +19,15 @@ from interncli.commandcheck import RUNS, program_name
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
-from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
-from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
-from tests.test_tools_hardening import run_calls
+from tests.toolhelpers import (
+    ECHO,
+    assert_validate_refuses,
+    chat_bodies,
+    run_calls,
+    tool_calls_reply,
+    tool_messages,
+    write_spec,
+)
 
 X = "{x}"
 
@@ -182,7 +188,7 @@ def test_other_builds_of_an_interpreter_are_known(path: str, name: str):
 
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
 def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: List[int]):
-    check_both_ways(tmp_path, command, refused)
+    assert_validate_refuses(tmp_path, command, refused)
 
 
 # Every program known to run an option's value, both ways: that option given a placeholder,
@@ -194,7 +200,7 @@ GENERATED = [case for name, spec in RUNS.items()
 
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
 def test_every_program_that_runs_an_option_value_both_ways(tmp_path, command: List[str], refused: List[int]):
-    check_both_ways(tmp_path, command, refused)
+    assert_validate_refuses(tmp_path, command, refused)
 
 
 # Characters a terminal draws as nothing or as blank space, or that draw over their neighbours:

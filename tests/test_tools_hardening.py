@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict
 
 import pytest
 
@@ -20,18 +20,15 @@ from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
 from tests.ptyrun import run_on_pty
 from tests.recorder import Recorder
-from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
-
-
-def run_calls(cli, api, tmp_path: Path, tools: List[Dict[str, Any]], calls: Sequence[Any], *flags: str,
-              final: str = "final answer", env: Optional[Dict[str, str]] = None):
-    """One reply with ``calls``, then a final answer; the result and the tool messages sent back."""
-    spec = write_spec(tmp_path, tools)
-    api.add(tool_calls_reply(*calls))
-    api.add(Completion(final))
-    result = cli("tools", "run", str(spec), *flags, "go", env=env)
-    bodies = chat_bodies(api)
-    return result, tool_messages(bodies[1]) if len(bodies) > 1 else []
+from tests.toolhelpers import (
+    ECHO,
+    TOOLS,
+    ran,
+    run_calls,
+    tool_calls_reply,
+    weather_tool,
+    write_spec,
+)
 
 
 def error_of(message: Dict[str, Any]) -> str:
