@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import List
 
@@ -318,6 +319,11 @@ def _ref_chain(length: int, last: dict) -> dict:
     return {"type": "object", "properties": {"x": {"$ref": "#/$defs/a0"}}, "$defs": defs}
 
 
+# Longer than any recursion could follow: a walk by recursion fails on this chain wherever the
+# stack stands (5000 were used first; each $def costs the meta-schema check a millisecond).
+CHAIN = sys.getrecursionlimit() + 500
+
+
 def _validate(tmp_path, parameters: dict):
     spec = write_spec(tmp_path, [{"name": "t", "parameters": parameters, "command": ["./x"]}])
     return invoke(["tools", "validate", str(spec)])
@@ -326,15 +332,15 @@ def _validate(tmp_path, parameters: dict):
 def test_a_long_reference_loop_is_a_problem_not_a_crash(tmp_path):
     # The loop check walked references by recursion: 5000 of them ended in "unexpected
     # RecursionError", exit 1.
-    result = _validate(tmp_path, _ref_chain(5000, {"$ref": "#/$defs/a0"}))
+    result = _validate(tmp_path, _ref_chain(CHAIN, {"$ref": "#/$defs/a0"}))
     assert result.exit_code == 2, result.stderr
     assert "leads back to itself" in result.stderr and "unexpected" not in result.stderr
 
 
 def test_a_long_reference_chain_validates_and_a_call_gets_a_clear_error(tmp_path):
-    result = _validate(tmp_path, _ref_chain(5000, {"type": "string"}))
+    result = _validate(tmp_path, _ref_chain(CHAIN, {"type": "string"}))
     assert result.exit_code == 0, result.stderr
-    tool = {"name": "t", "parameters": _ref_chain(5000, {"type": "string"})}
+    tool = {"name": "t", "parameters": _ref_chain(CHAIN, {"type": "string"})}
     call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "s"}'}}, "f")
     assert "the tool's schema cannot check these arguments" in (toolrun.check_arguments(call, tool) or "")
 

@@ -76,7 +76,8 @@ def test_a_hostile_reply_ends_in_exit_6_naming_the_limit(cli, api, mode):
 
 @pytest.mark.parametrize("make, words", [(hostile.big_body, "larger than 4 MiB"),
                                          (lambda: hostile.bomb_reply("gzip"), "larger than 4 MiB"),
-                                         (hostile.Drip, "did not arrive within --timeout 1s")])
+                                         pytest.param(hostile.Drip, "did not arrive within --timeout 1s",
+                                                      marks=pytest.mark.integration)])
 def test_the_model_list_is_held_to_the_same_limits(cli, api, make, words):
     api.add(make(), path=MODELS_PATH, method="GET")
     result = cli("models", "list", globals_=("--timeout", "1") + NO_RETRY)
@@ -120,6 +121,7 @@ def test_a_well_formed_reply_near_the_limits_stays_within_100_MiB(exe, api, tmp_
 # ---------------------------------------------------------------------------- time
 
 
+@pytest.mark.integration
 def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     # A byte every 0.2 s: each socket read succeeds well within the timeout, forever.
     api.add(hostile.Drip(interval=0.2))
@@ -130,6 +132,7 @@ def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     assert "did not arrive within --timeout 1s" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("phase", ["data", "size", "trailer"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_bounds_a_chunked_body_that_drips(cli, api, phase, stream):
@@ -144,6 +147,7 @@ def test_timeout_bounds_a_chunked_body_that_drips(cli, api, phase, stream):
     assert words in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
     api.add(hostile.DripHeaders(interval=0.2))
@@ -154,6 +158,7 @@ def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
     assert "headers were still arriving" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("beat", [b": keep-alive\n\n", b"data:\n\n", b"\n\n", hostile.EMPTY_DELTA],
                          ids=["comment", "empty event", "blank lines", "empty delta"])
 def test_keep_alives_do_not_reset_the_stream_timeout(cli, api, beat):
@@ -166,6 +171,7 @@ def test_keep_alives_do_not_reset_the_stream_timeout(cli, api, beat):
     assert "no content came for 1s" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 def test_content_resets_the_stream_timeout(cli, api):
     # Eight pieces 0.3 s apart: 2.4 s in all, more than --timeout, but no wait is longer than it.
     api.add(Stream(stream_chunks(list("abcdefgh")), delay=0.3))
@@ -190,6 +196,7 @@ def test_time_spent_writing_to_a_full_pipe_is_not_a_stall(exe, api):
     assert out == b"x" * 1024 * 400 + b"\n"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("reply", [Hang(5), hostile.KeepAlive(first=False, interval=0.2, seconds=5)],
                          ids=["before the status line", "after the status line"])
 def test_a_read_timeout_is_never_retried(cli, api, reply):

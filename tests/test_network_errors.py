@@ -27,6 +27,7 @@ SHARED_SERVER = True
 # ====================================================================== timeouts
 
 
+@pytest.mark.integration
 def test_timeout(api, cli):
     api.add(Hang(3))
     start = time.monotonic()
@@ -40,6 +41,7 @@ def test_timeout(api, cli):
     assert elapsed < 2.5
 
 
+@pytest.mark.integration
 def test_timeout_from_env(api, cli):
     api.add(Hang(3))
     r = chat(cli, env={"INTERN_TIMEOUT": "0.5"})
@@ -47,6 +49,7 @@ def test_timeout_from_env(api, cli):
     assert "0.5s" in error_and_hint(r.stderr)[0]
 
 
+@pytest.mark.integration
 def test_timeout_mid_stream_keeps_output(api, cli):
     release = threading.Event()
     api.add(Stream(stream_chunks(["Hel", "lo"]), hold_after=1, release=release, hold_timeout=3))

@@ -442,6 +442,7 @@ SITECUSTOMIZE = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("source", SOURCES)
 def test_the_installed_command_leaks_nothing_not_even_into_its_environment(api, tmp_path, isolated_env, source):
     exe = find_interncli()

@@ -55,6 +55,7 @@ def test_non_zero_exit_is_the_tools_result(cli, api, tmp_path):
     assert "← 8 bytes, exit 3" in result.stderr
 
 
+@pytest.mark.integration
 def test_timeout_kills_the_whole_process_group(cli, api, tmp_path):
     tool = {"name": "hangs", "command": [str(TOOLS / "sleeper.sh")], "timeout": 1}
     started = time.monotonic()
@@ -239,6 +240,7 @@ def test_nul_byte_in_an_argument_is_not_a_crash(cli, api, tmp_path):
     assert not (tmp_path / "ran.log").exists()
 
 
+@pytest.mark.integration
 def test_big_arguments_to_a_tool_that_does_not_read_stdin_still_time_out(cli, api, tmp_path):
     # The arguments go to stdin; a tool that never reads them must not hold the run past its timeout.
     tool = weather_tool(command=[str(TOOLS / "nostdin.sh")], timeout=1)

@@ -383,6 +383,7 @@ def test_yes_runs_every_call(cli, api, tmp_path):
     assert ran(tmp_path) == [["--city", "A"], ["--city", "B"]]
 
 
+@pytest.mark.integration
 def test_pty_yes_runs_and_the_prompt_shows_the_exact_argv(api, tmp_path):
     spec = write_spec(tmp_path, [weather_tool(command=[ECHO, "--city", "{location}", "--unit={unit}"])])
     api.add(tool_calls_reply(("97102", "get_current_weather", "{'location': 'New York', 'unit': 'celsius'}")))
@@ -398,6 +399,7 @@ def test_pty_yes_runs_and_the_prompt_shows_the_exact_argv(api, tmp_path):
     assert "get_current_weather" in shown
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("answer", [b"n\r", b"\r"], ids=["n", "enter"])
 def test_pty_no_runs_nothing(api, tmp_path, answer):
     spec = write_spec(tmp_path, [weather_tool()])
@@ -412,6 +414,7 @@ def test_pty_no_runs_nothing(api, tmp_path, answer):
     assert len(api.calls()) == 1
 
 
+@pytest.mark.integration
 def test_pty_prompt_does_not_pass_terminal_escapes_through(api, tmp_path):
     # A model-chosen value must not be able to rewrite what the approval prompt shows.
     spec = write_spec(tmp_path, [weather_tool()])

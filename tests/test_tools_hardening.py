@@ -254,6 +254,7 @@ def test_json_transcript_survives_an_api_error_after_a_tool_ran(cli, api, tmp_pa
 # ------------------------------------------------------------------------------ approval
 
 
+@pytest.mark.integration
 def test_ci_set_means_no_prompt_and_nothing_runs(api, tmp_path):
     # Even with a terminal: CI jobs may have one, and nobody is there to answer.
     spec = write_spec(tmp_path, [weather_tool()])
