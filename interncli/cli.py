@@ -7,15 +7,16 @@ import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import click
 
-from interncli import __version__, credentials
+from interncli import __version__, config, credentials
 from interncli.commands.common import Group
-from interncli.commands.completion import complete_profiles
+from interncli.commands.completers import complete_profiles
 from interncli.context import AppContext
-from interncli.errors import ExitCode, InternCliError
+from interncli.errors import EXIT_MEANINGS, ExitCode, InternCliError
+from interncli.iostreams import IOStreams
 
 # name -> (module, attribute): imported only when the sub-command is used, so that
 # `--version` and `chat create --help` load no more than they need.
@@ -34,6 +35,11 @@ class ReaderGone(Exception):
     """stdout was closed by its reader (``| head``); click would turn EPIPE into exit 1."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C while a command ran; click would print a newline of its own to sys.stderr, not a
+    JSON line under --json."""
+
+
 class LazyGroup(Group):
     """A group whose sub-commands are imported on first use."""
 
@@ -42,6 +48,8 @@ class LazyGroup(Group):
             return super().invoke(ctx)
         except BrokenPipeError as exc:
             raise ReaderGone() from exc
+        except KeyboardInterrupt as exc:
+            raise Interrupted() from exc
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted(COMMANDS)
@@ -56,39 +64,38 @@ class LazyGroup(Group):
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     # click.version_option would import gettext and locale on every start.
     if value and not ctx.resilient_parsing:
-        click.echo("interncli " + __version__)
+        app = ctx.find_object(AppContext)
+        click.echo("interncli " + __version__, file=app.io.stdout if app is not None else None)
         ctx.exit()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-b", "--base-url", "--api-base", "base_url", metavar="URL",
-              help="API base URL [env INTERN_BASE_URL; default https://chat.intern-ai.org.cn/api/v1].")
-@click.option("-k", "--api-key", "api_key", metavar="TOKEN",
-              help="API token (visible in `ps`: prefer INTERN_API_KEY) [env INTERN_API_KEY].")
-@click.option("--profile", metavar="NAME", shell_complete=complete_profiles,
-              help="Config profile to use [env INTERN_PROFILE; default: default].")
-@click.option("--timeout", metavar="SECONDS", help="Seconds to wait for the server [env INTERN_TIMEOUT; default 130].")
-@click.option("--max-retries", metavar="N",
-              help="Retries on rate limits, 5xx and connection failures [env INTERN_MAX_RETRIES; default 2].")
-@click.option("--proxy", metavar="URL", help="HTTP(S) proxy [env HTTPS_PROXY, NO_PROXY].")
-@click.option("--ca-bundle", metavar="PATH", type=click.Path(dir_okay=False),
-              help="CA certificates to trust [env REQUESTS_CA_BUNDLE, SSL_CERT_FILE].")
-@click.option("-v", "--verbose", is_flag=True, help="Show each request and response on stderr (token redacted).")
-@click.option("--debug", is_flag=True, help="Show a traceback on unexpected errors.")
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The root's options: one for each setting of config.SETTINGS that has a flag, in the
+    table's order, its --help text from the table."""
+    extra: Dict[str, Dict[str, Any]] = {"profile": {"shell_complete": complete_profiles},
+                                        "ca_bundle": {"type": click.Path(dir_okay=False)}}
+    for setting in reversed([s for s in config.SETTINGS if s.flags]):
+        kind = {"metavar": setting.metavar} if setting.metavar else {"is_flag": True}
+        command = click.option(*setting.flags, setting.name, help=setting.option_help(),
+                               **kind, **extra.get(setting.name, {}))(command)
+    return command
+
+
+ROOT_HELP = """A command-line client for the Intern ChatAPI and private LMDeploy servers.
+
+Data goes to stdout, everything else to stderr; exit codes: {}.
+""".format(", ".join("{} {}".format(int(code), word) for code, word, _ in EXIT_MEANINGS))
+
+
+@click.group(cls=LazyGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
 @click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
-    """A command-line client for the Intern ChatAPI and private LMDeploy servers.
-
-    Data goes to stdout, everything else to stderr; exit codes: 0 ok, 1 failure, 2 usage,
-    3 auth, 4 rate limited, 5 rejected, 6 network, 7 tool, 130 interrupted.
-    """
+    """The root: keeps the global options for the sub-commands. Its --help is ROOT_HELP, whose
+    exit codes come from errors.EXIT_MEANINGS."""
     ctx.obj.options.update(options)
-
-
-def _config_dir() -> str:
-    return os.environ.get("INTERNCLI_CONFIG_DIR") or click.get_app_dir("interncli")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -105,78 +112,131 @@ def _terminated(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(argv: Optional[List[str]] = None, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Run a command line and return its exit code; nothing escapes as a traceback. ``sleep``
-    waits between retries (a test passes one that records the delays asked for)."""
+def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None,
+        sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run a command line and return its exit code; nothing escapes as a traceback. ``io``: the
+    streams to use; by default the process's own, as they are now (CliRunner swaps them).
+    ``sleep`` waits between retries (a test passes one that records the delays asked for)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    app = AppContext(options={}, environ=os.environ, config_dir=_config_dir())
-    # Known before parsing, so that even a parsing error comes out as JSON under --json.
-    app.json_errors = "--json" in (args[:args.index("--")] if "--" in args else args)
+    if io is None:
+        if sys.stdout is None:  # started with stdout closed (>&-)
+            sys.stdout = open(os.devnull, "w")
+        io = IOStreams(sys.stdin, sys.stdout, sys.stderr, os.environ)
+    config_dir = os.environ.get("INTERNCLI_CONFIG_DIR") or click.get_app_dir("interncli")
+    app = AppContext(options={}, environ=os.environ, config_dir=config_dir, io=io)
     # A usage error may come before the options are stored, quoting a -k value (`-k T T`).
     app.argv_tokens = credentials.argv_tokens(args)
     app.sleep = sleep
-    if sys.stdout is None:  # started with stdout closed (>&-)
-        sys.stdout = open(os.devnull, "w")
     try:
         result = cli.main(args=args, prog_name="interncli", standalone_mode=False, obj=app)
         return result if isinstance(result, int) else 0
     except InternCliError as err:
-        from interncli.output import report_error
-
         # A server may quote the token back in its error message.
         err.message = app.redact(err.message)
         err.hint = app.redact(err.hint) if err.hint else err.hint
         err.code = app.redact_value(err.code)
-        report_error(err, sys.stderr, as_json=app.json_errors)
+        _report(err, io)
         return int(err.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        sys.stderr.write("interncli: interrupted\n")
+        _report_interrupted(io, "")
         return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterncli: interrupted\n")
+    except (KeyboardInterrupt, Interrupted):
+        _report_interrupted(io, "\n")
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
+        # Parsing stopped before --json's own callback could turn stderr to JSON: ask click's
+        # parser again, resiliently, whether --json was given as an option.
+        io.json = io.json or _json_given(args)
         return _report_click_error(exc, app)
     except ReaderGone:
         # The reader has what it wanted: stop quietly, and keep Python's own flush at exit
         # from failing on the closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            fd = io.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # no file under it: nothing flushes at exit
+            return int(ExitCode.OK)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
         return int(ExitCode.OK)
     except OSError as exc:  # writing the output failed (a full disk, a closed terminal)
-        from interncli.output import report_error
-
-        report_error(InternCliError("cannot write the output: {}".format(exc.strerror or exc),
-                                    hint="Check where stdout goes (a full disk, a closed terminal)."),
-                     sys.stderr, as_json=app.json_errors)
+        _report(InternCliError("cannot write the output: {}".format(exc.strerror or exc),
+                               hint="Check where stdout goes (a full disk, a closed terminal)."), io)
         return int(ExitCode.FAILURE)
     except Exception as exc:  # the last line of defence: no traceback without --debug
-        from interncli.output import report_error
-
         if app.options.get("debug"):
             import traceback
 
-            from interncli.safetext import escape_controls
-
-            # Written here, not by Python: its messages may quote a token or a server's text.
-            sys.stderr.write(escape_controls(app.redact(traceback.format_exc())))
-        report_error(InternCliError(app.redact("unexpected {}: {}".format(type(exc).__name__, exc)),
-                          hint="Please report it{}.".format(
-                              " with the traceback above" if app.options.get("debug")
-                              else "; run again with --debug for a traceback")),
-                     sys.stderr, as_json=app.json_errors)
+            _report_traceback(app.redact(traceback.format_exc()), io)
+        _report(InternCliError(app.redact("unexpected {}: {}".format(type(exc).__name__, exc)),
+                               hint="Please report it{}.".format(
+                                   " with the traceback above" if app.options.get("debug")
+                                   else "; run again with --debug for a traceback")), io)
         return int(ExitCode.FAILURE)
+
+
+def _report(err: InternCliError, io: IOStreams) -> None:
+    from interncli.output import report_error
+
+    report_error(err, io.stderr, as_json=io.json, color=io.color)
+
+
+def _report_interrupted(io: IOStreams, lead: str) -> None:
+    """``interncli: interrupted`` (after a newline, if the terminal's line may be open), or
+    under --json an error object with exit code 130."""
+    if io.json:
+        from interncli.output import write_diagnostic
+
+        write_diagnostic({"error": {"code": None, "message": "interrupted", "hint": None, "http_status": None,
+                                    "exit_code": int(ExitCode.INTERRUPTED)}}, io.stderr)
+        return
+    io.stderr.write(lead + "interncli: interrupted\n")
+    io.stderr.flush()
+
+
+def _report_traceback(text: str, io: IOStreams) -> None:
+    """--debug's traceback (already redacted), written here, not by Python: its messages may
+    quote a server's text; under --json as one ``{"traceback": "..."}`` line."""
+    if io.json:
+        from interncli.output import write_diagnostic
+
+        write_diagnostic({"traceback": text}, io.stderr)
+        return
+    from interncli.safetext import escape_controls
+
+    io.stderr.write(escape_controls(text))
+    io.stderr.flush()
+
+
+def _json_given(args: List[str]) -> bool:
+    """Whether ``--json`` is an option of the command that ``args`` names, by click's own
+    parser in resilient mode, told to set unknown options aside (a missing value still ends the
+    parse there). A message whose text is "--json" (``-g user --json``) is a value, not the
+    option, as in the real parse."""
+    try:
+        ctx = cli.make_context("interncli", list(args), resilient_parsing=True, ignore_unknown_options=True)
+        while isinstance(ctx.command, click.Group):
+            # click 8.2 renamed protected_args (the sub-command's name and what follows it).
+            protected = getattr(ctx, "_protected_args" if hasattr(ctx, "_protected_args") else "protected_args")
+            rest = [*protected, *ctx.args]
+            # An unknown option before the sub-command's name was set aside: pass over it.
+            while rest and rest[0].startswith("-"):
+                rest.pop(0)
+            name, command, rest = ctx.command.resolve_command(ctx, rest) if rest else (None, None, [])
+            if command is None or name is None:
+                return False
+            ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=True, ignore_unknown_options=True)
+        return bool(ctx.params.get("as_json"))
+    except (click.ClickException, click.exceptions.Exit, InternCliError):
+        return False
 
 
 def _report_click_error(exc: click.ClickException, app: AppContext) -> int:
     """A usage error in the contract's format: one line, then a hint."""
     from interncli.errors import UsageError
-    from interncli.output import report_error
 
     ctx = getattr(exc, "ctx", None)
     hint = "Try '{} --help' for help.".format(ctx.command_path if ctx is not None else "interncli")
     # click quotes the words it did not expect, and a token pasted in the wrong place is one.
-    report_error(UsageError(app.redact(exc.format_message()), hint=hint), sys.stderr, as_json=app.json_errors)
+    _report(UsageError(app.redact(exc.format_message()), hint=hint), app.io)
     return int(ExitCode.USAGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from interncli.errors import (
     InternCliError,
@@ -18,6 +18,9 @@ from interncli.errors import (
     size_text,
 )
 from interncli.sse import LimitExceeded, StrayLine, decode_events
+
+if TYPE_CHECKING:  # only for the annotation: importing requests costs start-up time
+    from interncli.transport import Transport
 
 CHAT_PATH = "chat/completions"
 MODELS_PATH = "models"
@@ -53,10 +56,17 @@ class ChatRequest:
                  max_tokens: Optional[int] = None, stop: Sequence[str] = (), stream: bool = False,
                  thinking: bool = False, tools: Optional[List[Dict[str, Any]]] = None,
                  tool_choice: Optional[str] = None, always_send_stream: bool = False) -> None:
-        self.model, self.messages, self.n = model, messages, n
-        self.temperature, self.top_p, self.max_tokens = temperature, top_p, max_tokens
-        self.stop, self.stream, self.thinking = stop, stream, thinking
-        self.tools, self.tool_choice = tools, tool_choice
+        self.model = model
+        self.messages = messages
+        self.n = n
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.stream = stream
+        self.thinking = thinking
+        self.tools = tools
+        self.tool_choice = tool_choice
         # The openai CLI always sends "stream"; its alias does too, so the bodies match.
         self.always_send_stream = always_send_stream
 
@@ -423,7 +433,7 @@ class StreamAssembler:
 class ChatClient:
     """The API's operations over a transport."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
     def create(self, body: Dict[str, Any]) -> Dict[str, Any]:

@@ -376,7 +376,8 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
     problems: List[Problem] = []
     why = "a placeholder here would be run as a command or code by {}".format(name)
     options_end = False
-    operand, skip = 0, False  # operands seen; whether this element is an option's value
+    operand = 0  # operands seen
+    skip = False  # whether this element is an option's value
     for k, (i, text) in enumerate(rest):
         if skip:
             skip = False
@@ -405,7 +406,8 @@ def _runs(name: str, spec: Runs, rest: List[Element], has: HasPlaceholder) -> Li
         # Options such as zip's -TT are two letters behind one dash: matched as a whole first.
         whole = [o for o in spec.code if not o.startswith("--") and len(o) > 2 and text.startswith(o)]
         if whole:
-            option, attached = whole[0], len(text) > len(whole[0])
+            option = whole[0]
+            attached = len(text) > len(whole[0])
         else:
             option, attached = _option_name(text, spec.code)
         if option not in spec.code:
@@ -500,7 +502,8 @@ def _wrapper(name: str, spec: Wrapper, rest: List[Element], has: HasPlaceholder,
     or where the program runs), then the program it runs, checked in turn."""
     problems: List[Problem] = []
     why = "placeholders cannot be given to {}'s options or operands: they decide how the program runs".format(name)
-    j, operands = 0, spec.operands
+    j = 0
+    operands = spec.operands
     shell: Optional[str] = None  # sudo -s/-i: the command goes to a shell
     while j < len(rest):
         i, text = rest[j]
@@ -605,7 +608,8 @@ def _interpreter(name: str, spec: Interpreter, index: int, rest: List[Element], 
         if spec.separate_values and not text.startswith("--") and len(text) > 2:
             # A cluster of flags (`node -pe CODE`): the last that takes a value takes the next element.
             valued = ["-" + c for c in text[1:] if "-" + c in spec.takes_value]
-            option, attached = (valued[-1] if valued else text[:2]), False
+            option = valued[-1] if valued else text[:2]
+            attached = False
         else:
             option, attached = _option_name(text, spec.takes_value | spec.rest_is_code, spec.word_options)
         if option in spec.rest_is_code:
@@ -773,7 +777,8 @@ def options_end(command: Sequence[str]) -> Optional[int]:
             while k < len(command) and (command[k].startswith("-") or command[k] in LAUNCHER_GROUPS.get(name, ())):
                 k += 1
             if k < len(command) and command[k] in LAUNCHERS[name]:
-                spec, j = LAUNCHERS[name][command[k]], k
+                spec = LAUNCHERS[name][command[k]]
+                j = k
         if spec is None:
             break
         after = _past_wrapper(command, j + 1, spec, name)

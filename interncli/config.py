@@ -5,11 +5,15 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from interncli.errors import UsageError
 
+DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
+DEFAULT_MODEL = "intern-latest"
+DEFAULT_TIMEOUT = 130.0  # the service cuts a reply at 120 s
+DEFAULT_MAX_RETRIES = 2
 CONFIG_FILE = "config.yaml"
 MAX_TIMEOUT = 86400.0
 MAX_RETRIES = 100
@@ -161,21 +165,33 @@ def is_this_machine(host: str) -> bool:
 
 def proxy_for(url: str, proxy: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
     """The proxy requests sends a request for ``url`` through: ``proxy`` (the flag's or the
-    profile's, given per request, which requests uses for every host, NO_PROXY or not), else
-    the environment's for the URL's scheme (``<scheme>_proxy``, then ``all_proxy``; lower case
-    first, as urllib reads them), unless NO_PROXY exempts the host. Where this says "none",
-    requests bypasses too; it may bypass a few more (CIDR ranges are read here as well)."""
+    profile's, given per request, which requests uses for every host, NO_PROXY or not: a
+    profile's yields to NO_PROXY in context.resolve_settings), else the environment's for the
+    URL's scheme (``<scheme>_proxy``, then ``all_proxy``; lower case first, as urllib reads
+    them), unless NO_PROXY exempts the host. Where this says "none", requests bypasses too; it
+    may bypass a few more (CIDR ranges are read here as well)."""
     if proxy:
         return proxy
+    found = _proxy_variables(environ)
+    chosen = found.get(urlsplit(url).scheme.lower()) or found.get("all")
+    if not chosen or exempt_from_proxy(url, environ):
+        return None
+    return chosen
+
+
+def exempt_from_proxy(url: str, environ: Mapping[str, str]) -> bool:
+    """Whether NO_PROXY (or no_proxy, which wins) exempts the host of ``url`` from proxies."""
+    return _bypassed(host_of(url), _proxy_variables(environ).get("no", ""))
+
+
+def _proxy_variables(environ: Mapping[str, str]) -> Dict[str, str]:
+    """The set ``*_proxy`` variables by their lower-case prefix (``https``, ``all``, ``no``)."""
     found: Dict[str, str] = {}
     for upper in (True, False):  # the lower-case spelling, read last, wins
         for name, value in environ.items():
             if name.lower().endswith("_proxy") and value and (name == name.upper()) == upper:
                 found[name[:-len("_proxy")].lower()] = value
-    chosen = found.get(urlsplit(url).scheme.lower()) or found.get("all")
-    if not chosen or _bypassed(host_of(url), found.get("no", "")):
-        return None
-    return chosen
+    return found
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -226,17 +242,117 @@ def parse_models(value: Any, source: str) -> List[str]:
     return [i.strip() for i in items]
 
 
-# Each profile key and its parser; the parsers also check values given by flag or environment.
-PARSERS: Dict[str, Callable[[Any, str], Any]] = {
-    "base_url": parse_base_url,
-    "model": parse_text,
-    "models": parse_models,
-    "timeout": parse_timeout,
-    "max_retries": parse_max_retries,
-    "proxy": parse_proxy,
-    "ca_bundle": parse_text,
-    "allow_http": parse_bool,
-}
+class Setting:
+    """One setting, declared once: the name it has in Settings and ``config list``, the global
+    flags that set it, the environment variables, the key in config.yaml, the parser that checks
+    every value given (by flag, variable or file), the default, and the help text the root's
+    --help, the man page and the README say. A plain class rather than a dataclass: building
+    dataclasses costs start-up time, and this table is built on every run."""
+
+    __slots__ = ("name", "help", "flags", "metavar", "envs", "key", "parse", "default", "default_text", "env_help",
+                 "env_parsed")
+
+    def __init__(self, name: str, help: str, *, flags: Tuple[str, ...] = (), metavar: Optional[str] = None,
+                 envs: Tuple[str, ...] = (), key: Optional[str] = None,
+                 parse: Optional[Callable[[Any, str], Any]] = None, default: Any = None,
+                 default_text: Optional[str] = None, env_help: Optional[str] = None,
+                 env_parsed: bool = True) -> None:
+        self.name = name
+        self.help = help
+        self.flags = flags
+        self.metavar = metavar  # None: a flag that takes no value
+        self.envs = envs
+        self.key = key
+        self.parse = parse  # None: not a profile setting (read elsewhere: the token, the config dir)
+        self.default = default
+        self.default_text = default_text  # the default as the docs say it, when its value does not
+        self.env_help = env_help  # what the man page says of the variables, when the help text will not do
+        self.env_parsed = env_parsed  # False: the variables are read by requests itself (the proxy)
+
+    @property
+    def flag_name(self) -> str:
+        """The flag as messages name it: the first long spelling."""
+        return next(flag for flag in self.flags if flag.startswith("--"))
+
+    def shown_default(self) -> Optional[str]:
+        """The default as --help, the man page and the README show it (None: nothing to show)."""
+        if self.default_text is not None:
+            return self.default_text
+        if self.default is None or self.default == []:
+            return None
+        return shown_value(self.default)
+
+    def option_help(self) -> str:
+        """The flag's --help text: what it does, then ``[env ...; default: ...]``."""
+        notes = ["env " + ", ".join(self.envs)] if self.envs else []
+        default = self.shown_default()
+        if default is not None and self.metavar is not None:
+            notes.append("default: " + default)
+        return self.help + (" [{}]".format("; ".join(notes)) if notes else "") + "."
+
+    def env_text(self) -> str:
+        """What the man page's ENVIRONMENT section says of the variables."""
+        if self.env_help is not None:
+            return self.env_help
+        notes = ["config key " + self.key] if self.key else []
+        default = self.shown_default()
+        if default is not None:
+            notes.append("default: " + default)
+        return self.help + (" ({})".format("; ".join(notes)) if notes else "") + "."
+
+
+def shown_value(value: Any) -> str:
+    """A setting's value as text: a whole number without ``.0`` (``60``, as it was given), true
+    and false in lower case, a list comma-separated."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+# Every setting, in the order --help, `config list`, the man page and the README show them.
+# A new setting is one row here (and its type in context.Settings when it has a parser).
+SETTINGS: Tuple[Setting, ...] = (
+    Setting("base_url", "API base URL", flags=("-b", "--base-url", "--api-base"), metavar="URL",
+            envs=("INTERN_BASE_URL",), key="base_url", parse=parse_base_url, default=DEFAULT_BASE_URL),
+    Setting("api_key", "API token (visible in `ps`: prefer INTERN_API_KEY)", flags=("-k", "--api-key"),
+            metavar="TOKEN", envs=("INTERN_API_KEY",),
+            env_help="The API token (preferred over -k, which other users can see in ps)."),
+    Setting("profile", "Config profile to use", flags=("--profile",), metavar="NAME", envs=("INTERN_PROFILE",),
+            key="default_profile", default="default"),
+    Setting("model", "Model to use (chat create -m)", key="model", parse=parse_text, default=DEFAULT_MODEL),
+    Setting("models", "Model names offered to shell completion for -m", key="models", parse=parse_models,
+            default=[]),
+    Setting("timeout", "Seconds to wait for the server", flags=("--timeout",), metavar="SECONDS",
+            envs=("INTERN_TIMEOUT",), key="timeout", parse=parse_timeout, default=DEFAULT_TIMEOUT),
+    Setting("max_retries", "Retries on rate limits, 5xx and connection failures", flags=("--max-retries",),
+            metavar="N", envs=("INTERN_MAX_RETRIES",), key="max_retries", parse=parse_max_retries,
+            default=DEFAULT_MAX_RETRIES),
+    Setting("proxy", "HTTP(S) proxy", flags=("--proxy",), metavar="URL", envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
+            key="proxy", parse=parse_proxy, default_text="none", env_parsed=False,
+            env_help="Proxy settings, as for any requests-based program; NO_PROXY also exempts a host from "
+                     "the profile's proxy (not from --proxy)."),
+    Setting("ca_bundle", "CA certificates to trust", flags=("--ca-bundle",), metavar="PATH",
+            envs=("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"), key="ca_bundle", parse=parse_text, default_text="system"),
+    Setting("allow_http", "A token may go over plain http:// to another machine", envs=("INTERN_ALLOW_HTTP",),
+            key="allow_http", parse=parse_bool, default=False,
+            env_help="1 lets a token go over plain http:// to a host other than this machine (profile key "
+                     "allow_http); without it such a request is refused."),
+    Setting("verbose", "Show each request and response on stderr (token redacted)", flags=("-v", "--verbose")),
+    Setting("config_dir", "The config directory", envs=("INTERNCLI_CONFIG_DIR",),
+            default_text="~/.config/interncli on Linux"),
+    Setting("keyring_timeout", "Seconds a call to the OS keyring may take", envs=("INTERNCLI_KEYRING_TIMEOUT",),
+            default=10.0),
+    Setting("no_color", "Turns colour off", envs=("NO_COLOR",)),
+    Setting("debug", "Show a traceback on unexpected errors", flags=("--debug",)),
+)
+# The settings a profile holds, each with its parser (which also checks flag and environment values).
+PARSERS: Dict[str, Callable[[Any, str], Any]] = {s.key: s.parse for s in SETTINGS if s.key and s.parse}
+# The keys of the whole file, beside "profiles" (default_profile).
+FILE_KEYS: Tuple[str, ...] = tuple(s.key for s in SETTINGS if s.key and not s.parse)
 
 
 def config_path(config_dir: str) -> str:
@@ -275,6 +391,12 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("profiles") or {}, dict):
         raise UsageError("{} must be a mapping with a 'profiles' mapping".format(path),
                          hint="See `interncli config --help` for the file's layout.")
+    # A key holding a YAML anchor keeps values for merges (`<<: *base`) and aliases, which the
+    # profiles have taken in as loaded: dropped, so `config set` writes them out in full.
+    unknown = [key for key in data if key not in FILE_KEYS + ("profiles",)]
+    if unknown:
+        holders = _anchored_keys(raw)
+        data = {key: value for key, value in data.items() if key not in unknown or str(key) not in holders}
     # Names as written by a person: `1:` is the profile "1", not the number.
     data["profiles"] = {str(name): entry for name, entry in (data.get("profiles") or {}).items()}
     if data.get("default_profile") is not None:
@@ -284,11 +406,34 @@ def load_config(config_dir: str) -> Dict[str, Any]:
     return data
 
 
+def _anchored_keys(raw: bytes) -> List[str]:
+    """The top-level keys of a YAML mapping whose value carries an anchor (``base: &base {...}``)."""
+    import yaml
+
+    found: List[str] = []
+    depth = 0  # collections open
+    key: Optional[str] = None  # the top-level key whose value comes next, if one does
+    for event in yaml.parse(raw, Loader=yaml.SafeLoader):
+        if depth == 1 and isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+            if key is None:
+                key = str(event.value) if isinstance(event, yaml.ScalarEvent) else ""
+            else:
+                if not isinstance(event, yaml.AliasEvent) and event.anchor:
+                    found.append(key)
+                key = None
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return found
+
+
 def _too_many_values(data: Any) -> bool:
     """Whether ``data``, each alias counted where it is used (a loop forever), holds more than
     MAX_CONFIG_VALUES values. Values are counted as they are found, so that the walk stops, and
     its memory stays small, as soon as there are too many."""
-    pending, count = [data], 1
+    pending = [data]
+    count = 1
     while pending:
         value = pending.pop()
         children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else \
@@ -320,17 +465,35 @@ def profile_entry(config: Dict[str, Any], profile: str, path: str) -> Dict[str, 
 
 
 def profile_settings(config: Dict[str, Any], profile: str, path: str) -> Dict[str, Any]:
-    """The validated settings of one profile; a profile the file does not define has none."""
+    """The validated settings of one profile; a profile the file does not define has none. An
+    unknown key, in the profile or at the top of the file, is refused."""
+    check_top_keys(config, path)
     entry = profile_entry(config, profile, path)
     settings = {}
     for key, value in entry.items():
         if key not in PARSERS:
+            import shlex  # only for the hint: keeps start-up light
+
             raise UsageError(
                 "unknown key {!r} in profile {!r} of {}".format(key, profile, path),
-                hint="Valid keys: " + ", ".join(PARSERS),
+                hint="Valid keys: {}. Remove it with: interncli config unset --profile {} {}".format(
+                    ", ".join(PARSERS), shlex.quote(profile), shlex.quote(str(key))),
             )
         settings[key] = PARSERS[key](value, "{} (profile {!r})".format(key, profile))
     return settings
+
+
+def check_top_keys(config: Dict[str, Any], path: str) -> None:
+    """The file holds no key at the top but ``profiles`` and those of FILE_KEYS: refused where
+    an unknown profile key is (not by `config get`, `set` or `unset`, which fix the file)."""
+    unknown = [key for key in config if key not in FILE_KEYS + ("profiles",)]
+    if unknown:
+        import shlex  # only for the hint: keeps start-up light
+
+        check_printable(str(unknown[0]), "a key in {}".format(path))
+        raise UsageError("unknown key {!r} in {}".format(unknown[0], path),
+                         hint="Valid keys at the top: {}, profiles (the others go in a profile). Remove it with: "
+                              "interncli config unset {}".format(", ".join(FILE_KEYS), shlex.quote(str(unknown[0]))))
 
 
 def _known(config: Dict[str, Any]) -> str:
@@ -346,10 +509,10 @@ def check_profile(config: Dict[str, Any], profile: str) -> None:
 
 
 def check_key(key: str) -> None:
-    """A key ``config`` knows: a profile key, or ``default_profile``."""
-    if key not in PARSERS and key != "default_profile":
+    """A key ``config`` knows: a profile key, or one of the whole file (``default_profile``)."""
+    if key not in PARSERS and key not in FILE_KEYS:
         raise UsageError("unknown key {!r}".format(key),
-                         hint="Valid keys: " + ", ".join(list(PARSERS) + ["default_profile"]))
+                         hint="Valid keys: " + ", ".join(list(PARSERS) + list(FILE_KEYS)))
 
 
 def parse_setting(config: Dict[str, Any], key: str, value: Any) -> Any:
@@ -359,7 +522,11 @@ def parse_setting(config: Dict[str, Any], key: str, value: Any) -> Any:
         name = parse_text(value, key)
         check_profile(config, name)
         return name
-    return PARSERS[key](value, key)
+    parsed = PARSERS[key](value, key)
+    # Kept as given: `config set timeout 60` writes 60, not 60.0.
+    if isinstance(parsed, float) and re.fullmatch(r"[+-]?[0-9]+", str(value).strip()):
+        return int(parsed)
+    return parsed
 
 
 def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> Dict[str, Any]:
@@ -379,6 +546,12 @@ def with_setting(config: Dict[str, Any], profile: str, key: str, value: Any) -> 
         profiles.setdefault(profile, {})[key] = value
     updated["profiles"] = profiles
     return updated
+
+
+def stray_key(config: Dict[str, Any], key: str) -> Optional[Any]:
+    """The unknown top-level key of the file that reads as ``key`` (a YAML key may be a number),
+    if there is one: what `config unset KEY` removes."""
+    return next((k for k in config if str(k) == key and k not in FILE_KEYS + ("profiles",)), None)
 
 
 def save_config(config_dir: str, config: Dict[str, Any]) -> None:

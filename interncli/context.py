@@ -7,31 +7,36 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 from interncli.errors import UsageError
+from interncli.iostreams import IOStreams
 
-DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
-DEFAULT_MODEL = "intern-latest"
-DEFAULT_TIMEOUT = 130.0  # the service cuts a reply at 120 s
-DEFAULT_MAX_RETRIES = 2
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class Settings:
     """Everything a command needs to know about where and how to talk to the API (the token
-    apart: it is looked up only when a command needs it).
+    apart: it is looked up only when a command needs it): one attribute per profile setting of
+    config.SETTINGS, and what the command line alone says.
 
     A plain class rather than a dataclass: building dataclasses costs start-up time."""
 
-    __slots__ = ("base_url", "model", "models", "profile", "timeout", "max_retries", "proxy", "ca_bundle",
-                 "allow_http", "verbose", "debug", "config_dir", "sources")
+    __slots__ = tuple(config.PARSERS) + ("profile", "verbose", "debug", "config_dir", "sources")
+    # The types of the table's settings, for mypy (the values are set from the table).
+    base_url: str
+    model: str
+    models: List[str]
+    timeout: float
+    max_retries: int
+    proxy: Optional[str]
+    ca_bundle: Optional[str]
+    allow_http: bool  # a token may go over plain http:// to another machine
 
-    def __init__(self, *, base_url: str, model: str, models: List[str], profile: str, timeout: float, max_retries: int,
-                 proxy: Optional[str], ca_bundle: Optional[str], allow_http: bool, verbose: bool, debug: bool,
-                 config_dir: str, sources: Dict[str, str]) -> None:
-        self.base_url, self.model, self.models, self.profile = base_url, model, models, profile
-        self.timeout, self.max_retries = timeout, max_retries
-        self.proxy, self.ca_bundle = proxy, ca_bundle
-        self.allow_http = allow_http  # a token may go over plain http:// to another machine
-        self.verbose, self.debug = verbose, debug
+    def __init__(self, *, values: Dict[str, Any], profile: str, verbose: bool, debug: bool, config_dir: str,
+                 sources: Dict[str, str]) -> None:
+        for key in config.PARSERS:
+            setattr(self, key, values[key])
+        self.profile = profile
+        self.verbose = verbose
+        self.debug = debug
         self.config_dir = config_dir
         self.sources = sources  # setting -> "flag", "env", "profile" or "default"
 
@@ -41,13 +46,15 @@ class Settings:
 
 
 class AppContext:
-    """Handed to every command: the raw global options, resolved into Settings on first use."""
+    """Handed to every command: the raw global options, resolved into Settings on first use,
+    and ``io``, the streams every command reads and writes (never ``sys``'s own)."""
 
-    def __init__(self, options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> None:
+    def __init__(self, options: Dict[str, Any], environ: Mapping[str, str], config_dir: str,
+                 io: IOStreams) -> None:
         self.options = options
         self.environ = environ
         self.config_dir = config_dir
-        self.json_errors = False
+        self.io = io
         self.argv_tokens: List[str] = []  # -k values found on the command line before parsing
         self.input_tokens: List[str] = []  # tokens read as input (auth login), which a keyring error may quote
         self.http_warned = False
@@ -96,7 +103,7 @@ class AppContext:
         if self._credential is None:
             host, home_host = self.token_hosts()
             self._credential = credentials.lookup(self.options.get("api_key"), self.environ,
-                                                  self.profile(), self.config_dir, host, home_host)
+                                                  self.profile_name(), self.config_dir, host, home_host)
         return self._credential
 
     def token_hosts(self) -> Tuple[str, str]:
@@ -108,7 +115,7 @@ class AppContext:
         config.check_profile(cfg, name)
         own = config.profile_entry(cfg, name, config.config_path(self.config_dir)).get("base_url")
         home = config.parse_base_url(own, "base_url (profile {!r})".format(name)) if own is not None \
-            else DEFAULT_BASE_URL
+            else config.DEFAULT_BASE_URL
         target = home
         if self.options.get("base_url") is not None:
             target = config.parse_base_url(self.options["base_url"], "--base-url")
@@ -116,17 +123,15 @@ class AppContext:
             target = config.parse_base_url(self.environ["INTERN_BASE_URL"], "INTERN_BASE_URL")
         return config.host_of(target), config.host_of(home)
 
-    def profile_name(self) -> str:
-        """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default"),
-        whether or not the file defines it yet."""
-        return choose_profile(self.options, self.environ, config.load_config(self.config_dir))
-
-    def profile(self) -> str:
-        """The profile asked for, which must exist; its settings need not be valid (so that
-        `auth token` works while a profile's timeout is being fixed, say)."""
+    def profile_name(self, *, must_exist: bool = True) -> str:
+        """The profile asked for (flag, INTERN_PROFILE, the file's default_profile, "default").
+        It must exist in the file unless ``must_exist`` is False (auth login creates it); its
+        settings need not be valid (so that `auth token` works while a profile's timeout is being
+        fixed, say)."""
         cfg = config.load_config(self.config_dir)
         name = choose_profile(self.options, self.environ, cfg)
-        config.check_profile(cfg, name)
+        if must_exist:
+            config.check_profile(cfg, name)
         return name
 
 
@@ -142,50 +147,51 @@ def choose_profile(options: Dict[str, Any], environ: Mapping[str, str], cfg: Dic
     return environ.get("INTERN_PROFILE", "").strip() or str(cfg.get("default_profile") or "default")
 
 
-def _pick(flag: Any, env_name: Optional[str], environ: Mapping[str, str], profile: Dict[str, Any],
-          key: str, parse: Callable[[Any, str], Any], default: Any, flag_name: str) -> Tuple[Any, str]:
+def _pick(setting: config.Setting, options: Dict[str, Any], environ: Mapping[str, str],
+          profile: Dict[str, Any]) -> Tuple[Any, str]:
+    """One setting's value and where it comes from: the flag, else the first variable set, else
+    the profile (already checked), else the default."""
+    assert setting.parse is not None and setting.key is not None  # only profile settings are picked
+    flag = options.get(setting.name) if setting.flags else None
     if flag is not None:
-        return parse(flag, flag_name), "flag"
-    if env_name and environ.get(env_name, "").strip():
-        return parse(environ[env_name], env_name), "env"
-    if key in profile:
-        return profile[key], "profile"
-    return default, "default"
+        return setting.parse(flag, setting.flag_name), "flag"
+    for name in setting.envs if setting.env_parsed else ():
+        if environ.get(name, "").strip():
+            return setting.parse(environ[name], name), "env"
+    if setting.key in profile:
+        return profile[setting.key], "profile"
+    # A fresh list each time: the table's default is shared.
+    return (list(setting.default) if isinstance(setting.default, list) else setting.default), "default"
+
+
+def _pick_proxy(picked: Tuple[Any, str], environ: Mapping[str, str], base_url: str) -> Tuple[Any, str]:
+    """The proxy, with the environment above the profile: requests reads HTTPS_PROXY and the
+    others itself, so a proxy variable set leaves none to give it; and it uses a proxy given per
+    request for every host, so NO_PROXY exempting the base URL's host overrules the profile's."""
+    source = picked[1]
+    if source == "flag":
+        return picked
+    if any(environ.get(name) for name in PROXY_VARIABLES):
+        return None, "env"
+    if source == "profile" and config.exempt_from_proxy(base_url, environ):
+        return None, "env"
+    return picked
 
 
 def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> Settings:
-    """Resolve every setting from the flags given, the environment and the config file."""
+    """Resolve every setting of the table from the flags given, the environment and the config file."""
     cfg = config.load_config(config_dir)
     profile_name = choose_profile(options, environ, cfg)
     config.check_profile(cfg, profile_name)
     profile = config.profile_settings(cfg, profile_name, config.config_path(config_dir))
-    # requests reads HTTPS_PROXY/NO_PROXY itself; a profile's proxy applies only when no proxy
-    # variable is set, so the environment still wins over the file.
-    proxy_env = any(environ.get(name) for name in PROXY_VARIABLES)
-    ca_env = "REQUESTS_CA_BUNDLE" if environ.get("REQUESTS_CA_BUNDLE") else "SSL_CERT_FILE"
-    picked = {
-        "base_url": _pick(options.get("base_url"), "INTERN_BASE_URL", environ, profile, "base_url",
-                          config.parse_base_url, DEFAULT_BASE_URL, "--base-url"),
-        "model": _pick(None, None, environ, profile, "model", config.parse_text, DEFAULT_MODEL, "-m"),
-        "models": _pick(None, None, environ, profile, "models", config.parse_models, [], "models"),
-        "timeout": _pick(options.get("timeout"), "INTERN_TIMEOUT", environ, profile, "timeout",
-                         config.parse_timeout, DEFAULT_TIMEOUT, "--timeout"),
-        "max_retries": _pick(options.get("max_retries"), "INTERN_MAX_RETRIES", environ, profile, "max_retries",
-                             config.parse_max_retries, DEFAULT_MAX_RETRIES, "--max-retries"),
-        "proxy": _pick(options.get("proxy"), None, environ, {} if proxy_env else profile, "proxy",
-                       config.parse_proxy, None, "--proxy"),
-        "ca_bundle": _pick(options.get("ca_bundle"), ca_env, environ, profile, "ca_bundle",
-                           config.parse_text, None, "--ca-bundle"),
-        "allow_http": _pick(None, "INTERN_ALLOW_HTTP", environ, profile, "allow_http", config.parse_bool, False,
-                            "allow_http"),
-    }
-    if proxy_env and options.get("proxy") is None:
-        picked["proxy"] = (None, "env")
+    picked = {setting.name: _pick(setting, options, environ, profile)
+              for setting in config.SETTINGS if setting.parse is not None}
+    picked["proxy"] = _pick_proxy(picked["proxy"], environ, picked["base_url"][0])
     return Settings(
+        values={key: value for key, (value, _) in picked.items()},
         profile=profile_name,
         verbose=bool(options.get("verbose")),
         debug=bool(options.get("debug")),
         config_dir=config_dir,
         sources={key: source for key, (_, source) in picked.items()},
-        **{key: value for key, (value, _) in picked.items()},
     )

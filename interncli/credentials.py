@@ -35,18 +35,44 @@ class KeyringUnavailable(AuthError):
 
 
 class Credential:
-    """A token (or none), where it came from, why the keyring could not be asked, if so, and
-    ``withheld``: the host a stored token belongs to, when it was not used for another host."""
+    """A token (or none), where it came from, why the keyring could not be asked, if so,
+    ``withheld``: the host a stored token belongs to, when it was not used for another host,
+    and ``warnings``: what the lookup found wrong but not fatal (a token file others can read),
+    for the command to show; nothing here prints."""
 
-    __slots__ = ("token", "source", "keyring_problem", "withheld")
+    __slots__ = ("token", "source", "keyring_problem", "withheld", "warnings")
 
     def __init__(self, token: Optional[str], source: str, keyring_problem: Optional[KeyringUnavailable] = None,
-                 withheld: Optional[str] = None):
+                 withheld: Optional[str] = None, warnings: Sequence[str] = ()):
         self.token, self.source, self.keyring_problem = token, source, keyring_problem
         self.withheld = withheld
+        self.warnings = list(warnings)
 
     def __repr__(self) -> str:  # never the token
         return "Credential(source={!r})".format(self.source)
+
+    def absence(self, profile: str, host: str) -> Optional[Tuple[str, str]]:
+        """Why there is no token, when there is a reason beyond "none was stored": the stored
+        one belongs to another host, or the keyring failed. (reason, hint), or None."""
+        if self.token is not None:
+            return None
+        if self.withheld is not None:
+            return withheld_message(profile, self.withheld, host), WITHHELD_HINT
+        if self.keyring_problem is not None:
+            return self.keyring_problem.message, self.keyring_problem.hint or WAY_OUT
+        return None
+
+
+def missing_token(credential: Credential, profile: str, host: str, hint: str, lead: str = "",
+                  noun: str = "token") -> AuthError:
+    """The one "no token" error: ``{lead}no {noun} for HOST: why`` when the stored token is for
+    another host, ``{lead}no {noun} for profile 'P': why`` when the keyring failed, else
+    ``{lead}no {noun} for profile 'P'`` with ``hint``."""
+    reason = credential.absence(profile, host)
+    if reason is None:
+        return AuthError("{}no {} for profile {!r}".format(lead, noun, profile), hint=hint)
+    where = host if credential.withheld is not None else "profile {!r}".format(profile)
+    return AuthError("{}no {} for {}: {}".format(lead, noun, where, reason[0]), hint=reason[1])
 
 
 def clean_token(raw: str) -> str:
@@ -199,15 +225,17 @@ def lookup(flag: Optional[str], environ: Mapping[str, str], profile: str, config
             found = Credential(check_token(stored, "keyring"), "keyring")
     except KeyringUnavailable as exc:
         problem = exc
+    warnings: List[str] = []
     if found is None:
         stored = file_tokens(config_dir).get(profile)
+        warnings = file_warnings(config_dir)
         if stored:
-            found = Credential(check_token(stored, "file"), "file", problem)
+            found = Credential(check_token(stored, "file"), "file", problem, warnings=warnings)
     if found is None:
-        return Credential(None, "none", problem)
+        return Credential(None, "none", problem, warnings=warnings)
     owner = recorded_host(config_dir, profile) or home_host
     if owner != host:
-        return Credential(None, "none", problem, withheld=owner)
+        return Credential(None, "none", problem, withheld=owner, warnings=warnings)
     return found
 
 
@@ -388,14 +416,17 @@ def file_tokens(config_dir: str) -> Dict[str, str]:
     path = credentials_path(config_dir)
     if not os.path.exists(path):
         return {}
-    tokens = _profile_values(path, "token", hint="Fix or remove the file, then log in again with --insecure-storage.")
-    if os.stat(path).st_mode & 0o077:
-        import sys
+    return _profile_values(path, "token", hint="Fix or remove the file, then log in again with --insecure-storage.")
 
-        sys.stderr.write("interncli: warning: {} can be read by other users; run: chmod 600 {}\n".format(
-            path, path))
-        sys.stderr.flush()
-    return tokens
+
+def file_warnings(config_dir: str) -> List[str]:
+    """What is wrong, but not fatal, with the plain-text file: other users can read it."""
+    path = credentials_path(config_dir)
+    try:
+        loose = bool(os.stat(path).st_mode & 0o077)
+    except OSError:  # no file, no warning
+        return []
+    return ["{} can be read by other users; run: chmod 600 {}".format(path, path)] if loose else []
 
 
 def _write_file_tokens(config_dir: str, tokens: Dict[str, str]) -> None:

@@ -1,4 +1,22 @@
-"""Exit codes, the exception tree, and the mapping from API error bodies to both."""
+"""Exit codes, the exception tree, and the mapping from API error bodies to both.
+
+The tree, each class with the exit code it ends in::
+
+    InternCliError                      1  failure (and the root every command catches)
+    ├── UsageError                      2  usage
+    │   └── toolspec.SpecError          2  a broken tools spec
+    ├── AuthError                       3  auth
+    │   └── credentials.KeyringUnavailable
+    ├── RateLimitError                  4  rate limited
+    ├── RequestRejected                 5  rejected
+    ├── ServerError                     1  failure (5xx, a body naming no known code)
+    ├── NetworkError                    6  network
+    │   └── StreamError                 6  a stream cut or malformed
+    │       └── ReplyTooLarge           6  more than interncli holds
+    └── ToolError                       7  tool
+
+Ctrl-C (130) and SIGTERM (143) are not errors: cli.run maps them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +25,7 @@ from typing import Any, Optional, Type
 
 
 class ExitCode(enum.IntEnum):
-    """The process exit codes of the contract (interface.md, section 6)."""
+    """The process exit codes of the contract (the README's exit-code table)."""
 
     OK = 0
     FAILURE = 1
@@ -18,6 +36,25 @@ class ExitCode(enum.IntEnum):
     NETWORK = 6
     TOOL = 7
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM (a cancelled CI job): 128 + 15, as a shell reports it
+
+
+# Each exit code, in a word (the root --help) and in full (the man page and the README).
+EXIT_MEANINGS = (
+    (ExitCode.OK, "ok", "success (also when the reader of stdout goes away, as with | head)"),
+    (ExitCode.FAILURE, "failure", "other failure: a server error (5xx), an unknown error body"),
+    (ExitCode.USAGE, "usage", "usage: a bad flag, an unreadable file, bad YAML or a bad tools spec"),
+    (ExitCode.AUTH, "auth", "authentication or account: no token, no working keyring, A0202, A0211, C1114, "
+                            "-20004, -20035, 401, 403"),
+    (ExitCode.RATE_LIMITED, "rate limited", "rate limited after the retries: -20053, 429"),
+    (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422"),
+    (ExitCode.NETWORK, "network", "network: connection, DNS, TLS, timeout; a stream cut or malformed; a reply "
+                                  "too large (what was printed stays)"),
+    (ExitCode.TOOL, "tool", "a tool call was refused or could not run"),
+    (ExitCode.INTERRUPTED, "interrupted", "interrupted (Ctrl-C); what was printed stays"),
+    (ExitCode.TERMINATED, "terminated", "terminated (SIGTERM, as a cancelled CI job sends); a running tool is "
+                                        "stopped too"),
+)
 
 
 class InternCliError(Exception):

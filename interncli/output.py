@@ -1,16 +1,23 @@
 """Rendering: replies as text (as the openai CLI prints them) or JSON, streamed or whole,
-warnings and errors on stderr. What the server sent is escaped wherever a terminal would act on
-it: on stderr always, on stdout when it is a terminal. Never touches the network."""
+warnings, notices and errors on stderr. Every function writes to the streams of an IOStreams
+and asks it, never ``sys`` or the environment, whether a stream is a terminal and colour is on.
+What the server sent is escaped wherever a terminal would act on it: on stderr always, on stdout
+when it is a terminal. Under ``--json`` (``io.json``) every stderr line is one JSON object:
+``{"error": {...}}``, ``{"warning": TEXT}``, ``{"info": TEXT}``, ``{"notice": TEXT, "retry": N,
+...}``, ``{"trace": LINE}``, ``{"traceback": TEXT}`` or ``{"problem": TEXT, "path": PATH, "line":
+N}``. Never touches the network."""
 
 from __future__ import annotations
 
 import json
-import os
-from typing import IO, Any, Callable, Dict, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Protocol
 
 from interncli.client import StreamAssembler, parse_arguments
 from interncli.errors import InternCliError
 from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
+
+if TYPE_CHECKING:
+    from interncli.iostreams import IOStreams
 
 DIM, RED, YELLOW, RESET = "\x1b[2m", "\x1b[31;1m", "\x1b[33m", "\x1b[0m"
 # What a warning that quotes the server passes its text through: the command gives one that
@@ -22,58 +29,109 @@ def _unchanged(text: str) -> str:
     return text
 
 
-def use_color(stream: IO[str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set."""
-    return "NO_COLOR" not in os.environ and is_terminal(stream)
-
-
-def is_terminal(stream: IO[str]) -> bool:
-    """Whether ``stream`` is a terminal, which would act on escape sequences written to it."""
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def for_stdout(text: str, out: IO[str]) -> str:
+def escape_for_terminal(text: str, io: IOStreams) -> str:
     """Text from the server for stdout: escaped on a terminal, as received in a pipe (another
     program gets the bytes the model sent; a lone surrogate, which no UTF-8 can carry, as U+FFFD)."""
-    return escape_controls(text) if is_terminal(out) else replace_surrogates(text)
+    return escape_controls(text) if io.stdout_tty else replace_surrogates(text)
 
 
-def line_for_stdout(text: str, out: IO[str]) -> str:
+def escape_line_for_terminal(text: str, io: IOStreams) -> str:
     """A server's value on one line of stdout (an id, a name): escaped to one line on a
     terminal, as received in a pipe (a lone surrogate as U+FFFD)."""
-    return escape_line(text) if is_terminal(out) else replace_surrogates(text)
+    return escape_line(text) if io.stdout_tty else replace_surrogates(text)
 
 
-def header(index: Any, out: IO[str]) -> str:
+def header(index: Any, io: IOStreams) -> str:
     """The line before one choice of several, as the openai CLI prints it."""
-    return "===== Chat Completion {} =====\n".format(line_for_stdout(str(index), out))
+    return "===== Chat Completion {} =====\n".format(escape_line_for_terminal(str(index), io))
 
 
-def paint(text: str, code: str, stream: IO[str]) -> str:
-    """``text`` in an ANSI colour when ``stream`` takes colour."""
-    return code + text + RESET if use_color(stream) else text
+def paint(text: str, code: str, color: bool) -> str:
+    """``text`` in an ANSI colour when ``color`` is on."""
+    return code + text + RESET if color else text
 
 
-def warn(message: str, err: IO[str]) -> None:
-    """One warning line on stderr (a terminal, maybe: its text is escaped)."""
-    err.write(paint("interncli: warning:", YELLOW, err) + " " + escape_line(message) + "\n")
+def write_diagnostic(obj: Dict[str, Any], err: IO[str]) -> None:
+    """One JSON object as one stderr line (``--json``), DEL and C1 controls escaped."""
+    err.write(escape_json_text(json.dumps(obj, ensure_ascii=False)) + "\n")
     err.flush()
 
 
-def report_error(error: InternCliError, err: IO[str], as_json: bool = False) -> None:
+def warn(message: str, io: IOStreams) -> None:
+    """One warning on stderr: ``interncli: warning: ...`` (escaped: stderr may be a terminal),
+    or ``{"warning": "..."}`` under --json."""
+    if io.json:
+        write_diagnostic({"warning": message}, io.stderr)
+        return
+    io.stderr.write(paint("interncli: warning:", YELLOW, io.color) + " " + escape_line(message) + "\n")
+    io.stderr.flush()
+
+
+def inform(message: str, io: IOStreams) -> None:
+    """A message for the person on stderr: ``interncli: ...``, or ``{"info": "..."}`` under --json."""
+    if io.json:
+        write_diagnostic({"info": message}, io.stderr)
+        return
+    io.stderr.write("interncli: " + escape_line(message) + "\n")
+    io.stderr.flush()
+
+
+def progress(line: str, io: IOStreams) -> None:
+    """A line of progress (a tool called, what it returned), already escaped by its maker, on
+    stderr as it is, or ``{"info": "..."}`` under --json."""
+    if io.json:
+        write_diagnostic({"info": line}, io.stderr)
+        return
+    io.stderr.write(line + "\n")
+    io.stderr.flush()
+
+
+def retry_notice(code: Any, message: str, delay: float, number: int, max_retries: int, io: IOStreams) -> None:
+    """Retry ``number`` of ``max_retries`` comes after ``delay`` seconds, for an error (its code
+    and message, any token already removed): ``interncli: [CODE] message; retrying in 0.5s (1
+    of 2)``, or under --json the same text as ``notice`` with the facts beside it:
+    ``{"notice": "...", "retry": 1, "max_retries": 2, "delay": 0.5, "code": CODE, "message": "..."}``."""
+    shown = "[{}] ".format(one_line(str(code))) if code is not None else ""
+    text = "{}{}; retrying in {:.1f}s ({} of {})".format(shown, one_line(message), delay, number, max_retries)
+    if io.json:
+        write_diagnostic({"notice": text, "retry": number, "max_retries": max_retries, "delay": round(delay, 3),
+                          "code": code, "message": one_line(message)}, io.stderr)
+        return
+    io.stderr.write("interncli: " + text + "\n")
+    io.stderr.flush()
+
+
+def trace(line: str, io: IOStreams) -> None:
+    """A ``--verbose`` trace line (already redacted), escaped: it quotes the server's headers
+    and body; ``{"trace": "..."}`` under --json."""
+    if io.json:
+        write_diagnostic({"trace": line}, io.stderr)
+        return
+    io.stderr.write(escape_controls(line) + "\n")
+    io.stderr.flush()
+
+
+def spec_problem(path: str, line: int, message: str, io: IOStreams) -> None:
+    """One problem of a tools spec: ``SPEC:LINE: message``, or ``{"problem": ..., "path": ...,
+    "line": N}`` under --json."""
+    if io.json:
+        write_diagnostic({"problem": message, "path": path, "line": line}, io.stderr)
+        return
+    io.stderr.write("{}:{}: {}\n".format(path, line, escape_line(message)))
+    io.stderr.flush()
+
+
+def report_error(error: InternCliError, err: IO[str], as_json: bool = False, color: bool = False) -> None:
     """An error on stderr: ``interncli: error: [CODE] message`` and a hint, or one JSON line."""
     if as_json:
         shown = error.to_dict()
         shown["message"] = one_line(error.message)
-        err.write(escape_json_text(json.dumps({"error": shown}, ensure_ascii=False)) + "\n")
-    else:
-        code = "[{}] ".format(one_line(str(error.code))) if error.code is not None else ""
-        err.write(paint("interncli: error:", RED, err) + " " + code + one_line(error.message) + "\n")
-        if error.hint:
-            err.write("hint: " + one_line(error.hint) + "\n")
+        write_diagnostic({"error": shown}, err)
+        return
+    code = "[{}] ".format(one_line(str(error.code))) if error.code is not None else ""
+    err.write(paint("interncli: error:", RED, color) + " " + code + one_line(error.message) + "\n")
+    if error.hint:
+        err.write("hint: " + one_line(error.hint) + "\n")
     err.flush()
 
 
@@ -94,77 +152,96 @@ def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
     out.flush()
 
 
-def tool_call_line(call: Dict[str, Any], out: IO[str]) -> str:
+def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
     """``tool_call {id} {name} {arguments as JSON}``; on a terminal the id and name are escaped
     to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
     function = call.get("function") or {}
     arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
-    return "tool_call {} {} {}\n".format(line_for_stdout(str(call.get("id", "")), out),
-                                         line_for_stdout(str(function.get("name", "")), out), arguments)
+    return "tool_call {} {} {}\n".format(escape_line_for_terminal(str(call.get("id", "")), io),
+                                         escape_line_for_terminal(str(function.get("name", "")), io), arguments)
 
 
-def length_note(finish_reason: Optional[str], label: str, err: IO[str]) -> None:
+def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
     """Warn when a reply was cut at max_tokens."""
     if finish_reason == "length":
-        warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), err)
+        warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), io)
 
 
-def moderation_note(obj: Dict[str, Any], err: IO[str], redact: Redact = _unchanged) -> bool:
+def warn_if_flagged(obj: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> bool:
     """Warn when the service flagged the content; True if it did."""
     moderation = obj.get("moderation")
     if isinstance(moderation, dict) and moderation.get("sensitive"):
         warn(redact("the service flagged this reply as sensitive (category: {})".format(
-            moderation.get("category") or "unspecified")), err)
+            moderation.get("category") or "unspecified")), io)
         return True
     return False
 
 
-def show_reasoning(text: str, err: IO[str]) -> None:
+def show_reasoning(text: str, io: IOStreams) -> None:
     """Reasoning text on stderr, dimmed on a terminal; escaped, so that the model cannot undo
     the dimming or send the terminal anything else."""
     if text:
-        err.write(paint(escape_controls(text), DIM, err))
-        err.flush()
+        io.stderr.write(paint(escape_controls(text), DIM, io.color))
+        io.stderr.flush()
 
 
-def write_completion(reply: Dict[str, Any], out: IO[str], err: IO[str], reasoning: bool = False) -> None:
+def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = False) -> None:
     """A whole reply as text, exactly as the openai CLI prints it, then any tool calls."""
+    out = io.stdout
     choices = reply.get("choices") or []
     many = len(choices) > 1
     for choice in choices:
         message = choice.get("message") or {}
         if reasoning and message.get("reasoning_content"):
-            show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", err)
+            show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", io)
         if many:
-            out.write(header(choice.get("index", 0), out))
+            out.write(header(choice.get("index", 0), io))
         content = message.get("content")
         calls = message.get("tool_calls") or []
         if content is not None or not calls:
             text = "None" if content is None else content  # as the openai CLI prints a null content
-            out.write(for_stdout(text, out))
+            out.write(escape_for_terminal(text, io))
             if many or not text.endswith("\n"):
                 out.write("\n")
         for call in calls:
-            out.write(tool_call_line(call, out))
+            out.write(tool_call_line(call, io))
         out.flush()
 
 
-def reply_notes(reply: Dict[str, Any], err: IO[str], redact: Redact = _unchanged) -> None:
+def warn_about_reply(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> None:
     """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
     choices = reply.get("choices") or []
     for choice in choices:
-        length_note(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
-                    err)
-    moderation_note(reply, err, redact)
+        warn_if_cut(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
+                    io)
+    warn_if_flagged(reply, io, redact)
+
+
+class StreamPrinter(Protocol):
+    """What prints a streamed reply: each chunk as it comes, the end, or a failure midway.
+    ``started``: something of the reply has been shown, so a retry would repeat it."""
+
+    started: bool
+
+    def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
+        """Print what one chunk adds (the assembler has already taken it in)."""
+
+    def finish(self, assembler: StreamAssembler) -> None:
+        """The stream ended: print what only its end can tell."""
+
+    def abort(self) -> None:
+        """The stream failed after some of it was shown: leave the terminal ready for the error."""
 
 
 class TextStreamPrinter:
     """Prints a streamed reply as it arrives: with n=1 each piece at once, flushed; with n>1
     each choice, under its header, when it finishes (the openai CLI interleaves them)."""
 
-    def __init__(self, out: IO[str], err: IO[str], n: int = 1, reasoning: bool = False,
-                 redact: Redact = _unchanged) -> None:
-        self.out, self.err, self.redact = out, err, redact
+    def __init__(self, io: IOStreams, n: int = 1, reasoning: bool = False, redact: Redact = _unchanged) -> None:
+        self.io = io
+        self.out = io.stdout
+        self.err = io.stderr
+        self.redact = redact
         self.live = n <= 1
         self.reasoning = reasoning
         self.started = False
@@ -176,7 +253,7 @@ class TextStreamPrinter:
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """Print what one chunk adds (the assembler has already taken it in)."""
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.err, self.redact)
+            self._flagged = warn_if_flagged(chunk, self.io, self.redact)
         for choice in chunk.get("choices") or []:
             index = choice.get("index", 0)
             if self.live:
@@ -193,10 +270,10 @@ class TextStreamPrinter:
             if state.content or not calls:
                 self.out.write("\n")  # as the openai CLI ends every stream
             for call in calls:
-                self.out.write(tool_call_line(call, self.out))
+                self.out.write(tool_call_line(call, self.io))
             self.out.flush()
             self.started = True
-            length_note(state.finish_reason, "", self.err)
+            warn_if_cut(state.finish_reason, "", self.io)
             return
         for index in sorted(assembler.choices):
             if index not in self._printed:
@@ -206,11 +283,11 @@ class TextStreamPrinter:
         if self.reasoning and delta.get("reasoning_content"):
             self._in_reasoning = True
             self.started = True
-            show_reasoning(delta["reasoning_content"], self.err)
+            show_reasoning(delta["reasoning_content"], self.io)
         if delta.get("content"):
             self._end_reasoning()
             self.started = True
-            self.out.write(for_stdout(delta["content"], self.out))
+            self.out.write(escape_for_terminal(delta["content"], self.io))
             self.out.flush()
             self._open_line = not delta["content"].endswith("\n")
 
@@ -219,7 +296,7 @@ class TextStreamPrinter:
         terminal the open line of text, so that the error starts a line of its own (into a pipe
         the text stays as received)."""
         self._end_reasoning()
-        if self.live and self._open_line and is_terminal(self.out):
+        if self.live and self._open_line and self.io.stdout_tty:
             self._open_line = False
             self.out.write("\n")
             self.out.flush()
@@ -235,29 +312,30 @@ class TextStreamPrinter:
         self.started = True
         state = assembler.choice(index)
         if self.reasoning and state.reasoning:
-            show_reasoning(state.reasoning.rstrip("\n") + "\n", self.err)
-        self.out.write(header(index, self.out))
-        self.out.write(for_stdout(state.content, self.out) + "\n")
+            show_reasoning(state.reasoning.rstrip("\n") + "\n", self.io)
+        self.out.write(header(index, self.io))
+        self.out.write(escape_for_terminal(state.content, self.io) + "\n")
         for call in assembler.message(index).get("tool_calls", []):
-            self.out.write(tool_call_line(call, self.out))
+            self.out.write(tool_call_line(call, self.io))
         self.out.flush()
-        length_note(state.finish_reason, " {}".format(index), self.err)
+        warn_if_cut(state.finish_reason, " {}".format(index), self.io)
 
 
 class JsonStreamPrinter:
     """Prints each chunk as one JSON line, as received."""
 
-    def __init__(self, out: IO[str], err: IO[str], redact: Redact = _unchanged) -> None:
-        self.out, self.err, self.redact = out, err, redact
+    def __init__(self, io: IOStreams, redact: Redact = _unchanged) -> None:
+        self.io = io
+        self.redact = redact
         self.started = False
         self._flagged = False
 
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """One JSONL line for the chunk."""
         self.started = True
-        write_json(chunk, self.out, pretty=False)
+        write_json(chunk, self.io.stdout, pretty=False)
         if not self._flagged:
-            self._flagged = moderation_note(chunk, self.err, self.redact)
+            self._flagged = warn_if_flagged(chunk, self.io, self.redact)
 
     def abort(self) -> None:
         """The stream failed: every line printed is whole already."""
@@ -266,14 +344,14 @@ class JsonStreamPrinter:
         """Warnings that only the end of the stream can tell."""
         many = len(assembler.choices) > 1
         for index, state in sorted(assembler.choices.items()):
-            length_note(state.finish_reason, " {}".format(index) if many else "", self.err)
+            warn_if_cut(state.finish_reason, " {}".format(index) if many else "", self.io)
 
 
-def write_lines(lines: Iterable[str], out: IO[str]) -> None:
+def write_lines(lines: Iterable[str], io: IOStreams) -> None:
     """Lines of text from the server, one per line: on a terminal each escaped to one line."""
     for line in lines:
-        out.write(line_for_stdout(line, out) + "\n")
-    out.flush()
+        io.stdout.write(escape_line_for_terminal(line, io) + "\n")
+    io.stdout.flush()
 
 
 def describe_request(method: str, url: str, headers: Dict[str, str], body: Optional[Dict[str, Any]],

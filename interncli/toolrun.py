@@ -74,7 +74,8 @@ class ToolRun:
                  "timed_out", "error")
 
     def __init__(self, call: ToolCall, argv: List[str]) -> None:
-        self.call, self.argv = call, argv
+        self.call = call
+        self.argv = argv
         self.exit_code: Optional[int] = None
         self.duration = 0.0
         self.output = ""
@@ -213,7 +214,8 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, en
     proc: "Optional[subprocess.Popen[bytes]]" = None
     out: List[bytes] = []
     err: List[bytes] = []
-    out_size, err_size = [0], [0]
+    out_size = [0]
+    err_size = [0]
     try:
         # Python's default SIGINT handler raises wherever the main thread is, and inside
         # subprocess that loses the tool: raised as Popen returns, it leaves a running tool with
@@ -410,7 +412,8 @@ def approval_text(call: ToolCall, argv: List[str]) -> Optional[str]:
     text the tool gets); None when that is too long to show whole (it then cannot be approved
     on a prompt)."""
     stdin = call.stdin_text()
-    argv_line, stdin_line = shown_argv(argv), shown_json(stdin)
+    argv_line = shown_argv(argv)
+    stdin_line = shown_json(stdin)
     if len(argv_line) + len(stdin_line) > SHOW_LIMIT:
         return None
     return "interncli: tool call {}\n  argv: {}\n  stdin ({} bytes): {}\ninterncli: run it?".format(

@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -35,8 +35,8 @@ Trace = Callable[[str], None]
 MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
-# Limits on what a server can make interncli hold (interface.md section 1: memory stays bounded
-# whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
+# Limits on what a server can make interncli hold (the README's Security section: memory stays
+# bounded whatever the server sends). A non-streamed reply is read whole and parsed, and parsing can
 # take several times the body's size, so the body is capped well below the memory budget.
 BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
@@ -260,7 +260,8 @@ class _LineTrace:
     being cut in two before redaction)."""
 
     def __init__(self, line: Callable[[bytes], None], skipped: Callable[[], None]) -> None:
-        self._line, self._skipped = line, skipped
+        self._line = line
+        self._skipped = skipped
         self._parts: List[bytes] = []
         self._size = 0
         self._skipping = False
@@ -275,12 +276,15 @@ class _LineTrace:
             else:
                 self._parts.append(piece)
                 self._line(b"".join(self._parts))
-            self._parts, self._size = [], 0
+            self._parts = []
+            self._size = 0
         if rest and not self._skipping:
             self._parts.append(rest)
             self._size += len(rest)
             if self._size > TRACE_LINE_LIMIT:
-                self._parts, self._size, self._skipping = [], 0, True
+                self._parts = []
+                self._size = 0
+                self._skipping = True
 
     def close(self) -> None:
         """The body ended: trace the unfinished last line, or name it if it was skipped."""
@@ -288,7 +292,9 @@ class _LineTrace:
             self._skipped()
         elif self._parts:
             self._line(b"".join(self._parts))
-        self._parts, self._size, self._skipping = [], 0, False
+        self._parts = []
+        self._size = 0
+        self._skipping = False
 
 
 class _Watchdog:
@@ -342,9 +348,10 @@ class Transport:
         proxy: Optional[str] = None,
         ca_bundle: Optional[str] = None,
         trace: Optional[Trace] = None,
+        environ: Mapping[str, str],
     ) -> None:
         if ca_bundle:
-            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy))
+            check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy, environ))
         self.base_url = base_url
         self._token = token
         self._timeout = timeout
@@ -514,10 +521,10 @@ def check_ca_bundle(path: str, full: bool = True) -> None:
             path, getattr(exc, "strerror", None) or exc), hint=hint) from exc
 
 
-def _uses_tls(base_url: str, proxy: Optional[str]) -> bool:
+def _uses_tls(base_url: str, proxy: Optional[str], environ: Mapping[str, str]) -> bool:
     """Whether a request may use TLS, and so the CA bundle: an https base URL or proxy (the
     flag's, or one from the environment)."""
-    proxies = [proxy or ""] + [os.environ.get(name, "") for name in (
+    proxies = [proxy or ""] + [environ.get(name, "") for name in (
         "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")]
     return any(url.strip().lower().startswith("https:") for url in [base_url] + proxies)
 

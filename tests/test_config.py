@@ -4,6 +4,7 @@ point the whole tool at a private LMDeploy server."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ def test_path_is_in_the_config_dir(config_dir):
 def test_set_get_unset_round_trip(config_dir):
     assert invoke(["config", "set", "timeout", "60"]).exit_code == 0
     assert invoke(["config", "set", "--profile", "local", "base_url", "http://127.0.0.1:23333/v1"]).exit_code == 0
-    assert invoke(["config", "get", "timeout"]).stdout == "60.0\n"
+    assert invoke(["config", "get", "timeout"]).stdout == "60\n"  # as given (issue 9), not 60.0
     assert invoke(["--profile", "local", "config", "get", "base_url"]).stdout == "http://127.0.0.1:23333/v1\n"
     data = yaml.safe_load((config_dir / "config.yaml").read_text())
     assert data["profiles"] == {"default": {"timeout": 60.0}, "local": {"base_url": "http://127.0.0.1:23333/v1"}}
@@ -197,3 +198,101 @@ def test_an_empty_profile_name_is_refused_not_taken_as_default(config_dir, name)
 def test_an_empty_intern_profile_means_unset(config_dir):
     assert invoke(["config", "set", "model", "m"], env={"INTERN_PROFILE": ""}).exit_code == 0
     assert yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"] == {"default": {"model": "m"}}
+
+
+# ----------------------------------------------- unknown keys at the top of the file (issue 9)
+
+@pytest.mark.parametrize("argv", [["config", "list"], ["models", "list"],
+                                  ["chat", "create", "--dry-run", "-g", "user", "hi"], ["auth", "status"]],
+                         ids=" ".join)
+def test_an_unknown_top_level_key_is_refused_like_an_unknown_profile_key(config_dir, argv):
+    text = "colour: blue\nprofiles:\n  default: {model: d}\n"
+    (config_dir / "config.yaml").write_text(text)
+    result = invoke(argv)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "unknown key 'colour' in {}".format(config_dir / "config.yaml") in result.stderr
+    assert "hint: Valid keys at the top: default_profile, profiles" in result.stderr
+    assert "interncli config unset colour" in result.stderr
+    assert (config_dir / "config.yaml").read_text() == text
+
+
+@pytest.mark.parametrize("top", ["colour: blue\n", ""], ids=["a top-level key", "a profile key"])
+def test_the_commands_that_fix_the_file_work_with_an_unknown_key_in_it(config_dir, top):
+    # As with an unknown profile key: get, set, unset and `auth token` read only what they need.
+    (config_dir / "config.yaml").write_text(top + "profiles:\n  default: {model: d, shade: x}\n")
+    assert invoke(["config", "get", "model"]).stdout == "d\n"
+    assert invoke(["config", "set", "timeout", "9"]).exit_code == 0
+    assert invoke(["auth", "token"], env={"INTERN_API_KEY": SENTINEL}).stdout == SENTINEL + "\n"
+    assert invoke(["config", "list"]).exit_code == 2
+
+
+def test_config_unset_removes_an_unknown_top_level_key(config_dir):
+    (config_dir / "config.yaml").write_text("colour: blue\n7: seven\nprofiles:\n  default: {model: d}\n")
+    assert invoke(["config", "unset", "colour"]).exit_code == 0
+    assert invoke(["config", "list"]).exit_code == 2  # the other one is still there
+    assert invoke(["config", "unset", "7"]).exit_code == 0
+    assert yaml.safe_load((config_dir / "config.yaml").read_text()) == {"profiles": {"default": {"model": "d"}}}
+    assert invoke(["config", "get", "model"]).stdout == "d\n"
+
+
+def test_config_unset_removes_an_unknown_profile_key(config_dir):
+    (config_dir / "config.yaml").write_text("profiles:\n  local: {model: l, shade: x}\n")
+    refused = invoke(["--profile", "local", "config", "list"])
+    assert refused.exit_code == 2 and "interncli config unset --profile local shade" in refused.stderr
+    assert invoke(["config", "unset", "--profile", "local", "shade"]).exit_code == 0
+    assert yaml.safe_load((config_dir / "config.yaml").read_text())["profiles"] == {"local": {"model": "l"}}
+    assert invoke(["--profile", "local", "config", "list"]).exit_code == 0
+
+
+def test_config_unset_of_a_key_that_is_nowhere_is_refused_as_unknown(config_dir):
+    (config_dir / "config.yaml").write_text("profiles:\n  default: {model: d}\n")
+    result = invoke(["config", "unset", "colour"])
+    assert result.exit_code == 2 and "unknown key 'colour'" in result.stderr and "Valid keys: base_url" in result.stderr
+    assert yaml.safe_load((config_dir / "config.yaml").read_text()) == {"profiles": {"default": {"model": "d"}}}
+
+
+def test_a_top_level_key_holding_a_yaml_anchor_is_allowed_and_written_out_in_full(config_dir):
+    (config_dir / "config.yaml").write_text(
+        "base: &base {timeout: 30}\nnames: &names [a, b]\nprofiles:\n  default: {<<: *base, models: *names}\n")
+    assert invoke(["config", "get", "timeout"]).stdout == "30\n"
+    assert invoke(["config", "set", "model", "m"]).exit_code == 0
+    assert yaml.safe_load((config_dir / "config.yaml").read_text()) == {
+        "profiles": {"default": {"timeout": 30, "models": ["a", "b"], "model": "m"}}}
+
+
+def test_an_alias_at_the_top_is_no_anchor(config_dir):
+    (config_dir / "config.yaml").write_text("base: &base {timeout: 30}\ncopy: *base\nprofiles: {}\n")
+    result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "unknown key 'copy'" in result.stderr
+
+
+# ----------------------------------------------- numbers as given, config path --profile (issue 9)
+
+@pytest.mark.parametrize("key, given, shown", [("timeout", "60", "60"), ("timeout", "60.5", "60.5"),
+                                               ("timeout", "1e2", "100"), ("max_retries", "3", "3")])
+def test_numbers_print_as_given(config_dir, key, given, shown):
+    assert invoke(["config", "set", key, given]).exit_code == 0
+    assert invoke(["config", "get", key]).stdout == shown + "\n"
+    assert re.search(r"^{} +{} +\(profile\)$".format(key, re.escape(shown)), invoke(["config", "list"]).stdout,
+                     flags=re.M)
+    assert str(json.loads(invoke(["config", "list", "--json"]).stdout)["settings"][key]) == shown
+
+
+def test_a_whole_number_is_stored_as_one(config_dir):
+    assert invoke(["config", "set", "timeout", "60"]).exit_code == 0
+    assert "timeout: 60\n" in (config_dir / "config.yaml").read_text()
+
+
+def test_config_path_takes_profile(config_dir):
+    (config_dir / "config.yaml").write_text("profiles:\n  local: {model: l}\n")
+    for argv in (["config", "path", "--profile", "local"], ["--profile", "local", "config", "path"]):
+        result = invoke(argv)
+        assert result.exit_code == 0 and result.stdout == str(config_dir / "config.yaml") + "\n"
+    missing = invoke(["config", "path", "--profile", "nosuch"])
+    assert missing.exit_code == 2 and "no profile 'nosuch'" in missing.stderr and missing.stdout == ""
+
+
+def test_an_anchor_on_a_known_key_keeps_the_key(config_dir):
+    (config_dir / "config.yaml").write_text("profiles: &all\n  default: {model: d}\ndefault_profile: &dp default\n")
+    assert invoke(["config", "get", "model"]).stdout == "d\n"
+    assert invoke(["config", "get", "default_profile"]).stdout == "default\n"

@@ -129,7 +129,11 @@ ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("config", "unset"): [Variant(("model",), setup=[("config", "set", "model", "intern-s1")])],
     ("config", "list"): [Variant(()), Variant(("--json",))],
     ("config", "path"): [Variant((), expect="config.yaml")],
-    ("completion",): [Variant((shell,), expect="_INTERNCLI_COMPLETE") for shell in ("bash", "zsh", "fish")],
+    **{("completion", shell): [Variant((), expect="_INTERNCLI_COMPLETE")] for shell in ("bash", "zsh", "fish")},
+    # zsh and fish only: their folders follow HOME and XDG_CONFIG_HOME, which the isolated
+    # environment moves; bash's follows XDG_DATA_HOME, which it does not.
+    ("completion", "install"): [Variant(("zsh",), creates=".zfunc/_interncli"),
+                                Variant(("fish",), creates=".config/fish/completions/interncli.fish")],
     ("tools", "validate"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="ok, 1 tool")],
     ("tools", "list"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="env_dump"),
                         Variant((SPEC_PATH, "--json"), files=TOOL_FILES, expect="env_dump")],

@@ -92,7 +92,8 @@ SHARED_SERVER = True  # one server for the module (see conftest.api)
 
 def test_send_returns_the_reply_and_sends_the_token_in_the_header_only(api):
     api.add(Json({"ok": True}))
-    response = Transport(api.base_url, token=TOKEN, timeout=5).send("POST", "chat/completions", {"model": "m"})
+    transport = Transport(api.base_url, token=TOKEN, timeout=5, environ={})
+    response = transport.send("POST", "chat/completions", {"model": "m"})
     try:
         assert response.status == 200 and response.content_type == "application/json"
         assert response.read() == b'{"ok": true}'
@@ -106,7 +107,7 @@ def test_send_returns_the_reply_and_sends_the_token_in_the_header_only(api):
 def test_an_error_status_raises_the_mapped_error_with_its_retry_after(api):
     api.add(err_code(-20053, "slow down", 429, {"Retry-After": "3"}))
     with pytest.raises(RateLimitError) as caught:
-        Transport(api.base_url, token=TOKEN, timeout=5).send("POST", "chat/completions", {})
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
     assert caught.value.retry_after == 3.0 and caught.value.retryable
     assert caught.value.http_status == 429
 
@@ -114,21 +115,21 @@ def test_an_error_status_raises_the_mapped_error_with_its_retry_after(api):
 def test_an_auth_error_is_not_retryable(api):
     api.add(err_msgcode("A0202", "User authentication failed", 401))
     with pytest.raises(AuthError) as caught:
-        Transport(api.base_url, token=TOKEN, timeout=5).send("POST", "chat/completions", {})
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
     assert not caught.value.retryable
 
 
 def test_a_redirect_is_reported_not_followed(api):
     api.add(Raw("", 307, headers={"Location": "http://127.0.0.1:9/elsewhere"}))
     with pytest.raises(RequestRejected) as caught:
-        Transport(api.base_url, token=TOKEN, timeout=5).send("POST", "chat/completions", {})
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
     assert "http://127.0.0.1:9/elsewhere" in caught.value.message
     assert len(api.requests) == 1  # nothing was sent to where it points
 
 
 def test_a_body_over_the_limit_is_refused_as_too_large(api):
     api.add(Raw(b"x" * 2000, 200, "application/json"), path="/v1/models", method="GET")
-    response = Transport(api.base_url, token=TOKEN, timeout=5).send("GET", "models")
+    response = Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("GET", "models")
     try:
         with pytest.raises(ReplyTooLarge) as caught:
             response.read(limit=1000)
@@ -139,14 +140,14 @@ def test_a_body_over_the_limit_is_refused_as_too_large(api):
 
 def test_a_refused_connection_is_a_retryable_network_error(closed_port_url):
     with pytest.raises(NetworkError) as caught:
-        Transport(closed_port_url, token=TOKEN, timeout=5).send("GET", "models")
+        Transport(closed_port_url, token=TOKEN, timeout=5, environ={}).send("GET", "models")
     assert caught.value.retryable and "refused" in caught.value.message
 
 
 def test_the_trace_shows_the_exchange_with_the_token_redacted(api):
     api.add(Json({"echo": "token " + TOKEN}))
     lines = []
-    response = Transport(api.base_url, token=TOKEN, timeout=5, trace=lines.append).send(
+    response = Transport(api.base_url, token=TOKEN, timeout=5, environ={}, trace=lines.append).send(
         "POST", "chat/completions", {"note": TOKEN})
     try:
         response.read()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict
 
 import click
 
-from interncli import credentials
-from interncli.commands.common import Group, json_option, pass_app, profile_option, read_stdin
+from interncli import credentials, output
+from interncli.commands.common import (
+    Group,
+    ask_secret,
+    json_option,
+    lookup_credential,
+    pass_app,
+    profile_option,
+    read_stdin,
+)
 from interncli.context import AppContext
 from interncli.errors import AuthError, UsageError
 
@@ -26,9 +33,10 @@ def auth() -> None:
     """
 
 
-def info(message: str) -> None:
-    """A message for the person, on stderr."""
-    click.echo("interncli: " + message, err=True)
+def show_file_warnings(app: AppContext) -> None:
+    """Before the plain-text file is read to change it: say if other users can read it."""
+    for warning in credentials.file_warnings(app.config_dir):
+        output.warn(warning, app.io)
 
 
 @auth.command("login")
@@ -46,12 +54,11 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
       echo "$TOKEN" | interncli auth login --with-token
       interncli auth login --profile local --with-token < token.txt
     """
-    profile = app.profile()
+    profile = app.profile_name()
     if with_token:
-        raw = read_stdin(sys.stdin)
-    elif sys.stdin is not None and sys.stdin.isatty():
-        raw = click.prompt("Paste your Intern API token", hide_input=True, err=True, default="",
-                           show_default=False)
+        raw = read_stdin(app.io.stdin)
+    elif app.io.stdin_tty:
+        raw = ask_secret(app.io, "Paste your Intern API token")
     else:
         raise UsageError("no terminal to ask for the token on",
                          hint="Pipe it in: echo \"$TOKEN\" | interncli auth login --with-token")
@@ -63,29 +70,29 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
     credentials.check_token(token, "the login input", error=UsageError)
     host = app.token_hosts()[0]  # the token belongs to the host of the base URL in effect now
     if app.environ.get("INTERN_API_KEY", "").strip():
-        click.echo("interncli: warning: INTERN_API_KEY is set and takes precedence over the stored token",
-                   err=True)
+        output.warn("INTERN_API_KEY is set and takes precedence over the stored token", app.io)
     path = credentials.credentials_path(app.config_dir)
+    show_file_warnings(app)
     if insecure_storage:
         credentials.file_set(app.config_dir, profile, token)
         credentials.record_host(app.config_dir, profile, host)
-        info("token for profile {!r} stored in {} (plain text, readable only by you), for {}".format(
-            profile, path, host))
+        output.inform("token for profile {!r} stored in {} (plain text, readable only by you), for {}".format(
+            profile, path, host), app.io)
         # An older token in the keyring would come first in the lookup: it goes.
         try:
             if credentials.keyring_delete(profile, app.environ):
-                info("removed the older token from the OS keyring")
+                output.inform("removed the older token from the OS keyring", app.io)
         except credentials.KeyringUnavailable:
             pass
         return
     credentials.keyring_set(profile, token, app.environ)
     credentials.record_host(app.config_dir, profile, host)
-    info("token for profile {!r} stored in the OS keyring, for {}".format(profile, host))
+    output.inform("token for profile {!r} stored in the OS keyring, for {}".format(profile, host), app.io)
     try:  # no plain-text copy should linger
         if credentials.file_delete(app.config_dir, profile):
-            info("removed the plain-text copy from {}".format(path))
+            output.inform("removed the plain-text copy from {}".format(path), app.io)
     except UsageError as exc:
-        click.echo("interncli: warning: the token is stored, but {}".format(exc.message), err=True)
+        output.warn("the token is stored, but {}".format(exc.message), app.io)
 
 
 @auth.command("status")
@@ -96,7 +103,7 @@ def auth_login(app: AppContext, with_token: bool, insecure_storage: bool) -> Non
 def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
     """Show the profile, base URL, and where the token comes from (exit 3 if there is none)."""
     settings = app.settings
-    credential = app.credential
+    credential = lookup_credential(app)
     token = credential.token
     status: Dict[str, Any] = {
         "profile": settings.profile,
@@ -108,9 +115,7 @@ def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
         "withheld_for": credential.withheld,
     }
     if as_json:
-        from interncli import output
-
-        output.write_json(status, sys.stdout)
+        output.write_json(status, app.io.stdout)
     else:
         source = credentials.SOURCE_NAMES.get(credential.source, credential.source)
         rows = [("profile", settings.profile), ("base URL", settings.base_url),
@@ -119,7 +124,7 @@ def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
                  else "none"),
                 ("keyring", status["keyring"])]
         for label, value in rows:
-            click.echo("{:<9} {}".format(label, value))
+            click.echo("{:<9} {}".format(label, value), file=app.io.stdout)
     if not token:
         raise missing_token(app, "not logged in: ", "Run `interncli auth login`, or set INTERN_API_KEY.")
 
@@ -129,22 +134,15 @@ def auth_status(app: AppContext, show_token: bool, as_json: bool) -> None:
 @pass_app
 def auth_token(app: AppContext) -> None:
     """Print the token alone, for scripts: TOKEN=$(interncli auth token)."""
-    credential = app.credential
+    credential = lookup_credential(app)
     if not credential.token:
         raise missing_token(app, "", "Run `interncli auth login` first.")
-    click.echo(credential.token)
+    click.echo(credential.token, file=app.io.stdout)
 
 
 def missing_token(app: AppContext, lead: str, hint: str) -> AuthError:
     """Why there is no token: the stored one is for another host, the keyring failed, or none."""
-    credential, profile = app.credential, app.profile()
-    if credential.withheld is not None:
-        host = app.token_hosts()[0]
-        return AuthError("{}no token for {}: {}".format(lead, host, credentials.withheld_message(
-            profile, credential.withheld, host)), hint=credentials.WITHHELD_HINT)
-    problem = credential.keyring_problem
-    return AuthError("{}no token for profile {!r}{}".format(lead, profile, ": " + problem.message if problem else ""),
-                     hint=problem.hint if problem else hint)
+    return credentials.missing_token(app.credential, app.profile_name(), app.token_hosts()[0], hint, lead=lead)
 
 
 @auth.command("logout")
@@ -152,7 +150,7 @@ def missing_token(app: AppContext, lead: str, hint: str) -> AuthError:
 @pass_app
 def auth_logout(app: AppContext) -> None:
     """Remove the profile's token from the OS keyring and the plain-text file."""
-    profile = app.profile_name()
+    profile = app.profile_name(must_exist=False)
     removed = []
     problem = None
     try:
@@ -161,21 +159,21 @@ def auth_logout(app: AppContext) -> None:
     except credentials.KeyringUnavailable as exc:
         problem = exc
     try:
+        show_file_warnings(app)
         if credentials.file_delete(app.config_dir, profile):
             removed.append(credentials.credentials_path(app.config_dir))
     except UsageError as exc:
         if not removed:
             raise
-        click.echo("interncli: warning: " + exc.message, err=True)
+        output.warn(exc.message, app.io)
     credentials.record_host(app.config_dir, profile, None)
     if removed:
-        info("removed the token of profile {!r} from {}".format(profile, " and ".join(removed)))
+        output.inform("removed the token of profile {!r} from {}".format(profile, " and ".join(removed)), app.io)
     elif problem is None or problem.absent:  # nothing to remove is success; no keyring holds nothing
-        info("no stored token for profile {!r}".format(profile))
+        output.inform("no stored token for profile {!r}".format(profile), app.io)
     if problem is not None and not problem.absent:
         # A keyring that is there but fails may still hold a token: say so, and still exit 0,
         # as everything that could be checked is clean (a stuck keyring must not fail a CI job).
-        click.echo("interncli: warning: {}; a token stored there, if any, is still there".format(problem.message),
-                   err=True)
+        output.warn("{}; a token stored there, if any, is still there".format(problem.message), app.io)
     if app.environ.get("INTERN_API_KEY", "").strip():
-        info("INTERN_API_KEY is still set in this environment and still gives a token")
+        output.inform("INTERN_API_KEY is still set in this environment and still gives a token", app.io)

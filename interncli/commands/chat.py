@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable, Dict, List, Optional
 
 import click
@@ -12,6 +11,7 @@ from interncli import conversation
 from interncli.commands.common import (
     Group,
     json_option,
+    lookup_credential,
     message_option,
     open_transport,
     pass_app,
@@ -19,7 +19,7 @@ from interncli.commands.common import (
     require_token,
     with_retries,
 )
-from interncli.commands.completion import complete_models
+from interncli.commands.completers import complete_models
 from interncli.context import AppContext
 from interncli.errors import InternCliError, UsageError
 
@@ -53,7 +53,8 @@ def chat_options(f: Callable) -> Callable:
                      help="Offer the tools of a spec (nothing is run)."),
         click.option("--tool-choice", metavar="auto|none|required|NAME", help="Whether and which tool to call."),
         click.option("--conversation", metavar="FILE", type=click.Path(dir_okay=False),
-                     help="JSON file of earlier messages; the new turn is appended to it."),
+                     help="JSON file of earlier messages; the new turn is appended to it (with -n, "
+                          "only the first reply, choice 0)."),
         json_option,
         click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr."),
         click.option("--dry-run", is_flag=True, help="Print the request instead of sending it."),
@@ -78,7 +79,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
     Examples:
       interncli chat create -g user "Hello"
       git diff | interncli chat create -g system "Review this diff" -g user -
-      interncli chat create --stream --json -g user hi | jq -r '.choices[0].delta.content // empty'
+      interncli chat create --stream --json -g user hi | jq -rj '.choices[0].delta.content // empty'; echo
     """
     create_completion(app, opts)
 
@@ -91,7 +92,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     store = opts["conversation"]
     # "" and "-" are refused, not ignored: hence "is not None".
     history = conversation.load_messages(store) if store is not None else []
-    turn = read_messages(opts["messages"], sys.stdin)
+    turn = read_messages(opts["messages"], app.io)
     messages = history + turn
     if opts["thinking"] and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
@@ -115,10 +116,10 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         if store is not None:
             conversation.append_messages(store, turn + [reply])
 
-    send_chat(app, body, opts, keep)
+    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep)
 
 
-def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any],
+def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reasoning: bool,
               keep: Callable[[Dict[str, Any]], None]) -> None:
     """Send the request, print the reply, and hand the first choice's message to ``keep``: also
     when the reader of stdout has gone (``| head``), as the reply itself came whole."""
@@ -129,20 +130,20 @@ def send_chat(app: AppContext, body: Dict[str, Any], opts: Dict[str, Any],
     if not body.get("stream"):
         reply = with_retries(app, lambda: client.create(body))
         try:
-            if opts["as_json"]:
-                output.write_json(reply, sys.stdout)
+            if as_json:
+                output.write_json(reply, app.io.stdout)
             else:
-                output.write_completion(reply, sys.stdout, sys.stderr, reasoning=opts["show_reasoning"])
+                output.write_completion(reply, app.io, reasoning=show_reasoning)
         finally:  # a BrokenPipeError (the reader has gone) still keeps the turn
             keep(assistant_message(reply["choices"][0].get("message") or {}))
-        output.reply_notes(reply, sys.stderr, app.redact)
+        output.warn_about_reply(reply, app.io, app.redact)
         return
 
-    if opts["as_json"]:
-        printer: Any = output.JsonStreamPrinter(sys.stdout, sys.stderr, app.redact)
+    printer: output.StreamPrinter
+    if as_json:
+        printer = output.JsonStreamPrinter(app.io, app.redact)
     else:
-        printer = output.TextStreamPrinter(sys.stdout, sys.stderr, n=body.get("n", 1),
-                                           reasoning=opts["show_reasoning"], redact=app.redact)
+        printer = output.TextStreamPrinter(app.io, n=body.get("n", 1), reasoning=show_reasoning, redact=app.redact)
 
     gone: List[BrokenPipeError] = []  # the reader of stdout left: read on, for the conversation
 
@@ -201,5 +202,6 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
     from interncli.wire import join_url, redact_headers, request_headers
 
     settings = app.settings
+    token = lookup_credential(app).token
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
-                            redact_headers(request_headers(app.credential.token, body)), body, sys.stdout, as_json)
+                            redact_headers(request_headers(token, body)), body, app.io.stdout, as_json)

@@ -1,17 +1,21 @@
-"""What the commands share: reading inputs, opening a client, retrying with notices."""
+"""What the commands share: reading inputs, asking the person, the token, opening a client,
+retrying with notices."""
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import click
 
-from interncli.commands.completion import complete_profiles, complete_roles
+from interncli.commands.completers import complete_profiles, complete_roles
 from interncli.config import host_of, is_this_machine, proxy_for
 from interncli.context import AppContext
-from interncli.credentials import WITHHELD_HINT, withheld_message
+from interncli.credentials import Credential, missing_token
 from interncli.errors import AuthError, InternCliError, UsageError
+from interncli.iostreams import IOStreams
+
+if TYPE_CHECKING:  # requests is imported only when a request is sent
+    from interncli.transport import Transport
 
 T = TypeVar("T")
 OFFICIAL_HOST = "chat.intern-ai.org.cn"
@@ -25,21 +29,32 @@ class Group(click.Group):
 
     def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
-            click.echo(ctx.get_help(), err=True)
+            app = ctx.find_object(AppContext)
+            click.echo(ctx.get_help(), file=app.io.stderr if app is not None else None, err=True)
             ctx.exit(2)
         return super().parse_args(ctx, args)
 
 
+def _json_mode(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """Eager, so that stderr turns to JSON as soon as click has parsed ``--json`` (before the
+    other options are checked): an error in any of them then comes out as JSON too."""
+    app = ctx.find_object(AppContext)
+    if value and app is not None and not ctx.resilient_parsing:
+        app.io.json = True
+    return value
+
+
 def json_option(f: Callable) -> Callable:
-    """``--json``: machine-readable output (cli.run also sends errors as one JSON line then)."""
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON for jq (errors too, as one JSON line on stderr).")(f)
+    """``--json``: machine-readable output; every stderr line is then one JSON object too."""
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_json_mode,
+                        help="Print JSON for jq (stderr too: each line one JSON object, errors included).")(f)
 
 
-def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str, Any]]:
+def read_messages(pairs: Sequence[Tuple[str, str]], io: IOStreams) -> List[Dict[str, Any]]:
     """The ``-g`` messages, with ``-`` read from stdin; without any, stdin is one user message."""
+    stdin = io.stdin
     if not pairs:
-        if stdin is None or stdin.isatty():
+        if stdin is None or io.stdin_tty:
             raise UsageError("no message to send",
                              hint="Give one with -g user 'Hello', or pipe text in: echo hi | interncli chat create")
         text = read_stdin(stdin)
@@ -65,12 +80,12 @@ def read_messages(pairs: Sequence[Tuple[str, str]], stdin: Any) -> List[Dict[str
     return messages
 
 
-def read_stdin(stdin: Any) -> str:
+def read_stdin(stdin: Optional[IO[str]]) -> str:
     """All of stdin as text, which must be UTF-8 (read as bytes, so the locale cannot garble it)."""
     if stdin is None:
         raise UsageError("stdin is closed, but a message was to be read from it ('-')",
                          hint="Pipe the text in, or give it on the command line.")
-    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    data: Any = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
     if isinstance(data, str):
         return data
     try:
@@ -101,28 +116,86 @@ def profile_option(f: Callable) -> Callable:
                         shell_complete=complete_profiles, help="The profile (as the global --profile).")(f)
 
 
-def trace_to_stderr(line: str) -> None:
-    """A ``--verbose`` trace line, escaped: it quotes the server's headers and body."""
-    from interncli.safetext import escape_controls
+def confirm(io: IOStreams, text: str) -> bool:
+    """Ask ``text [y/N]:`` on stderr and read the answer from stdin, as click.confirm does: "y"
+    or "yes" is yes; "n", "no" or an empty line is no; anything else asks again. The end of
+    stdin is an interrupt (click.Abort)."""
+    while True:
+        answer = _ask(io, text + " [y/N]: ")
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("n", "no", ""):
+            return False
+        io.stderr.write("Error: invalid input\n")
 
-    sys.stderr.write(escape_controls(line) + "\n")
-    sys.stderr.flush()
+
+def _ask(io: IOStreams, prompt: str) -> str:
+    io.stderr.write(prompt)
+    io.stderr.flush()
+    line = io.stdin.readline() if io.stdin is not None else ""
+    if not line:  # end of input: nobody is there to answer
+        raise click.Abort()
+    return line.strip().lower()
+
+
+def ask_secret(io: IOStreams, text: str) -> str:
+    """Ask ``text:`` on stderr and read one line from stdin, not echoed when stdin is a real
+    terminal (a stream that is no terminal device is read as it is)."""
+    assert io.stdin is not None
+    io.stderr.write(text + ": ")
+    io.stderr.flush()
+    mode = _terminal_mode(io.stdin)
+    if mode is None:
+        line = io.stdin.readline()
+    else:
+        termios, fd, saved = mode
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO
+        try:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+            line = io.stdin.readline()
+        finally:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+            io.stderr.write("\n")  # the Enter typed was not echoed
+            io.stderr.flush()
+    if not line:  # end of input: nobody is there to answer
+        raise click.Abort()
+    return line.rstrip("\r\n")
+
+
+def _terminal_mode(stream: IO[str]) -> Optional[Tuple[Any, int, List[Any]]]:
+    """(termios, fd, its attributes) when ``stream`` is a terminal device whose echo can be
+    turned off; None for anything else (a pipe, a stream with no file descriptor)."""
+    try:
+        import termios
+    except ImportError:
+        return None
+    try:
+        fd = stream.fileno()
+        return termios, fd, termios.tcgetattr(fd)
+    except (OSError, ValueError, AttributeError, termios.error):
+        return None
+
+
+def lookup_credential(app: AppContext) -> Credential:
+    """The token in use (looked up once), its lookup's warnings shown, once, on stderr."""
+    credential = app.credential
+    if credential.warnings:
+        from interncli import output
+
+        for warning in credential.warnings:
+            output.warn(warning, app.io)
+        credential.warnings.clear()
+    return credential
 
 
 def require_token(app: AppContext) -> None:
     """The official service needs a token; a private server may not, so it is asked instead."""
-    credential = app.credential
+    credential = lookup_credential(app)
     if credential.token is None and host_of(app.settings.base_url) == OFFICIAL_HOST:
-        problem = credential.keyring_problem
-        if credential.withheld is not None:  # say why: the stored token is for another host
-            raise AuthError("no API token for {}: {}".format(OFFICIAL_HOST, withheld_message(
-                app.settings.profile, credential.withheld, OFFICIAL_HOST)), hint=WITHHELD_HINT)
-        if problem is not None:  # say what is wrong: the keyring, not the token
-            raise AuthError("no API token for profile {!r}: {}".format(app.settings.profile, problem.message),
-                            hint=problem.hint)
-        raise AuthError("no API token for profile {!r}".format(app.settings.profile),
-                        hint="Run `interncli auth login`, or set INTERN_API_KEY (get a token from the "
-                             "Intern website).")
+        raise missing_token(credential, app.settings.profile, OFFICIAL_HOST, noun="API token",
+                            hint="Run `interncli auth login`, or set INTERN_API_KEY (get a token from the "
+                                 "Intern website).")
 
 
 def check_plain_http(app: AppContext) -> None:
@@ -131,7 +204,7 @@ def check_plain_http(app: AppContext) -> None:
     proxy carries the request in clear too: one on another machine counts as that machine,
     even for a server on this one (requests sends localhost through HTTP_PROXY as well)."""
     url = app.settings.base_url
-    if not app.credential.token or not url.lower().startswith("http://"):
+    if not lookup_credential(app).token or not url.lower().startswith("http://"):
         return
     proxy = proxy_for(url, app.settings.proxy, app.environ)
     if proxy is not None and not is_this_machine(host_of(proxy)):
@@ -147,53 +220,47 @@ def check_plain_http(app: AppContext) -> None:
                               "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1){}".format(
                                   app.settings.profile,
                                   "; or exempt this host from the proxy with NO_PROXY"
-                                  if proxy and not app.settings.proxy else ""))
+                                  if proxy and app.settings.sources["proxy"] != "flag" else ""))
     if not app.http_warned:
+        from interncli import output
+
         app.http_warned = True
-        sys.stderr.write("interncli: warning: the API token goes over plain http:// {} (allow_http is on)\n"
-                         .format(where))
-        sys.stderr.flush()
+        output.warn("the API token goes over plain http:// {} (allow_http is on)".format(where), app.io)
 
 
-def open_transport(app: AppContext) -> Any:
+def open_transport(app: AppContext) -> Transport:
     """A transport with the resolved network settings (imports requests: call only when sending)."""
+    from interncli import output
     from interncli.transport import Transport
 
     settings = app.settings
     check_plain_http(app)
-    return Transport(settings.base_url, token=app.credential.token, timeout=settings.timeout,
-                     proxy=settings.proxy, ca_bundle=settings.ca_bundle,
+    return Transport(settings.base_url, token=lookup_credential(app).token, timeout=settings.timeout,
+                     proxy=settings.proxy, ca_bundle=settings.ca_bundle, environ=app.environ,
                      # The transport redacts the token; this also catches proxy passwords, which
                      # a proxy's error page may quote back (as Proxy-Authorization: Basic ...).
-                     trace=(lambda line: trace_to_stderr(app.redact(line))) if settings.verbose else None)
+                     trace=(lambda line: output.trace(app.redact(line), app.io)) if settings.verbose else None)
 
 
 def with_retries(app: AppContext, attempt: Callable[[], T],
                  output_started: Optional[Callable[[], bool]] = None) -> T:
     """Run ``attempt`` with the configured retries; nothing is retried once output has started."""
+    from interncli import output
     from interncli.transport import call_with_retries
 
     def may_retry(err: InternCliError) -> bool:
         return err.retryable and not (output_started and output_started())
 
     def notify(err: InternCliError, delay: float, number: int) -> None:
-        from interncli.output import one_line
-
-        code = "[{}] ".format(one_line(str(app.redact_value(err.code)))) if err.code is not None else ""
-        sys.stderr.write("interncli: {}{}; retrying in {:.1f}s ({} of {})\n".format(
-            code, one_line(app.redact(err.message)), delay, number, app.settings.max_retries))
-        sys.stderr.flush()
+        output.retry_notice(app.redact_value(err.code), app.redact(err.message), delay, number,
+                            app.settings.max_retries, app.io)
 
     try:
         return call_with_retries(attempt, app.settings.max_retries, notify, may_retry, sleep=app.sleep)
     except AuthError as err:
-        problem = app.credential.keyring_problem
-        withheld = app.credential.withheld
-        if app.credential.token is None and withheld is not None:
-            # The server wants a token, and the one stored for this profile is for another host.
-            err.hint = "No token was sent: {}. {}".format(withheld_message(
-                app.settings.profile, withheld, host_of(app.settings.base_url)), WITHHELD_HINT)
-        elif app.credential.token is None and problem is not None:
-            # The server wants a token we could not read: the keyring is to blame, not the token.
-            err.hint = "No token was sent: {}. {}".format(problem.message, problem.hint)
+        # The server wants a token that was not sent: say why (the stored one is for another
+        # host, or the keyring could not be read), not that the token is wrong.
+        reason = app.credential.absence(app.settings.profile, host_of(app.settings.base_url))
+        if reason is not None:
+            err.hint = "No token was sent: {}. {}".format(*reason)
         raise

@@ -1,9 +1,8 @@
-"""``interncli config``: the profiles of config.yaml (base URL, model, timeout, retries,
-proxy, CA bundle), validated and written atomically."""
+"""``interncli config``: the settings of config.yaml's profiles (those of config.SETTINGS
+with a key), validated and written atomically."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, Tuple
 
 import click
@@ -14,21 +13,23 @@ from interncli.context import AppContext, choose_profile
 from interncli.errors import InternCliError
 from interncli.files import locked
 
+HELP = """Settings, kept per profile in config.yaml.
 
-@click.group(cls=Group)
+Keys: {} (per profile), and {} (for the whole file).
+
+\b
+allow_http true lets the token go over plain http:// to another machine,
+with a warning (INTERN_ALLOW_HTTP=1 does the same for one run).
+A private LMDeploy server is a profile:
+  interncli config set --profile local base_url http://127.0.0.1:23333/v1
+  interncli config set --profile local model internlm2_5-7b-chat
+  interncli --profile local chat create -g user hi
+""".format(", ".join(configfile.PARSERS), ", ".join(configfile.FILE_KEYS))
+
+
+@click.group(cls=Group, help=HELP)
 def config() -> None:
-    """Settings, kept per profile in config.yaml.
-
-    \b
-    Keys: base_url, model, models, timeout, max_retries, proxy, ca_bundle,
-    allow_http (per profile), and default_profile (for the whole file).
-    allow_http true lets the token go over plain http:// to another machine,
-    with a warning (INTERN_ALLOW_HTTP=1 does the same for one run).
-    A private LMDeploy server is a profile:
-      interncli config set --profile local base_url http://127.0.0.1:23333/v1
-      interncli config set --profile local model internlm2_5-7b-chat
-      interncli --profile local chat create -g user hi
-    """
+    """The config group; its --help is HELP, whose keys come from config.SETTINGS."""
 
 
 def existing_profile(app: AppContext, cfg: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
@@ -40,9 +41,11 @@ def existing_profile(app: AppContext, cfg: Dict[str, Any]) -> Tuple[str, Dict[st
 
 
 def shown(key: str, value: Any) -> Any:
-    """A setting fit to print: a proxy's password masked, a list as comma-separated text."""
+    """A setting fit to print: a proxy's password masked, a whole number without ``.0``."""
     if key == "proxy" and isinstance(value, str):
         return configfile.mask_url(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -52,7 +55,7 @@ def keep_token_host(app: AppContext, cfg: Dict[str, Any], profile: str) -> None:
     would follow the base URL to the new host. Recorded whether or not a token is stored (the
     keyring is not asked: it may be slow); `auth login` records anew."""
     from interncli import credentials
-    from interncli.context import DEFAULT_BASE_URL
+    from interncli.config import DEFAULT_BASE_URL
 
     if credentials.recorded_host(app.config_dir, profile) is None:
         entry = configfile.profile_entry(cfg, profile, configfile.config_path(app.config_dir))
@@ -74,7 +77,7 @@ def config_path(app: AppContext) -> None:
             cfg = None  # a broken file: its path is what the person needs to fix it
         if cfg is not None:
             existing_profile(app, cfg)
-    click.echo(path)
+    click.echo(path, file=app.io.stdout)
 
 
 @config.command("get")
@@ -92,13 +95,10 @@ def config_get(app: AppContext, key: str) -> None:
         raise InternCliError("{} is not set{}".format(
             key, "" if key == "default_profile" else " in profile {!r}".format(profile)),
             hint="Set it with: interncli config set {} VALUE".format(key))
-    value = shown(key, value)
-    from interncli.output import line_for_stdout
+    from interncli.output import escape_line_for_terminal
 
     # As stored, unchecked (so that a bad value can be seen): escaped on a terminal.
-    text = ",".join(map(str, value)) if isinstance(value, list) else \
-        str(value).lower() if isinstance(value, bool) else str(value)
-    click.echo(line_for_stdout(text, sys.stdout))
+    click.echo(escape_line_for_terminal(configfile.shown_value(shown(key, value)), app.io), file=app.io.stdout)
 
 
 @config.command("set")
@@ -124,13 +124,30 @@ def config_set(app: AppContext, key: str, value: str) -> None:
 @profile_option
 @pass_app
 def config_unset(app: AppContext, key: str) -> None:
-    """Remove KEY from a profile, so the default applies again."""
-    configfile.check_key(key)
+    """Remove KEY from a profile, so the default applies again (or an unknown KEY from the file)."""
+    if key not in configfile.PARSERS and key not in configfile.FILE_KEYS:
+        remove_unknown_key(app, key)
+        return
     with locked(configfile.config_path(app.config_dir)):
         cfg = configfile.load_config(app.config_dir)
         profile = existing_profile(app, cfg)[0] if key != "default_profile" else ""
         if key == "base_url":
             keep_token_host(app, cfg, profile)
+        configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, None))
+
+
+def remove_unknown_key(app: AppContext, key: str) -> None:
+    """Remove a key interncli does not know, which makes most commands refuse the file: from the
+    top of the file if it is there, else from the profile. A key in neither is refused as unknown."""
+    with locked(configfile.config_path(app.config_dir)):
+        cfg = configfile.load_config(app.config_dir)
+        stray = configfile.stray_key(cfg, key)
+        if stray is not None:
+            configfile.save_config(app.config_dir, {k: v for k, v in cfg.items() if k != stray})
+            return
+        profile, entry = existing_profile(app, cfg)
+        if key not in entry:
+            configfile.check_key(key)
         configfile.save_config(app.config_dir, configfile.with_setting(cfg, profile, key, None))
 
 
@@ -142,16 +159,20 @@ def config_list(app: AppContext, as_json: bool) -> None:
     """Show the settings in effect for a profile, and where each comes from."""
     settings = app.settings
     values = {key: shown(key, value) for key, value in settings.values().items()}
+    # The proxy in effect, also one a variable sets (requests reads those itself).
+    values["proxy"] = shown("proxy", configfile.proxy_for(settings.base_url, settings.proxy, app.environ))
     if as_json:
         from interncli import output
 
         output.write_json({"profile": settings.profile, "settings": values, "sources": settings.sources,
                            "config_file": configfile.config_path(app.config_dir),
                            "profiles": configfile.profile_names(configfile.load_config(app.config_dir))},
-                          sys.stdout)
+                          app.io.stdout)
         return
-    click.echo("{:<12} {}".format("profile", settings.profile))
+    from interncli.output import escape_line_for_terminal
+
+    click.echo("{:<12} {}".format("profile", escape_line_for_terminal(settings.profile, app.io)), file=app.io.stdout)
     for key, value in values.items():
-        text: Any = "" if value is None else ",".join(value) if isinstance(value, list) else value
-        click.echo("{:<12} {:<40} ({})".format(key, str(text).lower() if isinstance(text, bool) else str(text),
-                                               settings.sources[key]))
+        text = "" if value is None else configfile.shown_value(value)
+        click.echo("{:<12} {:<40} ({})".format(key, escape_line_for_terminal(text, app.io), settings.sources[key]),
+                   file=app.io.stdout)

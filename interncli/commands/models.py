@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from interncli.commands.common import Group, json_option, open_transport, pass_app, require_token, with_retries
@@ -27,6 +25,6 @@ def models_list(app: AppContext, as_json: bool) -> None:
     client = ChatClient(open_transport(app))
     listing = with_retries(app, client.list_models)
     if as_json:
-        output.write_json(listing, sys.stdout)
+        output.write_json(listing, app.io.stdout)
     else:
-        output.write_lines((str(m.get("id", "")) for m in listing["data"] if isinstance(m, dict)), sys.stdout)
+        output.write_lines((str(m.get("id", "")) for m in listing["data"] if isinstance(m, dict)), app.io)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import click
 
 from interncli.commands.common import (
     Group,
+    confirm,
     json_option,
     message_option,
     open_transport,
@@ -18,9 +18,13 @@ from interncli.commands.common import (
     require_token,
     with_retries,
 )
-from interncli.commands.completion import complete_models
+from interncli.commands.completers import complete_models
 from interncli.context import AppContext
 from interncli.errors import ToolError
+from interncli.iostreams import IOStreams
+
+if TYPE_CHECKING:  # toolrun is imported only when a tool may run
+    from interncli import toolrun
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 
@@ -40,22 +44,22 @@ def tools() -> None:
     """
 
 
-def load_or_report(spec: str) -> Dict[str, Any]:
+def load_or_report(spec: str, io: IOStreams) -> Dict[str, Any]:
     """The loaded spec; a broken one has every problem printed as SPEC:LINE: message, exit 2."""
-    from interncli import toolspec
-    from interncli.safetext import escape_line
+    from interncli import output, toolspec
 
     try:
         return toolspec.load_spec(spec)
     except toolspec.SpecError as err:
         for problem in err.problems:
-            click.echo("{}:{}: {}".format(spec, problem.line or 1, escape_line(problem.message)), err=True)
+            output.spec_problem(spec, problem.line or 1, problem.message, io)
         raise click.exceptions.Exit(2) from None
 
 
 @tools.command("validate")
 @SPEC
-def tools_validate(spec: str) -> None:
+@pass_app
+def tools_validate(app: AppContext, spec: str) -> None:
     """Check a spec: every problem, with its line number (exit 2 if any).
 
     Refuses a placeholder where a value would be read as the program (also behind env,
@@ -65,29 +69,31 @@ def tools_validate(spec: str) -> None:
     command, xargs); and references that would be fetched. This is a best-effort check, not
     a sandbox: a tool runs as you, with your rights.
     """
-    loaded = load_or_report(spec)
-    click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"))
+    loaded = load_or_report(spec, app.io)
+    click.echo("{}: ok, {} tool{}".format(spec, len(loaded["tools"]), "" if len(loaded["tools"]) == 1 else "s"),
+               file=app.io.stdout)
 
 
 @tools.command("list")
 @SPEC
 @json_option
-def tools_list(spec: str, as_json: bool) -> None:
+@pass_app
+def tools_list(app: AppContext, spec: str, as_json: bool) -> None:
     """List the tools of a spec: name, then description (a broken spec: its problems, exit 2)."""
-    loaded = load_or_report(spec)
+    loaded = load_or_report(spec, app.io)
     if as_json:
         from interncli import output
 
-        output.write_json(loaded["tools"], sys.stdout)
+        output.write_json(loaded["tools"], app.io.stdout)
         return
     from interncli.safetext import escape_line
 
     # A spec may come from anywhere: on a terminal its text must not act (a title, a screen
     # clear); a pipe gets it as written. escape_line also keeps each tool on one line.
-    terminal = sys.stdout.isatty()
     for tool in loaded["tools"]:
         description = tool.get("description", "")
-        click.echo("{}\t{}".format(tool["name"], escape_line(description) if terminal else description))
+        click.echo("{}\t{}".format(tool["name"], escape_line(description) if app.io.stdout_tty else description),
+                   file=app.io.stdout)
 
 
 @tools.command("run")
@@ -118,12 +124,12 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
     from interncli.client import ChatClient, ChatRequest, build_chat_body
     from interncli.errors import InternCliError
 
-    loaded = load_or_report(spec)
+    loaded = load_or_report(spec, app.io)
     history: List[Dict[str, Any]] = [{"role": "system", "content": loaded["system"]}] if "system" in loaded else []
     if prompt:
         history.append({"role": "user", "content": " ".join(prompt)})
     if messages or not prompt:
-        history += read_messages(messages, sys.stdin)
+        history += read_messages(messages, app.io)
     settings = app.settings
     require_token(app)
     client = ChatClient(open_transport(app))
@@ -135,10 +141,10 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         return with_retries(app, lambda: client.create(body))
 
     loop = toolrun.ToolLoop(
-        loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes, app.environ),
+        loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes, app.environ, app.io),
         env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
-        notify=lambda line: click.echo(line, err=True))
+        notify=lambda line: output.progress(line, app.io))
 
     def transcript(final: Optional[str]) -> Dict[str, Any]:
         return {"model": chosen_model, "turns": loop.turns, "final": final, "messages": history,
@@ -150,39 +156,39 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         # What did run is still worth having (the API failing after a tool ran, too): the
         # transcript on stdout, the error on stderr with its own exit code.
         if as_json:
-            output.write_json(transcript(None), sys.stdout)
+            output.write_json(transcript(None), app.io.stdout)
         raise
     if as_json:
-        output.write_json(transcript(final.get("content", "")), sys.stdout)
+        output.write_json(transcript(final.get("content", "")), app.io.stdout)
     else:
         content = final.get("content") or ""
-        if sys.stdout.isatty():  # a terminal would act on the model's escapes; a pipe gets the bytes
+        if app.io.stdout_tty:  # a terminal would act on the model's escapes; a pipe gets the bytes
             from interncli.safetext import escape_controls
 
             content = escape_controls(content)
-        sys.stdout.write(content if content.endswith("\n") else content + "\n")
-        sys.stdout.flush()
+        app.io.stdout.write(content if content.endswith("\n") else content + "\n")
+        app.io.stdout.flush()
 
 
-def make_approver(yes: bool, environ: Any) -> Any:
+def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> toolrun.Approve:
     """Fail closed: --yes approves all; else, on a terminal and without CI set, a [y/N] prompt
     showing exactly what would run; else nothing runs."""
     from interncli import toolrun
 
-    def approve(call: Any, argv: List[str]) -> bool:
+    def approve(call: toolrun.ToolCall, argv: List[str]) -> bool:
         if yes:
             return True
         if environ.get("CI"):  # a CI job may have a terminal, but nobody to answer it
             raise ToolError("the call of {} was not approved: CI is set, so nothing is asked and nothing "
                             "ran".format(toolrun.shown(call.name)),
                             hint="Pass --yes to approve every call, or unset CI to be asked on a terminal.")
-        if not (sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty()):
+        if not io.interactive:
             return False
         text = toolrun.approval_text(call, argv)
         if text is None:  # what cannot be shown whole cannot be approved
             raise ToolError("the call of {} is too long to show whole on the prompt ({} bytes of arguments): "
                             "nothing ran".format(toolrun.shown(call.name), len(call.stdin_text().encode("utf-8"))),
                             hint="Pass --yes to approve every call without seeing it.")
-        return click.confirm(text, default=False, err=True)
+        return confirm(io, text)
 
     return approve
