@@ -331,7 +331,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("max_retries", "Retries on rate limits, 5xx and connection failures", flags=("--max-retries",),
             metavar="N", envs=("INTERN_MAX_RETRIES",), key="max_retries", parse=parse_max_retries,
             default=DEFAULT_MAX_RETRIES),
-    Setting("proxy", "HTTP(S) proxy", flags=("-p", "--proxy"), metavar="URL", envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
+    Setting("proxy", "HTTP(S) proxy", flags=("-p", "--proxy"), metavar="URL",
+            envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
             key="proxy", parse=parse_proxy, default_text="none", env_parsed=False,
             env_help="Proxy settings, as for any requests-based program; NO_PROXY also exempts a host from "
                      "the profile's proxy (not from --proxy)."),
