@@ -118,10 +118,12 @@ def byte_per_chunk_line(size: int) -> hostile.Endless:
 def test_verbose_traces_a_line_sent_a_byte_per_chunk_in_linear_time(exe, api):
     # urllib3's read_chunked yields every HTTP chunk on its own, however small. The -v trace
     # joined the unfinished line with each new piece: a 1 MiB line took ~700 s of CPU, all of
-    # it outside --timeout (which counts waiting for the server only).
+    # it outside --timeout (which counts waiting for the server only). Linear, it took 12 s
+    # on a loaded 2-core machine, where a 5 s --timeout failed it: --timeout (a wait for content,
+    # which a line's pieces are not) is set well above that, and far below the quadratic minutes.
     size = hostile.MiB - 1024
     api.add(byte_per_chunk_line(size))
-    args = [exe, "-v", "-b", api.base_url, "-k", SENTINEL, "--timeout", "5", *NO_RETRY, "chat", "create",
+    args = [exe, "-v", "-b", api.base_url, "-k", SENTINEL, "--timeout", "50", *NO_RETRY, "chat", "create",
             "--stream", "-g", "user", "x"]
     proc = subprocess.run(args, capture_output=True, timeout=HUNG)
     assert proc.returncode == 0, proc.stderr[-2000:]
