@@ -8,8 +8,10 @@ import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from interncli.errors import (
+    CONTEXT_HINT,
     InternCliError,
     ReplyTooLarge,
+    RequestRejected,
     ServerError,
     StreamError,
     UsageError,
@@ -178,7 +180,51 @@ def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
                                "chat-completions API.")
     if not obj["choices"]:
         raise ServerError("the reply has no choices", hint="Try again; -v shows what the server sent.")
+    single = len(obj["choices"]) == 1
+    usage = obj.get("usage")
+    tokens = usage.get("completion_tokens") if single and isinstance(usage, dict) else None
+    for choice in obj["choices"]:
+        message = choice.get("message") or {}
+        finish = choice.get("finish_reason")
+        if finish in FAILED_FINISHES:
+            raise failed_reply(finish, message.get("content") or "")
+        if context_full(finish, message.get("content"), message.get("reasoning_content"),
+                        bool(message.get("tool_calls")), tokens):
+            raise context_error()
     return obj
+
+
+# finish_reason values that say the reply failed: LMDeploy 0.7-0.15 report an engine failure as a
+# 200 with "error" (its text as the content), 0.12+ a cancelled request as "abort", 0.14+ tool
+# markup it could not parse as "parse_error". The content is then an error message, not an answer.
+FAILED_FINISHES = frozenset({"error", "abort", "parse_error"})
+
+
+def failed_reply(finish_reason: str, text: str) -> InternCliError:
+    """The error a choice that finished with one of FAILED_FINISHES stands for (not retried:
+    the same request would fail the same way). LMDeploy 0.10-0.15 say INPUT_LENGTH_ERROR for a
+    prompt longer than the engine takes: that is a rejected request, exit 5."""
+    shown = " ".join(text.split()) or "no text"
+    if "INPUT_LENGTH_ERROR" in text:
+        return RequestRejected("the prompt is longer than the server accepts ({})".format(shown), hint=CONTEXT_HINT)
+    return ServerError("the server failed while generating the reply (finish_reason: {}): {}".format(
+        finish_reason, shown), hint="The server's log says why; try again, or tell its operator.")
+
+
+def context_full(finish_reason: Optional[str], content: Optional[str], reasoning: Optional[str], calls: bool,
+                 completion_tokens: Any = None) -> bool:
+    """An empty reply cut at ``length``: how LMDeploy up to 0.15 says the prompt fills the whole
+    context (content "" up to 0.12, null from 0.13). A reply cut while still thinking has
+    reasoning and is only cut at max_tokens; so is one that says it generated tokens."""
+    if finish_reason != "length" or content or reasoning or calls:
+        return False
+    return completion_tokens in (None, 0)
+
+
+def context_error() -> InternCliError:
+    """The error for a context too full to answer in."""
+    return RequestRejected("the server returned an empty reply cut at the context length (finish_reason: length)",
+                           hint=CONTEXT_HINT)
 
 
 def assistant_message(message: Dict[str, Any]) -> Dict[str, Any]:
@@ -481,6 +527,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
     carries content (comments, empty events and empty deltas are not progress)."""
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
     calls: Dict[int, set] = {}  # choice index -> tool-call indexes seen
+    produced: set = set()  # choice indexes that have sent content, reasoning or a tool call
     size = 0  # UTF-8 bytes of content, reasoning and tool-call text so far
     # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
     # error sent as an event stream, so they are read to the end and judged together.
@@ -507,7 +554,9 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
             if not data:
                 continue
             obj = _event_object(data, item.event)
-            added = _count(obj, unfinished, calls)
+            _check_failed(obj)
+            added = _count(obj, unfinished, calls, produced)
+            _check_context(obj, produced)
             if added:
                 size += added
                 if size > REPLY_LIMIT:
@@ -524,10 +573,26 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
         raise StreamError("the reply stream ended before the reply was complete", retryable=True)
 
 
-def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set]) -> int:
-    """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS)
-    and return how much it adds: UTF-8 bytes of text, plus one for a finish_reason (an end is
-    progress too)."""
+def _check_failed(obj: Dict[str, Any]) -> None:
+    """Raise the error of a chunk that ends its choice with a failure (FAILED_FINISHES): its
+    content is the error text, so it is never printed as part of the answer."""
+    for choice in obj["choices"]:
+        if choice.get("finish_reason") in FAILED_FINISHES:
+            delta = choice.get("delta") or {}
+            raise failed_reply(choice["finish_reason"], delta.get("content") or "")
+
+
+def _check_context(obj: Dict[str, Any], produced: set) -> None:
+    """Raise the context error for a choice that ends at ``length`` having sent nothing."""
+    for choice in obj["choices"]:
+        if choice.get("finish_reason") == "length" and choice.get("index", 0) not in produced:
+            raise context_error()
+
+
+def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set], produced: set) -> int:
+    """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS),
+    which choices have produced something, and return how much it adds: UTF-8 bytes of text,
+    plus one for a finish_reason (an end is progress too)."""
     added = 0
     for choice in obj["choices"]:
         index = choice.get("index", 0)
@@ -536,7 +601,10 @@ def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, se
         unfinished[index] = not choice.get("finish_reason")
         added += 1 if choice.get("finish_reason") else 0
         delta = choice.get("delta") or {}
-        added += _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
+        text = _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
+        if text or delta.get("tool_calls"):
+            produced.add(index)
+        added += text
         for call in delta.get("tool_calls") or []:
             seen = calls.setdefault(index, set())
             seen.add(call.get("index", len(seen)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Protocol
 
-from interncli.client import StreamAssembler, parse_arguments
+from interncli.client import ChoiceState, StreamAssembler, parse_arguments
 from interncli.errors import InternCliError
 from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
 
@@ -161,20 +161,52 @@ def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
                                          escape_line_for_terminal(str(function.get("name", "")), io), arguments)
 
 
-def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
-    """Warn when a reply was cut at max_tokens."""
+def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams, thinking: bool = False) -> None:
+    """Warn when a reply was cut at max_tokens; ``thinking``: before its answer began."""
     if finish_reason == "length":
-        warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), io)
+        warn("the reply{} was cut at max_tokens (finish_reason: length){}".format(
+            label, "; the model was still reasoning and gave no answer" if thinking else ""), io)
+
+
+def warn_if_empty(finish_reason: Optional[str], content: Optional[str], reasoning: Optional[str], calls: bool,
+                  label: str, io: IOStreams) -> None:
+    """Warn about a reply that ended normally with nothing in it: LMDeploy 0.6.0's silent engine
+    failure. Exit 0 all the same: the server said it finished, and an empty answer is a valid one."""
+    if finish_reason in ("stop", None, "") and not content and not reasoning and not calls:
+        warn("the server returned an empty reply{} (it may have failed; see its log)".format(label), io)
+
+
+def warn_if_fewer(got: int, asked: Optional[int], io: IOStreams) -> None:
+    """Warn when the server returned fewer choices than -n asked for (LMDeploy before 0.17 ignores n)."""
+    if asked and got < asked:
+        warn("the server returned {} choice{}; {} were asked for".format(got, "" if got == 1 else "s", asked), io)
+
+
+THINK_TAG = "<think>"
+
+
+def mention_inline_thinking(content: Optional[str], reasoning: Optional[str], io: IOStreams) -> None:
+    """With --show-reasoning: say, once, that the server sent the thinking inside the answer."""
+    if content and not reasoning and THINK_TAG in content:
+        inform("the server sends the model's thinking inside the answer (<think>...</think>), so it cannot be "
+               "shown apart: an LMDeploy server needs --reasoning-parser for that", io)
 
 
 def warn_if_flagged(obj: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> bool:
     """Warn when the service flagged the content; True if it did."""
     moderation = obj.get("moderation")
-    if isinstance(moderation, dict) and moderation.get("sensitive"):
+    if isinstance(moderation, dict) and _truthy(moderation.get("sensitive")):
         warn(redact("the service flagged this reply as sensitive (category: {})".format(
             moderation.get("category") or "unspecified")), io)
         return True
     return False
+
+
+def _truthy(value: Any) -> bool:
+    """A flag that may come as a boolean or as text ("true"/"false"): "false" is not flagged."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def show_reasoning(text: str, io: IOStreams) -> None:
@@ -196,10 +228,11 @@ def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = Fal
             show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", io)
         if many:
             out.write(header(choice.get("index", 0), io))
-        content = message.get("content")
+        # A null content is no text (the openai CLI prints "None"; LMDeploy 0.13+ send null for
+        # an empty reply). A lone empty reply prints nothing: warn_about_reply says it is empty.
+        text = message.get("content") or ""
         calls = message.get("tool_calls") or []
-        if content is not None or not calls:
-            text = "None" if content is None else content  # as the openai CLI prints a null content
+        if text or (many and not calls):
             out.write(escape_for_terminal(text, io))
             if many or not text.endswith("\n"):
                 out.write("\n")
@@ -212,8 +245,12 @@ def warn_about_reply(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unc
     """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
     choices = reply.get("choices") or []
     for choice in choices:
-        warn_if_cut(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
-                    io)
+        label = " {}".format(choice.get("index", 0)) if len(choices) > 1 else ""
+        message = choice.get("message") or {}
+        warn_if_cut(choice.get("finish_reason"), label, io,
+                    thinking=bool(message.get("reasoning_content")) and not message.get("content"))
+        warn_if_empty(choice.get("finish_reason"), message.get("content"), message.get("reasoning_content"),
+                      bool(message.get("tool_calls")), label, io)
     warn_if_flagged(reply, io, redact)
 
 
@@ -267,13 +304,13 @@ class TextStreamPrinter:
             self._end_reasoning()
             state = assembler.choice(0)
             calls = assembler.message(0).get("tool_calls", [])
-            if state.content or not calls:
-                self.out.write("\n")  # as the openai CLI ends every stream
+            if state.content:
+                self.out.write("\n")  # as the openai CLI ends every stream (an empty one: warned of)
             for call in calls:
                 self.out.write(tool_call_line(call, self.io))
             self.out.flush()
             self.started = True
-            warn_if_cut(state.finish_reason, "", self.io)
+            warn_if_stream_ended(state, bool(calls), "", self.io)
             return
         for index in sorted(assembler.choices):
             if index not in self._printed:
@@ -315,10 +352,11 @@ class TextStreamPrinter:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.io)
         self.out.write(header(index, self.io))
         self.out.write(escape_for_terminal(state.content, self.io) + "\n")
-        for call in assembler.message(index).get("tool_calls", []):
+        calls = assembler.message(index).get("tool_calls", [])
+        for call in calls:
             self.out.write(tool_call_line(call, self.io))
         self.out.flush()
-        warn_if_cut(state.finish_reason, " {}".format(index), self.io)
+        warn_if_stream_ended(state, bool(calls), " {}".format(index), self.io)
 
 
 class JsonStreamPrinter:
@@ -344,7 +382,14 @@ class JsonStreamPrinter:
         """Warnings that only the end of the stream can tell."""
         many = len(assembler.choices) > 1
         for index, state in sorted(assembler.choices.items()):
-            warn_if_cut(state.finish_reason, " {}".format(index) if many else "", self.io)
+            warn_if_stream_ended(state, bool(assembler.message(index).get("tool_calls")),
+                                 " {}".format(index) if many else "", self.io)
+
+
+def warn_if_stream_ended(state: ChoiceState, calls: bool, label: str, io: IOStreams) -> None:
+    """The warnings the end of one streamed choice calls for: cut at max_tokens, empty."""
+    warn_if_cut(state.finish_reason, label, io, thinking=bool(state.reasoning) and not state.content)
+    warn_if_empty(state.finish_reason, state.content, state.reasoning, calls, label, io)
 
 
 def write_lines(lines: Iterable[str], io: IOStreams) -> None:

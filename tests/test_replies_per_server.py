@@ -6,13 +6,13 @@ parse_error), a full context, empty replies, fewer choices than -n, and the mess
 from __future__ import annotations
 
 import json
-from typing import Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.apiserver import Json, Raw
+from tests.apiserver import Json, Raw, Stream
 from tests.conftest import SENTINEL, Result, invoke
-from tests.servers.lmdeploy import ProfileServer
+from tests.servers.lmdeploy import ENGINE_ERROR, INPUT_LENGTH_ERROR, LMDEPLOY_PROFILES, Engine, ProfileServer
 
 ERROR = "interncli: error: "
 
@@ -134,3 +134,180 @@ def test_in_stream_error_event_before_any_text(serve: Callable[[str], ProfileSer
     result = create(server, "--stream", "-g", "user", "hi")
     assert (result.exit_code, result.stdout) == (1, "")
     assert lines(result.stderr)[0] == ERROR + "[500] An internal server error occurred."
+
+
+# ------------------------------------------ finish_reason error / abort / parse_error (#2, #3, #5)
+
+OLD_ERA_FAILING = ["lmdeploy-0.10", "lmdeploy-0.12", "lmdeploy-0.13", "lmdeploy-0.14"]
+
+
+@pytest.mark.parametrize("profile", OLD_ERA_FAILING)
+def test_finish_reason_error_is_exit_1_with_nothing_on_stdout(serve: Callable[[str], ProfileServer],
+                                                              profile: str, tmp_path: Any) -> None:
+    server = serve(profile)
+    server.fail("engine", text="partial ")
+    store = tmp_path / "conv.json"
+    result = create(server, "--conversation", str(store), "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert lines(result.stderr)[0] == (ERROR + "the server failed while generating the reply (finish_reason: "
+                                       "error): partial " + ENGINE_ERROR)
+    assert not store.exists()  # no conversation written
+
+
+@pytest.mark.parametrize("profile", OLD_ERA_FAILING)
+def test_streamed_finish_reason_error_keeps_what_was_printed(serve: Callable[[str], ProfileServer],
+                                                             profile: str, tmp_path: Any) -> None:
+    server = serve(profile)
+    server.fail("engine", text="partial ")
+    store = tmp_path / "conv.json"
+    result = create(server, "--stream", "--conversation", str(store), "-g", "user", "hi")
+    assert result.exit_code == 1
+    assert result.stdout == "partial "  # printed before the failure; the error text is not
+    assert ENGINE_ERROR in result.stderr and "finish_reason: error" in result.stderr
+    assert not store.exists()
+
+
+def test_07_error_without_status_text(serve: Callable[[str], ProfileServer]) -> None:
+    server = serve("lmdeploy-0.6")
+    server.release = "0.7.0"
+    server.fail("engine")
+    result = create(server, "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert lines(result.stderr)[0].endswith("(finish_reason: error): internal error happened")
+
+
+@pytest.mark.parametrize("finish", ["abort", "parse_error"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_abort_and_parse_error_are_failures(serve: Callable[[str], ProfileServer], finish: str,
+                                            stream: bool) -> None:
+    server = serve("lmdeploy-0.14")
+    choice = {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": finish}
+    if stream:
+        server.add(Stream([{"id": "1", "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": finish}]}]))
+    else:
+        server.add(Json({"id": "1", "object": "chat.completion", "choices": [choice]}))
+    result = create(server, *(["--stream"] if stream else []), "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert f"(finish_reason: {finish})" in lines(result.stderr)[0]
+
+
+def test_tools_run_stops_at_a_failed_reply(serve: Callable[[str], ProfileServer], tmp_path: Any) -> None:
+    server = serve("lmdeploy-0.12")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tools:\n  - name: get_weather\n    parameters: {type: object}\n    command: [echo, hi]\n")
+    server.fail("engine")
+    result = run(server, "tools", "run", str(spec), "-m", server.model, "--yes", "weather?")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert "finish_reason: error" in result.stderr
+
+
+# ---------------------------------------------------------------- a full context (#4, #6, #7, #8)
+
+
+@pytest.mark.parametrize("profile", OLD_ERA_FAILING)
+@pytest.mark.parametrize("stream", [False, True])
+def test_input_length_error_is_exit_5_with_the_context_hint(serve: Callable[[str], ProfileServer], profile: str,
+                                                            stream: bool) -> None:
+    server = serve(profile)
+    server.fail("context")
+    result = create(server, *(["--stream"] if stream else []), "-M", "100", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert lines(result.stderr)[0].startswith(ERROR + "the prompt is longer than the server accepts")
+    assert INPUT_LENGTH_ERROR in lines(result.stderr)[0]
+    assert lines(result.stderr)[1] == "hint: The conversation fills the model's context; shorten it or start a new one."
+
+
+@pytest.mark.parametrize("profile", LMDEPLOY_PROFILES[:5])
+@pytest.mark.parametrize("stream", [False, True])
+def test_empty_reply_cut_at_length_is_a_full_context(serve: Callable[[str], ProfileServer], profile: str,
+                                                     stream: bool, tmp_path: Any) -> None:
+    # "" up to 0.12, null from 0.13: never "None", never an empty answer.
+    server = serve(profile)
+    server.fail("context")
+    store = tmp_path / "conv.json"
+    result = create(server, *(["--stream"] if stream else []), "--conversation", str(store), "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert "context" in lines(result.stderr)[0]
+    assert lines(result.stderr)[1] == "hint: The conversation fills the model's context; shorten it or start a new one."
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.16", "lmdeploy-0.17", "lmdeploy-0.18"])
+def test_016_context_400_has_the_context_hint(serve: Callable[[str], ProfileServer], profile: str) -> None:
+    server = serve(profile)
+    server.fail("context")
+    result = create(server, "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert lines(result.stderr)[1] == "hint: The conversation fills the model's context; shorten it or start a new one."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cut_while_thinking_is_not_a_full_context(serve: Callable[[str], ProfileServer], stream: bool) -> None:
+    server = serve("lmdeploy-0.18")
+    if stream:
+        server.add(Stream([{"id": "1", "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "reasoning_content": "hmm more"}}]},
+            {"id": "1", "object": "chat.completion.chunk", "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "length"}]}]))
+    else:
+        server.add(Json({"id": "1", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": None, "reasoning_content": "hmm more"},
+             "finish_reason": "length"}], "usage": {"completion_tokens": 2}}))
+    result = create(server, *(["--stream"] if stream else []), "-M", "2", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert "cut at max_tokens" in result.stderr and "still reasoning" in result.stderr
+
+
+# ------------------------------------------------------------------- an empty reply (#9)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_empty_stop_reply_warns_and_exits_0(serve: Callable[[str], ProfileServer], stream: bool) -> None:
+    server = serve("lmdeploy-0.6")
+    server.release = "0.6.0"
+    server.fail("engine")
+    result = create(server, *(["--stream"] if stream else []), "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == ("interncli: warning: the server returned an empty reply (it may have failed; "
+                             "see its log)\n")
+
+
+# ---------------------------------------------------------------- fewer choices than -n (#10)
+
+
+@pytest.mark.parametrize("profile", LMDEPLOY_PROFILES[:6])
+@pytest.mark.parametrize("stream", [False, True])
+def test_fewer_choices_than_n_warns(serve: Callable[[str], ProfileServer], profile: str, stream: bool) -> None:
+    result = create(serve(profile), *(["--stream"] if stream else []), "-n", "3", "-g", "user", "hi")
+    assert result.exit_code == 0
+    assert "echo: hi" in result.stdout
+    assert result.stderr == "interncli: warning: the server returned 1 choice; 3 were asked for\n"
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.17", "gateway"])
+def test_all_choices_no_warning(serve: Callable[[str], ProfileServer], profile: str) -> None:
+    result = create(serve(profile), "-n", "3", "-g", "user", "hi")
+    assert (result.exit_code, result.stderr) == (0, "")
+
+
+# ------------------------------------------------------------- thinking inside content (#17)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("profile, parser", [("lmdeploy-0.6", True), ("lmdeploy-0.16", False)])
+def test_thinking_in_content_is_mentioned_once(serve: Callable[[str], ProfileServer], stream: bool, profile: str,
+                                               parser: bool) -> None:
+    server = serve(profile)
+    server.reasoning_parser = parser
+    server.script(Engine(text="answer", reasoning="hmm"))
+    result = create(server, *(["--stream"] if stream else []), "--show-reasoning", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (0, "<think>hmm</think>answer\n")
+    assert result.stderr.count("--reasoning-parser") == 1
+    assert result.stderr.startswith("interncli: the server sends the model's thinking inside the answer")
+
+
+def test_thinking_in_content_without_show_reasoning_is_not_mentioned(serve: Callable[[str], ProfileServer]) -> None:
+    server = serve("lmdeploy-0.6")
+    server.script(Engine(text="answer", reasoning="hmm"))
+    assert create(server, "-g", "user", "hi").stderr == ""
