@@ -309,9 +309,10 @@ def _kind(value: Any) -> str:
     return "null"
 
 
-def load_json(body: bytes, what: str) -> Any:
+def load_json(body: bytes, what: str, status: Optional[int] = None) -> Any:
     """A JSON reply body, or a clear error saying what came instead: text that is not UTF-8, a
-    number JSON cannot carry, or the start of something that is not JSON."""
+    number JSON cannot carry, or the start of something that is not JSON (naming the HTTP
+    ``status`` when given: a 200 that is an HTML page is a proxy's, not the API's)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -326,7 +327,8 @@ def load_json(body: bytes, what: str) -> Any:
         raise ServerError("the {} nests lists or objects deeper than interncli reads".format(what),
                           hint="Check the base URL (-b) and any proxy in between.") from None
     except ValueError:
-        raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
+        shown = "{} (HTTP {})".format(what, status) if status is not None else what
+        raise ServerError("the {} is not JSON: {}".format(shown, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
 
 
@@ -485,7 +487,7 @@ class ChatClient:
     def create(self, body: Dict[str, Any]) -> Dict[str, Any]:
         """A non-streamed chat completion."""
         response = self.transport.send("POST", CHAT_PATH, body)
-        return check_completion(load_json(response.read(), "reply"), response.status)
+        return check_completion(load_json(response.read(), "reply", response.status), response.status)
 
     def list_models(self) -> Dict[str, Any]:
         """The models the server offers."""
@@ -515,7 +517,8 @@ class ChatClient:
             if response.content_type == "application/json":
                 # A server that answers a stream request with one JSON document: an error,
                 # or a whole completion from a server that does not stream.
-                yield _as_chunk(check_completion(load_json(response.read(), "reply"), response.status))
+                yield _as_chunk(check_completion(load_json(response.read(), "reply", response.status),
+                                                 response.status))
                 return
             yield from _chunks(response.iter_bytes(), response.renew_deadline)
         finally:
@@ -537,7 +540,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
         for item in decode_events(pieces, LINE_LIMIT, EVENT_LIMIT):
             if isinstance(item, StrayLine):
                 if unfinished:
-                    _raise_stray(item.text)
+                    _raise_stray(item.text, first=False)
                 strays.append(item.text)
                 strays_size += len(item.text) + 1
                 if strays_size > PRELUDE_LIMIT:
@@ -641,8 +644,10 @@ def _event_object(data: str, event: str) -> Dict[str, Any]:
     return obj
 
 
-def _raise_stray(text: str) -> None:
-    """Text outside the SSE syntax: an error body if it is one, else a malformed stream."""
+def _raise_stray(text: str, first: bool = True) -> None:
+    """Text outside the SSE syntax: an error body if it is one, else a malformed stream;
+    ``first``: no event came before it, so the reply is not an event stream at all (an HTML
+    page, say) and nothing of it was printed."""
     if not text.strip():
         return
     try:
@@ -652,6 +657,10 @@ def _raise_stray(text: str) -> None:
     err = error_from_object(obj) if obj is not None else None
     if isinstance(err, InternCliError):
         raise err
+    if first:
+        raise StreamError("the reply is not an event stream: " + body_snippet(text.encode()), retryable=True,
+                          hint="Check the base URL (-b) and any proxy in between: what answered is not a "
+                               "chat-completions API.")
     raise StreamError("the reply stream is malformed: " + body_snippet(text.encode()), retryable=True)
 
 

@@ -311,3 +311,71 @@ def test_thinking_in_content_without_show_reasoning_is_not_mentioned(serve: Call
     server = serve("lmdeploy-0.6")
     server.script(Engine(text="answer", reasoning="hmm"))
     assert create(server, "-g", "user", "hi").stderr == ""
+
+
+# -------------------------------------------------------------------- messages that help (#14)
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.6", "lmdeploy-0.12", "lmdeploy-0.18"])
+def test_unknown_model_404_hints_models_list(serve: Callable[[str], ProfileServer], profile: str) -> None:
+    result = run(serve(profile), "chat", "create", "-g", "user", "hi")  # no -m: intern-latest
+    assert result.exit_code == 5
+    assert "does not exist" in lines(result.stderr)[0]
+    assert "interncli models list" in lines(result.stderr)[1]
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.10", "lmdeploy-0.16", "gateway"])
+def test_a_404_names_the_url_tried_and_the_prefixes(serve: Callable[[str], ProfileServer], profile: str) -> None:
+    server = serve(profile)
+    result = invoke(["-b", server.url + "/api/v1", "-k", SENTINEL, "--max-retries", "0", "chat", "create",
+                     "-m", model_of(server), "-g", "user", "hi"])
+    assert result.exit_code == 5
+    hint = lines(result.stderr)[1]
+    assert server.url + "/api/v1/chat/completions" in hint and "/v1" in hint and "/api/v1" in hint
+
+
+def test_a_non_json_200_names_its_status(serve: Callable[[str], ProfileServer]) -> None:
+    server = serve("lmdeploy-0.12")
+    server.add(Raw(b"<html><body>Welcome</body></html>", 200, "text/html"))
+    result = create(server, "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert lines(result.stderr)[0].startswith(ERROR + "the reply (HTTP 200) is not JSON: <html>")
+
+
+def test_a_stream_that_is_html_from_its_first_byte(serve: Callable[[str], ProfileServer]) -> None:
+    server = serve("lmdeploy-0.12")
+    server.add(Raw(b"<html><body>Welcome</body></html>\n", 200, "text/html"))
+    result = create(server, "--stream", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (6, "")
+    assert lines(result.stderr)[0].startswith(ERROR + "the reply is not an event stream: <html>")
+    assert "printed" not in result.stderr
+
+
+def test_a_retry_after_too_long_to_wait_says_the_server_asked(serve: Callable[[str], ProfileServer]) -> None:
+    server = serve("gateway")
+    server.add(Json({"msgCode": "-20053", "msg": "Exceeded frequency limit", "success": False}, 429,
+                    {"Retry-After": "3600"}))
+    result = invoke(["-b", server.base_url, "-k", SENTINEL, "--max-retries", "2", "chat", "create",
+                     "-m", "intern-latest", "-g", "user", "hi"])
+    assert result.exit_code == 4
+    assert len(server.requests) == 1  # not waited for, not retried
+    assert "asked to wait 3600s" in lines(result.stderr)[1] and "Retry-After" in lines(result.stderr)[1]
+
+
+def test_gateway_invalid_parameter_hint_names_the_parameters(serve: Callable[[str], ProfileServer]) -> None:
+    result = create(serve("gateway"), "--stop", "x", "-g", "user", "hi")  # the gateway refuses `stop`
+    assert result.exit_code == 5
+    assert lines(result.stderr)[0] == ERROR + "[-10002] Invalid parameter"
+    assert "parameters" in lines(result.stderr)[1] and "empty" not in lines(result.stderr)[1]
+
+
+@pytest.mark.parametrize("sensitive, flagged", [("true", True), ("false", False), (True, True), (False, False)])
+def test_moderation_sensitive_as_text_is_a_boolean(serve: Callable[[str], ProfileServer], sensitive: Any,
+                                                   flagged: bool) -> None:
+    server = serve("gateway")
+    server.add(Json({"id": "c", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "moderation": {"sensitive": sensitive, "category": "politics"}}))
+    result = create(server, "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (0, "ok\n")
+    assert ("flagged" in result.stderr) is flagged
