@@ -42,12 +42,14 @@ class ExitCode(enum.IntEnum):
 # Each exit code, in a word (the root --help) and in full (the man page and the README).
 EXIT_MEANINGS = (
     (ExitCode.OK, "ok", "success (also when the reader of stdout goes away, as with | head)"),
-    (ExitCode.FAILURE, "failure", "other failure: a server error (5xx), an unknown error body"),
+    (ExitCode.FAILURE, "failure", "other failure: a server error (5xx), an unknown error body, a reply the "
+                                  "server marked failed (finish_reason error, abort)"),
     (ExitCode.USAGE, "usage", "usage: a bad flag, an unreadable file, bad YAML or a bad tools spec"),
     (ExitCode.AUTH, "auth", "authentication or account: no token, no working keyring, A0202, A0211, C1114, "
                             "-20004, -20035, 401, 403"),
     (ExitCode.RATE_LIMITED, "rate limited", "rate limited after the retries: -20053, 429"),
-    (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422"),
+    (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422; a conversation "
+                                    "that fills the model's context"),
     (ExitCode.NETWORK, "network", "network: connection, DNS, TLS, timeout; a stream cut or malformed; a reply "
                                   "too large (what was printed stays)"),
     (ExitCode.TOOL, "tool", "a tool call was refused or could not run"),
