@@ -379,3 +379,31 @@ def test_moderation_sensitive_as_text_is_a_boolean(serve: Callable[[str], Profil
     result = create(server, "-g", "user", "hi")
     assert (result.exit_code, result.stdout) == (0, "ok\n")
     assert ("flagged" in result.stderr) is flagged
+
+
+# ------------------------------------------------------------ the failure text is safe to show
+
+
+def test_a_failure_text_is_redacted_and_one_line(serve: Callable[[str], ProfileServer]) -> None:
+    # A hostile server may echo the token, or send escapes, in the text of a failed reply.
+    server = serve("lmdeploy-0.12")
+    server.add(Json({"id": "1", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": f"bad {SENTINEL}\n\x1b]0;title\x07 end"},
+         "finish_reason": "error"}]}))
+    result = create(server, "-g", "user", "hi")  # run() checks that the token is nowhere
+    assert (result.exit_code, result.stdout) == (1, "")
+    first = lines(result.stderr)[0]
+    assert first.startswith(ERROR) and first.endswith(" end") and "\x1b" not in result.stderr
+
+
+def test_a_bare_json_error_line_midway_is_that_error(serve: Callable[[str], ProfileServer]) -> None:
+    # LMDeploy's proxy ends a stream that fails after starting with bare JSON, no `data:`.
+    server = serve("lmdeploy-0.18")
+    chunk = {"id": "1", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"role": "assistant", "content": "partial "}}]}
+    server.add(Raw(b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                   + b'{"error": true, "status": 500, "message": "Internal streaming error"}\n',
+                   200, "text/event-stream"))
+    result = create(server, "--stream", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (1, "partial ")
+    assert lines(result.stderr)[0] == ERROR + "[500] Internal streaming error"
