@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from interncli.errors import (
     CONTEXT_HINT,
@@ -441,15 +441,45 @@ class ChoiceState:
             slot = self._calls.get(call.get("index", len(self._calls)))
             if slot is None:
                 slot = self._calls[call.get("index", len(self._calls))] = ["", _Text(), _Text()]
-            slot[0] = call.get("id") or slot[0]
+            # The first id of an index is the call's: LMDeploy 0.7-0.12 give every later piece a new one.
+            slot[0] = slot[0] or call.get("id") or ""
             function = call.get("function") or {}
             slot[1].add(function.get("name") or "")
             slot[2].add(function.get("arguments") or "")
 
     def message(self) -> Dict[str, Any]:
-        """The assistant message, as it would appear in a non-streamed reply."""
+        """The assistant message, as it would appear in a non-streamed reply (without any tool
+        markup that leaked into the content beside a tool call)."""
         calls = self.tool_calls
-        return assistant_message({"content": self.content, "tool_calls": [calls[k] for k in sorted(calls)]})
+        content = self.content
+        if calls:
+            content = content[:markup_index(content)]
+        return assistant_message({"content": content, "tool_calls": [calls[k] for k in sorted(calls)]})
+
+
+# Tool-call markup that LMDeploy 0.7-0.12 stream as content before the parsed call (internlm2's,
+# and the <tool_call> of Qwen-style templates): beside a tool call it is not part of the answer.
+TOOL_MARKUP = ("<|action_start|>", "<|plugin|>", "<tool_call>")
+
+
+def markup_index(text: str) -> int:
+    """Where the first tool markup in ``text`` starts; ``len(text)`` if there is none."""
+    found = [i for i in (text.find(m) for m in TOOL_MARKUP) if i >= 0]
+    return min(found) if found else len(text)
+
+
+def split_markup(text: str) -> Tuple[str, str, bool]:
+    """``text`` as (what can be printed now, what is held back, whether the held part starts
+    with whole tool markup): held back is the text from a marker on, or an end that may be the
+    start of one (``<|act``), which the next piece decides."""
+    index = markup_index(text)
+    if index < len(text):
+        return text[:index], text[index:], True
+    longest = max(len(m) for m in TOOL_MARKUP)
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        if text[start] == "<" and any(m.startswith(text[start:]) for m in TOOL_MARKUP):
+            return text[:start], text[start:], False
+    return text, "", False
 
 
 class StreamAssembler:

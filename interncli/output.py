@@ -10,9 +10,9 @@ N}``. Never touches the network."""
 from __future__ import annotations
 
 import json
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Protocol
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Protocol
 
-from interncli.client import ChoiceState, StreamAssembler, parse_arguments
+from interncli.client import ChoiceState, StreamAssembler, parse_arguments, split_markup
 from interncli.errors import InternCliError
 from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
 
@@ -154,11 +154,29 @@ def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
 
 def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
     """``tool_call {id} {name} {arguments as JSON}``; on a terminal the id and name are escaped
-    to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
+    to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does;
+    arguments that do not parse are the text received as a JSON string, so that the field stays
+    JSON (write_tool_calls warns of them)."""
     function = call.get("function") or {}
     arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
     return "tool_call {} {} {}\n".format(escape_line_for_terminal(str(call.get("id", "")), io),
                                          escape_line_for_terminal(str(function.get("name", "")), io), arguments)
+
+
+def _unparsable(arguments: Any) -> bool:
+    """Arguments text that is neither JSON nor the Python-literal form (LMDeploy 0.10's streamed
+    calls lose their closing ``"}``)."""
+    return isinstance(arguments, str) and bool(arguments.strip()) and isinstance(parse_arguments(arguments), str)
+
+
+def write_tool_calls(calls: Iterable[Dict[str, Any]], io: IOStreams) -> None:
+    """One ``tool_call`` line per call on stdout; a warning for arguments that do not parse."""
+    for call in calls:
+        io.stdout.write(tool_call_line(call, io))
+        if _unparsable((call.get("function") or {}).get("arguments")):
+            io.stdout.flush()
+            warn("the arguments of tool call {} are not valid JSON; shown as the text received".format(
+                (call.get("function") or {}).get("name") or "?"), io)
 
 
 def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams, thinking: bool = False) -> None:
@@ -236,8 +254,7 @@ def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = Fal
             out.write(escape_for_terminal(text, io))
             if many or not text.endswith("\n"):
                 out.write("\n")
-        for call in calls:
-            out.write(tool_call_line(call, io))
+        write_tool_calls(calls, io)
         out.flush()
 
 
@@ -286,6 +303,11 @@ class TextStreamPrinter:
         self._in_reasoning = False
         self._open_line = False  # the text printed so far does not end with a newline
         self._flagged = False
+        self._wrote = False  # some text of the reply has been printed
+        # Content from tool markup on (LMDeploy 0.7-0.12 stream it before the call), and an end
+        # that may start such markup: printed at the end only if no tool call came.
+        self._held: List[str] = []
+        self._pending = ""
 
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """Print what one chunk adds (the assembler has already taken it in)."""
@@ -304,10 +326,11 @@ class TextStreamPrinter:
             self._end_reasoning()
             state = assembler.choice(0)
             calls = assembler.message(0).get("tool_calls", [])
-            if state.content:
+            if not calls:  # held back as possible tool markup, but no call came: it was text
+                self._write("".join(self._held) + self._pending)
+            if self._wrote:
                 self.out.write("\n")  # as the openai CLI ends every stream (an empty one: warned of)
-            for call in calls:
-                self.out.write(tool_call_line(call, self.io))
+            write_tool_calls(calls, self.io)
             self.out.flush()
             self.started = True
             warn_if_stream_ended(state, bool(calls), "", self.io)
@@ -323,10 +346,22 @@ class TextStreamPrinter:
             show_reasoning(delta["reasoning_content"], self.io)
         if delta.get("content"):
             self._end_reasoning()
+            if self._held:  # tool markup began: the rest waits for the end (a call, or text after all)
+                self._held.append(delta["content"])
+                return
+            shown, self._pending, markup = split_markup(self._pending + delta["content"])
+            if markup:
+                self._held.append(self._pending)
+                self._pending = ""
+            self._write(shown)
+
+    def _write(self, text: str) -> None:
+        if text:
             self.started = True
-            self.out.write(escape_for_terminal(delta["content"], self.io))
+            self.out.write(escape_for_terminal(text, self.io))
             self.out.flush()
-            self._open_line = not delta["content"].endswith("\n")
+            self._wrote = True
+            self._open_line = not text.endswith("\n")
 
     def abort(self) -> None:
         """The stream failed after some of it was shown: end the open reasoning line, and on a
@@ -353,8 +388,7 @@ class TextStreamPrinter:
         self.out.write(header(index, self.io))
         self.out.write(escape_for_terminal(state.content, self.io) + "\n")
         calls = assembler.message(index).get("tool_calls", [])
-        for call in calls:
-            self.out.write(tool_call_line(call, self.io))
+        write_tool_calls(calls, self.io)
         self.out.flush()
         warn_if_stream_ended(state, bool(calls), " {}".format(index), self.io)
 

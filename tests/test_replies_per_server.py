@@ -407,3 +407,53 @@ def test_a_bare_json_error_line_midway_is_that_error(serve: Callable[[str], Prof
     result = create(server, "--stream", "-g", "user", "hi")
     assert (result.exit_code, result.stdout) == (1, "partial ")
     assert lines(result.stderr)[0] == ERROR + "[500] Internal streaming error"
+
+
+# --------------------------------------------------------- streamed tool calls of 0.10-0.12 (#12)
+
+SPEC = ("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
+        "      properties: {city: {type: string}}\n    command: [echo, '{city}']\n")
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.10", "lmdeploy-0.12"])
+def test_streamed_tool_call_markup_is_not_the_answer(serve: Callable[[str], ProfileServer], profile: str,
+                                                     tmp_path: Any) -> None:
+    server = serve(profile)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    store = tmp_path / "conv.json"
+    server.script(Engine(text="Let me check.", tool_call=("get_weather", {"city": "上海"})))
+    result = create(server, "--stream", "--tools", str(spec), "--conversation", str(store), "-g", "user", "w?")
+    assert result.exit_code == 0
+    text, call = result.stdout.splitlines()
+    assert text == "Let me check."  # no <|action_start|> markup
+    words = call.split(" ", 3)
+    assert (words[0], words[1].startswith("chatcmpl-tool-"), words[2], words[3]) == (
+        "tool_call", True, "get_weather", json.dumps('{"city": "上海', ensure_ascii=False))  # 0.10 loses the "}
+    assert result.stderr == ("interncli: warning: the arguments of tool call get_weather are not valid JSON; "
+                             "shown as the text received\n")
+    kept = json.loads(store.read_text())[-1]
+    assert kept["content"] == "Let me check."
+    first_id = kept["tool_calls"][0]["id"]
+    assert first_id == words[1]  # the first delta's id, not a later piece's
+
+
+@pytest.mark.parametrize("text", ["a <b> c", "x <|act", "ends with <"])
+def test_text_that_only_looks_like_markup_is_printed(serve: Callable[[str], ProfileServer], text: str) -> None:
+    server = serve("lmdeploy-0.12")
+    server.script(Engine(text=text))
+    result = create(server, "--stream", "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (0, text + "\n")
+
+
+def test_markup_without_a_tool_call_is_printed_at_the_end(serve: Callable[[str], ProfileServer],
+                                                          tmp_path: Any) -> None:
+    # 0.10-0.12 started without --tool-call-parser: the markup is all there is; it is the reply.
+    server = serve("lmdeploy-0.12")
+    server.tool_parser = False
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    server.script(Engine(text="Let me check.", tool_call=("get_weather", {"city": "x"})))
+    result = create(server, "--stream", "--tools", str(spec), "-g", "user", "w?")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Let me check.<|action_start|><|plugin|>") and result.stdout.endswith("\n")
