@@ -457,3 +457,24 @@ def test_markup_without_a_tool_call_is_printed_at_the_end(serve: Callable[[str],
     result = create(server, "--stream", "--tools", str(spec), "-g", "user", "w?")
     assert result.exit_code == 0
     assert result.stdout.startswith("Let me check.<|action_start|><|plugin|>") and result.stdout.endswith("\n")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failed_reply_under_json_is_a_json_error(serve: Callable[[str], ProfileServer], stream: bool) -> None:
+    server = serve("lmdeploy-0.14")
+    server.fail("engine")
+    result = create(server, "--json", *(["--stream"] if stream else []), "-g", "user", "hi")
+    assert result.exit_code == 1
+    assert all(json.loads(line)["choices"][0].get("finish_reason") != "error" for line in lines(result.stdout))
+    error = json.loads(lines(result.stderr)[-1])["error"]
+    assert (error["exit_code"], error["code"]) == (1, None)
+    assert ENGINE_ERROR in error["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_full_context_under_json(serve: Callable[[str], ProfileServer], stream: bool) -> None:
+    server = serve("lmdeploy-0.13")
+    server.fail("context")
+    result = create(server, "--json", *(["--stream"] if stream else []), "-g", "user", "hi")
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert "context" in json.loads(lines(result.stderr)[-1])["error"]["hint"]
