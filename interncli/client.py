@@ -454,7 +454,14 @@ class ChoiceState:
         content = self.content
         if calls:
             content = content[:markup_index(content)]
-        return assistant_message({"content": content, "tool_calls": [calls[k] for k in sorted(calls)]})
+        named = [calls[k] for k in sorted(calls) if calls[k]["function"]["name"]]
+        return assistant_message({"content": content, "tool_calls": named})
+
+    @property
+    def nameless_calls(self) -> int:
+        """How many streamed tool calls never got a name (LMDeploy 0.7-0.12's shared parser can
+        send one): message() leaves them out, as nothing could be called by them."""
+        return sum(1 for call in self.tool_calls.values() if not call["function"]["name"])
 
 
 # Tool-call markup that LMDeploy 0.7-0.12 stream as content before the parsed call (internlm2's,

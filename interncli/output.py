@@ -421,7 +421,11 @@ class JsonStreamPrinter:
 
 
 def warn_if_stream_ended(state: ChoiceState, calls: bool, label: str, io: IOStreams) -> None:
-    """The warnings the end of one streamed choice calls for: cut at max_tokens, empty."""
+    """The warnings the end of one streamed choice calls for: nameless tool calls left out, cut
+    at max_tokens, empty."""
+    if state.nameless_calls:
+        warn("the reply{} has {} tool call{} without a name; left out".format(
+            label, state.nameless_calls, "" if state.nameless_calls == 1 else "s"), io)
     warn_if_cut(state.finish_reason, label, io, thinking=bool(state.reasoning) and not state.content)
     warn_if_empty(state.finish_reason, state.content, state.reasoning, calls, label, io)
 

@@ -478,3 +478,20 @@ def test_a_full_context_under_json(serve: Callable[[str], ProfileServer], stream
     result = create(server, "--json", *(["--stream"] if stream else []), "-g", "user", "hi")
     assert (result.exit_code, result.stdout) == (5, "")
     assert "context" in json.loads(lines(result.stderr)[-1])["error"]["hint"]
+
+
+def test_a_streamed_tool_call_without_a_name_is_left_out_with_a_warning(serve: Callable[[str], ProfileServer],
+                                                                       tmp_path: Any) -> None:
+    # LMDeploy 0.10's shared parser, on a second request: the markup as content, one nameless call.
+    server = serve("lmdeploy-0.10")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    server.add(Stream([{"id": "2", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"role": "assistant", "content": "hello", "tool_calls": []}, "finish_reason": None}]},
+        {"id": "2", "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "chatcmpl-tool-Z", "type": "function", "index": 0,
+                 "function": {"name": None, "arguments": ""}}]}, "finish_reason": "stop"}]}]))
+    result = create(server, "--stream", "--tools", str(spec), "-g", "user", "w?")
+    assert (result.exit_code, result.stdout) == (0, "hello\n")
+    assert result.stderr == "interncli: warning: the reply has 1 tool call without a name; left out\n"
