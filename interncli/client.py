@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from interncli.errors import (
+    CONTEXT_HINT,
     InternCliError,
     ReplyTooLarge,
+    RequestRejected,
     ServerError,
     StreamError,
     UsageError,
@@ -178,7 +180,51 @@ def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
                                "chat-completions API.")
     if not obj["choices"]:
         raise ServerError("the reply has no choices", hint="Try again; -v shows what the server sent.")
+    single = len(obj["choices"]) == 1
+    usage = obj.get("usage")
+    tokens = usage.get("completion_tokens") if single and isinstance(usage, dict) else None
+    for choice in obj["choices"]:
+        message = choice.get("message") or {}
+        finish = choice.get("finish_reason")
+        if finish in FAILED_FINISHES:
+            raise failed_reply(finish, message.get("content") or "")
+        if context_full(finish, message.get("content"), message.get("reasoning_content"),
+                        bool(message.get("tool_calls")), tokens):
+            raise context_error()
     return obj
+
+
+# finish_reason values that say the reply failed: LMDeploy 0.7-0.15 report an engine failure as a
+# 200 with "error" (its text as the content), 0.12+ a cancelled request as "abort", 0.14+ tool
+# markup it could not parse as "parse_error". The content is then an error message, not an answer.
+FAILED_FINISHES = frozenset({"error", "abort", "parse_error"})
+
+
+def failed_reply(finish_reason: str, text: str) -> InternCliError:
+    """The error a choice that finished with one of FAILED_FINISHES stands for (not retried:
+    the same request would fail the same way). LMDeploy 0.10-0.15 say INPUT_LENGTH_ERROR for a
+    prompt longer than the engine takes: that is a rejected request, exit 5."""
+    shown = " ".join(text.split()) or "no text"
+    if "INPUT_LENGTH_ERROR" in text:
+        return RequestRejected("the prompt is longer than the server accepts ({})".format(shown), hint=CONTEXT_HINT)
+    return ServerError("the server failed while generating the reply (finish_reason: {}): {}".format(
+        finish_reason, shown), hint="The server's log says why; try again, or tell its operator.")
+
+
+def context_full(finish_reason: Optional[str], content: Optional[str], reasoning: Optional[str], calls: bool,
+                 completion_tokens: Any = None) -> bool:
+    """An empty reply cut at ``length``: how LMDeploy up to 0.15 says the prompt fills the whole
+    context (content "" up to 0.12, null from 0.13). A reply cut while still thinking has
+    reasoning and is only cut at max_tokens; so is one that says it generated tokens."""
+    if finish_reason != "length" or content or reasoning or calls:
+        return False
+    return completion_tokens in (None, 0)
+
+
+def context_error() -> InternCliError:
+    """The error for a context too full to answer in."""
+    return RequestRejected("the server returned an empty reply cut at the context length (finish_reason: length)",
+                           hint=CONTEXT_HINT)
 
 
 def assistant_message(message: Dict[str, Any]) -> Dict[str, Any]:
@@ -263,9 +309,10 @@ def _kind(value: Any) -> str:
     return "null"
 
 
-def load_json(body: bytes, what: str) -> Any:
+def load_json(body: bytes, what: str, status: Optional[int] = None) -> Any:
     """A JSON reply body, or a clear error saying what came instead: text that is not UTF-8, a
-    number JSON cannot carry, or the start of something that is not JSON."""
+    number JSON cannot carry, or the start of something that is not JSON (naming the HTTP
+    ``status`` when given: a 200 that is an HTML page is a proxy's, not the API's)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -280,7 +327,8 @@ def load_json(body: bytes, what: str) -> Any:
         raise ServerError("the {} nests lists or objects deeper than interncli reads".format(what),
                           hint="Check the base URL (-b) and any proxy in between.") from None
     except ValueError:
-        raise ServerError("the {} is not JSON: {}".format(what, body_snippet(body) or "(empty)"),
+        shown = "{} (HTTP {})".format(what, status) if status is not None else what
+        raise ServerError("the {} is not JSON: {}".format(shown, body_snippet(body) or "(empty)"),
                           hint="Check the base URL (-b) and any proxy in between.") from None
 
 
@@ -393,15 +441,52 @@ class ChoiceState:
             slot = self._calls.get(call.get("index", len(self._calls)))
             if slot is None:
                 slot = self._calls[call.get("index", len(self._calls))] = ["", _Text(), _Text()]
-            slot[0] = call.get("id") or slot[0]
+            # The first id of an index is the call's: LMDeploy 0.7-0.12 give every later piece a new one.
+            slot[0] = slot[0] or call.get("id") or ""
             function = call.get("function") or {}
             slot[1].add(function.get("name") or "")
             slot[2].add(function.get("arguments") or "")
 
     def message(self) -> Dict[str, Any]:
-        """The assistant message, as it would appear in a non-streamed reply."""
+        """The assistant message, as it would appear in a non-streamed reply (without any tool
+        markup that leaked into the content beside a tool call)."""
         calls = self.tool_calls
-        return assistant_message({"content": self.content, "tool_calls": [calls[k] for k in sorted(calls)]})
+        content = self.content
+        if calls:
+            content = content[:markup_index(content)]
+        named = [calls[k] for k in sorted(calls) if calls[k]["function"]["name"]]
+        return assistant_message({"content": content, "tool_calls": named})
+
+    @property
+    def nameless_calls(self) -> int:
+        """How many streamed tool calls never got a name (LMDeploy 0.7-0.12's shared parser can
+        send one): message() leaves them out, as nothing could be called by them."""
+        return sum(1 for call in self.tool_calls.values() if not call["function"]["name"])
+
+
+# Tool-call markup that LMDeploy 0.7-0.12 stream as content before the parsed call (internlm2's,
+# and the <tool_call> of Qwen-style templates): beside a tool call it is not part of the answer.
+TOOL_MARKUP = ("<|action_start|>", "<|plugin|>", "<tool_call>")
+
+
+def markup_index(text: str) -> int:
+    """Where the first tool markup in ``text`` starts; ``len(text)`` if there is none."""
+    found = [i for i in (text.find(m) for m in TOOL_MARKUP) if i >= 0]
+    return min(found) if found else len(text)
+
+
+def split_markup(text: str) -> Tuple[str, str, bool]:
+    """``text`` as (what can be printed now, what is held back, whether the held part starts
+    with whole tool markup): held back is the text from a marker on, or an end that may be the
+    start of one (``<|act``), which the next piece decides."""
+    index = markup_index(text)
+    if index < len(text):
+        return text[:index], text[index:], True
+    longest = max(len(m) for m in TOOL_MARKUP)
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        if text[start] == "<" and any(m.startswith(text[start:]) for m in TOOL_MARKUP):
+            return text[:start], text[start:], False
+    return text, "", False
 
 
 class StreamAssembler:
@@ -439,7 +524,7 @@ class ChatClient:
     def create(self, body: Dict[str, Any]) -> Dict[str, Any]:
         """A non-streamed chat completion."""
         response = self.transport.send("POST", CHAT_PATH, body)
-        return check_completion(load_json(response.read(), "reply"), response.status)
+        return check_completion(load_json(response.read(), "reply", response.status), response.status)
 
     def list_models(self) -> Dict[str, Any]:
         """The models the server offers."""
@@ -469,7 +554,8 @@ class ChatClient:
             if response.content_type == "application/json":
                 # A server that answers a stream request with one JSON document: an error,
                 # or a whole completion from a server that does not stream.
-                yield _as_chunk(check_completion(load_json(response.read(), "reply"), response.status))
+                yield _as_chunk(check_completion(load_json(response.read(), "reply", response.status),
+                                                 response.status))
                 return
             yield from _chunks(response.iter_bytes(), response.renew_deadline)
         finally:
@@ -481,6 +567,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
     carries content (comments, empty events and empty deltas are not progress)."""
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
     calls: Dict[int, set] = {}  # choice index -> tool-call indexes seen
+    produced: set = set()  # choice indexes that have sent content, reasoning or a tool call
     size = 0  # UTF-8 bytes of content, reasoning and tool-call text so far
     # Lines outside the SSE syntax before any event: the body may be a (pretty-printed) JSON
     # error sent as an event stream, so they are read to the end and judged together.
@@ -490,7 +577,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
         for item in decode_events(pieces, LINE_LIMIT, EVENT_LIMIT):
             if isinstance(item, StrayLine):
                 if unfinished:
-                    _raise_stray(item.text)
+                    _raise_stray(item.text, first=False)
                 strays.append(item.text)
                 strays_size += len(item.text) + 1
                 if strays_size > PRELUDE_LIMIT:
@@ -507,7 +594,9 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
             if not data:
                 continue
             obj = _event_object(data, item.event)
-            added = _count(obj, unfinished, calls)
+            _check_failed(obj)
+            added = _count(obj, unfinished, calls, produced)
+            _check_context(obj, produced)
             if added:
                 size += added
                 if size > REPLY_LIMIT:
@@ -524,10 +613,26 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
         raise StreamError("the reply stream ended before the reply was complete", retryable=True)
 
 
-def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set]) -> int:
-    """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS)
-    and return how much it adds: UTF-8 bytes of text, plus one for a finish_reason (an end is
-    progress too)."""
+def _check_failed(obj: Dict[str, Any]) -> None:
+    """Raise the error of a chunk that ends its choice with a failure (FAILED_FINISHES): its
+    content is the error text, so it is never printed as part of the answer."""
+    for choice in obj["choices"]:
+        if choice.get("finish_reason") in FAILED_FINISHES:
+            delta = choice.get("delta") or {}
+            raise failed_reply(choice["finish_reason"], delta.get("content") or "")
+
+
+def _check_context(obj: Dict[str, Any], produced: set) -> None:
+    """Raise the context error for a choice that ends at ``length`` having sent nothing."""
+    for choice in obj["choices"]:
+        if choice.get("finish_reason") == "length" and choice.get("index", 0) not in produced:
+            raise context_error()
+
+
+def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, set], produced: set) -> int:
+    """Note a chunk's choices and tool calls (refusing more than MAX_CHOICES and MAX_TOOL_CALLS),
+    which choices have produced something, and return how much it adds: UTF-8 bytes of text,
+    plus one for a finish_reason (an end is progress too)."""
     added = 0
     for choice in obj["choices"]:
         index = choice.get("index", 0)
@@ -536,7 +641,10 @@ def _count(obj: Dict[str, Any], unfinished: Dict[int, bool], calls: Dict[int, se
         unfinished[index] = not choice.get("finish_reason")
         added += 1 if choice.get("finish_reason") else 0
         delta = choice.get("delta") or {}
-        added += _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
+        text = _utf8_size(delta.get("content")) + _utf8_size(delta.get("reasoning_content"))
+        if text or delta.get("tool_calls"):
+            produced.add(index)
+        added += text
         for call in delta.get("tool_calls") or []:
             seen = calls.setdefault(index, set())
             seen.add(call.get("index", len(seen)))
@@ -573,8 +681,10 @@ def _event_object(data: str, event: str) -> Dict[str, Any]:
     return obj
 
 
-def _raise_stray(text: str) -> None:
-    """Text outside the SSE syntax: an error body if it is one, else a malformed stream."""
+def _raise_stray(text: str, first: bool = True) -> None:
+    """Text outside the SSE syntax: an error body if it is one, else a malformed stream;
+    ``first``: no event came before it, so the reply is not an event stream at all (an HTML
+    page, say) and nothing of it was printed."""
     if not text.strip():
         return
     try:
@@ -584,6 +694,10 @@ def _raise_stray(text: str) -> None:
     err = error_from_object(obj) if obj is not None else None
     if isinstance(err, InternCliError):
         raise err
+    if first:
+        raise StreamError("the reply is not an event stream: " + body_snippet(text.encode()), retryable=True,
+                          hint="Check the base URL (-b) and any proxy in between: what answered is not a "
+                               "chat-completions API.")
     raise StreamError("the reply stream is malformed: " + body_snippet(text.encode()), retryable=True)
 
 

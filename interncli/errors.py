@@ -21,7 +21,7 @@ Ctrl-C (130) and SIGTERM (143) are not errors: cli.run maps them.
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional, Type
+from typing import Any, Optional, Tuple, Type
 
 
 class ExitCode(enum.IntEnum):
@@ -42,12 +42,14 @@ class ExitCode(enum.IntEnum):
 # Each exit code, in a word (the root --help) and in full (the man page and the README).
 EXIT_MEANINGS = (
     (ExitCode.OK, "ok", "success (also when the reader of stdout goes away, as with | head)"),
-    (ExitCode.FAILURE, "failure", "other failure: a server error (5xx), an unknown error body"),
+    (ExitCode.FAILURE, "failure", "other failure: a server error (5xx), an unknown error body, a reply the "
+                                  "server marked failed (finish_reason error, abort)"),
     (ExitCode.USAGE, "usage", "usage: a bad flag, an unreadable file, bad YAML or a bad tools spec"),
     (ExitCode.AUTH, "auth", "authentication or account: no token, no working keyring, A0202, A0211, C1114, "
                             "-20004, -20035, 401, 403"),
     (ExitCode.RATE_LIMITED, "rate limited", "rate limited after the retries: -20053, 429"),
-    (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422"),
+    (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422; a conversation "
+                                    "that fills the model's context"),
     (ExitCode.NETWORK, "network", "network: connection, DNS, TLS, timeout; a stream cut or malformed; a reply "
                                   "too large (what was printed stays)"),
     (ExitCode.TOOL, "tool", "a tool call was refused or could not run"),
@@ -140,7 +142,8 @@ class ToolError(InternCliError):
 
 # The seed's "Common Errors" table: code -> (class, hint).
 API_CODES = {
-    "-10002": (RequestRejected, "Check that the query is not empty."),
+    "-10002": (RequestRejected, "Check the parameters: the service refuses fields it does not support "
+                                "(such as --stop or -O options) and streaming together with tools."),
     "-20004": (AuthError, "This account is not on the whitelist: apply for access through the website."),
     "-20013": (RequestRejected, "Check the model name (-m); `interncli models list` shows what the server offers."),
     "-20018": (RequestRejected, "Check the message format (-g ROLE CONTENT, or the --conversation file)."),
@@ -151,12 +154,26 @@ API_CODES = {
     "C1114": (AuthError, "This token is not for this service: check the token and the base URL (-b)."),
 }
 
+# LMDeploy's own proxy (`lmdeploy serve proxy`, in front of several api_servers): its codes.
+PROXY_CODES = {
+    "10400": (RequestRejected, "No server behind LMDeploy's proxy serves this model: `interncli models list` "
+                               "shows what it offers."),
+    "10402": (ServerError, "LMDeploy's proxy got no answer from the server behind it in time: try again later."),
+}
+
 _STATUS_HINTS = {
     401: "Check the token: set INTERN_API_KEY or pass -k.",
     403: "The token is not allowed to do this: check the account and the base URL (-b).",
     404: "Check the base URL (-b) and the model name (-m).",
     413: "The request is too large: send less text or smaller images.",
 }
+
+CONTEXT_HINT = "The conversation fills the model's context; shorten it or start a new one."
+MODEL_HINT = ("The server does not serve this model: `interncli models list` shows the models it serves; "
+              "pass one with -m (private servers rarely serve intern-latest).")
+# A 0.16+ LMDeploy refuses a prompt that fills the context with one of these messages (a 400).
+_CONTEXT_MESSAGES = ("must be smaller than the model context length", "exceeds the model context length")
+_DETAIL_ITEMS = 5  # validation problems shown; a long list says how many more there are
 
 
 def class_for_status(status: int) -> Type[InternCliError]:
@@ -172,41 +189,75 @@ def class_for_status(status: int) -> Type[InternCliError]:
     return ServerError
 
 
-def _extract(obj: Any) -> Optional[tuple]:
-    """(code, message) from any of the error shapes the service is known to use, else None."""
-    if not isinstance(obj, dict):
+def _extract(obj: Any) -> Optional[Tuple[Any, str]]:
+    """(code, message) from any of the error shapes the service and LMDeploy's versions are
+    known to send, else None. A body with a ``choices`` list is a reply, whatever else it holds."""
+    if not isinstance(obj, dict) or isinstance(obj.get("choices"), list):
         return None
     err = obj.get("error")
     if isinstance(err, dict) and ("message" in err or "code" in err):
         return err.get("code", err.get("type")), str(err.get("message", ""))
     if isinstance(err, str):
         return obj.get("code"), err
+    if err is True and "message" in obj:  # LMDeploy's proxy, a stream failing midway
+        return obj.get("status", obj.get("code")), str(obj["message"])
     if obj.get("object") == "error":
         return obj.get("code"), str(obj.get("message", obj.get("msg", "")))
     if "msgCode" in obj:
+        if obj.get("success") is True:
+            return None
         return obj.get("msgCode"), str(obj.get("msg", obj.get("message", "")))
-    if "code" in obj and ("msg" in obj or "message" in obj) and "choices" not in obj:
+    if "error_code" in obj and "text" in obj:  # LMDeploy's proxy
+        return obj.get("error_code"), str(obj.get("text"))
+    if "code" in obj and ("msg" in obj or "message" in obj):
         code = obj.get("code")
         if code in (0, "0", 200, "200", "success") and obj.get("success", True):
             return None
         return code, str(obj.get("msg", obj.get("message", "")))
     if "detail" in obj:
-        detail = obj["detail"]
-        if not isinstance(detail, str):
-            import json  # here, not at the top: --help and --version never need it
-
-            detail = json.dumps(detail, ensure_ascii=False)
-        return None, detail
+        return _from_detail(obj["detail"])
     return None
 
 
-def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[InternCliError]:
-    """The error an API JSON object describes, or None if it does not look like an error."""
+def _from_detail(detail: Any) -> Tuple[Any, str]:
+    """FastAPI's ``detail``: a text, an error object wrapped by LMDeploy up to 0.12.1, or a list
+    of validation problems (objects or plain texts). Never the ``body`` beside it: it echoes
+    the request, prompt and all."""
+    if isinstance(detail, str):
+        return None, detail
+    if isinstance(detail, dict):
+        inner = _extract(detail)
+        if inner is not None:
+            return inner
+    if isinstance(detail, list) and detail:
+        shown = [_detail_item(item) for item in detail[:_DETAIL_ITEMS]]
+        if len(detail) > _DETAIL_ITEMS:
+            shown.append("and {} more".format(len(detail) - _DETAIL_ITEMS))
+        return None, "; ".join(shown)
+    import json  # here, not at the top: --help and --version never need it
+
+    return None, json.dumps(detail, ensure_ascii=False)
+
+
+def _detail_item(item: Any) -> str:
+    """One validation problem as ``loc: msg`` (``model: Field required``), without its input."""
+    if not isinstance(item, dict):
+        return str(item)
+    loc = item.get("loc")
+    parts = [str(p) for p in loc if p != "body"] if isinstance(loc, list) else []
+    message = str(item.get("msg") or item.get("type") or "invalid")
+    return ".".join(parts) + ": " + message if parts else message
+
+
+def error_from_object(obj: Any, http_status: Optional[int] = None,
+                      url: Optional[str] = None) -> Optional[InternCliError]:
+    """The error an API JSON object describes, or None if it does not look like an error.
+    ``url``: the address the request went to, named by a 404's hint."""
     found = _extract(obj)
     if found is None:
         return None
     code, message = found
-    known = API_CODES.get(str(code)) if code is not None else None
+    known = (API_CODES.get(str(code)) or PROXY_CODES.get(str(code))) if code is not None else None
     # The HTTP status, or else a code that is itself an HTTP status (LMDeploy puts 400 in "code").
     status = http_status if http_status and http_status >= 400 else _status_like(code)
     cls: Type[InternCliError]
@@ -214,9 +265,12 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         cls, hint = known
     else:
         cls = class_for_status(status) if status else ServerError
-        hint = _STATUS_HINTS.get(status or 0)
+        hint = _hint_for(status, message, url)
     if code is None and http_status:
         code = http_status
+    trace_id = obj.get("traceId")
+    if isinstance(trace_id, (str, int)) and str(trace_id):
+        hint = (hint + " " if hint else "") + "Support asks for the traceId: {}.".format(trace_id)
     return cls(
         message or "the server reported an error without a message",
         hint=hint,
@@ -224,6 +278,23 @@ def error_from_object(obj: Any, http_status: Optional[int] = None) -> Optional[I
         http_status=http_status,
         retryable=cls is RateLimitError or (cls is ServerError and bool(status and status >= 500)),
     )
+
+
+def _hint_for(status: Optional[int], message: str, url: Optional[str]) -> Optional[str]:
+    """The hint for an error body without a known code: by what it says, else by its status."""
+    if status == 404 and "does not exist" in message and "model" in message.lower():
+        return MODEL_HINT
+    if status == 404 and url:
+        return not_found_hint(url)
+    if status == 400 and any(m in message for m in _CONTEXT_MESSAGES):
+        return CONTEXT_HINT
+    return _STATUS_HINTS.get(status or 0)
+
+
+def not_found_hint(url: str) -> str:
+    """What to check when nothing answers at ``url``: the base URL's API prefix."""
+    return ("Nothing answers at {}: check the base URL (-b); it usually ends in /v1 (LMDeploy and other "
+            "OpenAI-compatible servers) or /api/v1 (the official service).".format(url))
 
 
 def _status_like(code: Any) -> Optional[int]:
@@ -235,15 +306,16 @@ def _status_like(code: Any) -> Optional[int]:
     return number if 400 <= number <= 599 else None
 
 
-def error_from_response(status: int, body: bytes, reason: str = "") -> InternCliError:
-    """The error for an HTTP reply that is not a usable answer, whatever its body holds."""
+def error_from_response(status: int, body: bytes, reason: str = "", url: Optional[str] = None) -> InternCliError:
+    """The error for an HTTP reply that is not a usable answer, whatever its body holds;
+    ``url``: the address the request went to (a 404 names it)."""
     import json
 
     try:
         obj = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         obj = None
-    err = error_from_object(obj, status) if obj is not None else None
+    err = error_from_object(obj, status, url) if obj is not None else None
     if err is not None:
         return err
     cls = class_for_status(status)
@@ -252,8 +324,9 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> InternCli
     message += ": " + snippet if snippet else " with an empty body"
     return cls(
         message,
-        hint=_STATUS_HINTS.get(status, "The server answered with something that is not the API's JSON; "
-                               "check the base URL (-b) and any proxy in between."),
+        hint=not_found_hint(url) if status == 404 and url else _STATUS_HINTS.get(
+            status, "The server answered with something that is not the API's JSON; "
+                    "check the base URL (-b) and any proxy in between."),
         code=status,
         http_status=status,
         retryable=cls in (RateLimitError, ServerError),

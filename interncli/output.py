@@ -10,9 +10,9 @@ N}``. Never touches the network."""
 from __future__ import annotations
 
 import json
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Protocol
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Protocol
 
-from interncli.client import StreamAssembler, parse_arguments
+from interncli.client import ChoiceState, StreamAssembler, parse_arguments, split_markup
 from interncli.errors import InternCliError
 from interncli.safetext import escape_controls, escape_json_text, escape_line, replace_surrogates
 
@@ -154,27 +154,77 @@ def write_json(obj: Any, out: IO[str], pretty: bool = True) -> None:
 
 def tool_call_line(call: Dict[str, Any], io: IOStreams) -> str:
     """``tool_call {id} {name} {arguments as JSON}``; on a terminal the id and name are escaped
-    to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does."""
+    to one line. The arguments are JSON, their DEL and C1 controls escaped as ``--json`` does;
+    arguments that do not parse are the text received as a JSON string, so that the field stays
+    JSON (write_tool_calls warns of them)."""
     function = call.get("function") or {}
     arguments = escape_json_text(json.dumps(parse_arguments(function.get("arguments", "")), ensure_ascii=False))
     return "tool_call {} {} {}\n".format(escape_line_for_terminal(str(call.get("id", "")), io),
                                          escape_line_for_terminal(str(function.get("name", "")), io), arguments)
 
 
-def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams) -> None:
-    """Warn when a reply was cut at max_tokens."""
+def _unparsable(arguments: Any) -> bool:
+    """Arguments text that is neither JSON nor the Python-literal form (LMDeploy 0.10's streamed
+    calls lose their closing ``"}``)."""
+    return isinstance(arguments, str) and bool(arguments.strip()) and isinstance(parse_arguments(arguments), str)
+
+
+def write_tool_calls(calls: Iterable[Dict[str, Any]], io: IOStreams) -> None:
+    """One ``tool_call`` line per call on stdout; a warning for arguments that do not parse."""
+    for call in calls:
+        io.stdout.write(tool_call_line(call, io))
+        if _unparsable((call.get("function") or {}).get("arguments")):
+            io.stdout.flush()
+            warn("the arguments of tool call {} are not valid JSON; shown as the text received".format(
+                (call.get("function") or {}).get("name") or "?"), io)
+
+
+def warn_if_cut(finish_reason: Optional[str], label: str, io: IOStreams, thinking: bool = False) -> None:
+    """Warn when a reply was cut at max_tokens; ``thinking``: before its answer began."""
     if finish_reason == "length":
-        warn("the reply{} was cut at max_tokens (finish_reason: length)".format(label), io)
+        warn("the reply{} was cut at max_tokens (finish_reason: length){}".format(
+            label, "; the model was still reasoning and gave no answer" if thinking else ""), io)
+
+
+def warn_if_empty(finish_reason: Optional[str], content: Optional[str], reasoning: Optional[str], calls: bool,
+                  label: str, io: IOStreams) -> None:
+    """Warn about a reply that ended normally with nothing in it: LMDeploy 0.6.0's silent engine
+    failure. Exit 0 all the same: the server said it finished, and an empty answer is a valid one."""
+    if finish_reason in ("stop", None, "") and not content and not reasoning and not calls:
+        warn("the server returned an empty reply{} (it may have failed; see its log)".format(label), io)
+
+
+def warn_if_fewer(got: int, asked: Optional[int], io: IOStreams) -> None:
+    """Warn when the server returned fewer choices than -n asked for (LMDeploy before 0.17 ignores n)."""
+    if asked and got < asked:
+        warn("the server returned {} choice{}; {} were asked for".format(got, "" if got == 1 else "s", asked), io)
+
+
+THINK_TAG = "<think>"
+
+
+def mention_inline_thinking(content: Optional[str], reasoning: Optional[str], io: IOStreams) -> None:
+    """With --show-reasoning: say, once, that the server sent the thinking inside the answer."""
+    if content and not reasoning and THINK_TAG in content:
+        inform("the server sends the model's thinking inside the answer (<think>...</think>), so it cannot be "
+               "shown apart: an LMDeploy server needs --reasoning-parser for that", io)
 
 
 def warn_if_flagged(obj: Dict[str, Any], io: IOStreams, redact: Redact = _unchanged) -> bool:
     """Warn when the service flagged the content; True if it did."""
     moderation = obj.get("moderation")
-    if isinstance(moderation, dict) and moderation.get("sensitive"):
+    if isinstance(moderation, dict) and _truthy(moderation.get("sensitive")):
         warn(redact("the service flagged this reply as sensitive (category: {})".format(
             moderation.get("category") or "unspecified")), io)
         return True
     return False
+
+
+def _truthy(value: Any) -> bool:
+    """A flag that may come as a boolean or as text ("true"/"false"): "false" is not flagged."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def show_reasoning(text: str, io: IOStreams) -> None:
@@ -196,15 +246,15 @@ def write_completion(reply: Dict[str, Any], io: IOStreams, reasoning: bool = Fal
             show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", io)
         if many:
             out.write(header(choice.get("index", 0), io))
-        content = message.get("content")
+        # A null content is no text (the openai CLI prints "None"; LMDeploy 0.13+ send null for
+        # an empty reply). A lone empty reply prints nothing: warn_about_reply says it is empty.
+        text = message.get("content") or ""
         calls = message.get("tool_calls") or []
-        if content is not None or not calls:
-            text = "None" if content is None else content  # as the openai CLI prints a null content
+        if text or (many and not calls):
             out.write(escape_for_terminal(text, io))
             if many or not text.endswith("\n"):
                 out.write("\n")
-        for call in calls:
-            out.write(tool_call_line(call, io))
+        write_tool_calls(calls, io)
         out.flush()
 
 
@@ -212,8 +262,12 @@ def warn_about_reply(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unc
     """The warnings a whole reply calls for: cut at max_tokens, flagged by moderation."""
     choices = reply.get("choices") or []
     for choice in choices:
-        warn_if_cut(choice.get("finish_reason"), " {}".format(choice.get("index", 0)) if len(choices) > 1 else "",
-                    io)
+        label = " {}".format(choice.get("index", 0)) if len(choices) > 1 else ""
+        message = choice.get("message") or {}
+        warn_if_cut(choice.get("finish_reason"), label, io,
+                    thinking=bool(message.get("reasoning_content")) and not message.get("content"))
+        warn_if_empty(choice.get("finish_reason"), message.get("content"), message.get("reasoning_content"),
+                      bool(message.get("tool_calls")), label, io)
     warn_if_flagged(reply, io, redact)
 
 
@@ -249,6 +303,11 @@ class TextStreamPrinter:
         self._in_reasoning = False
         self._open_line = False  # the text printed so far does not end with a newline
         self._flagged = False
+        self._wrote = False  # some text of the reply has been printed
+        # Content from tool markup on (LMDeploy 0.7-0.12 stream it before the call), and an end
+        # that may start such markup: printed at the end only if no tool call came.
+        self._held: List[str] = []
+        self._pending = ""
 
     def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
         """Print what one chunk adds (the assembler has already taken it in)."""
@@ -267,13 +326,14 @@ class TextStreamPrinter:
             self._end_reasoning()
             state = assembler.choice(0)
             calls = assembler.message(0).get("tool_calls", [])
-            if state.content or not calls:
-                self.out.write("\n")  # as the openai CLI ends every stream
-            for call in calls:
-                self.out.write(tool_call_line(call, self.io))
+            if not calls:  # held back as possible tool markup, but no call came: it was text
+                self._write("".join(self._held) + self._pending)
+            if self._wrote:
+                self.out.write("\n")  # as the openai CLI ends every stream (an empty one: warned of)
+            write_tool_calls(calls, self.io)
             self.out.flush()
             self.started = True
-            warn_if_cut(state.finish_reason, "", self.io)
+            warn_if_stream_ended(state, bool(calls), "", self.io)
             return
         for index in sorted(assembler.choices):
             if index not in self._printed:
@@ -286,10 +346,22 @@ class TextStreamPrinter:
             show_reasoning(delta["reasoning_content"], self.io)
         if delta.get("content"):
             self._end_reasoning()
+            if self._held:  # tool markup began: the rest waits for the end (a call, or text after all)
+                self._held.append(delta["content"])
+                return
+            shown, self._pending, markup = split_markup(self._pending + delta["content"])
+            if markup:
+                self._held.append(self._pending)
+                self._pending = ""
+            self._write(shown)
+
+    def _write(self, text: str) -> None:
+        if text:
             self.started = True
-            self.out.write(escape_for_terminal(delta["content"], self.io))
+            self.out.write(escape_for_terminal(text, self.io))
             self.out.flush()
-            self._open_line = not delta["content"].endswith("\n")
+            self._wrote = True
+            self._open_line = not text.endswith("\n")
 
     def abort(self) -> None:
         """The stream failed after some of it was shown: end the open reasoning line, and on a
@@ -315,10 +387,10 @@ class TextStreamPrinter:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.io)
         self.out.write(header(index, self.io))
         self.out.write(escape_for_terminal(state.content, self.io) + "\n")
-        for call in assembler.message(index).get("tool_calls", []):
-            self.out.write(tool_call_line(call, self.io))
+        calls = assembler.message(index).get("tool_calls", [])
+        write_tool_calls(calls, self.io)
         self.out.flush()
-        warn_if_cut(state.finish_reason, " {}".format(index), self.io)
+        warn_if_stream_ended(state, bool(calls), " {}".format(index), self.io)
 
 
 class JsonStreamPrinter:
@@ -344,7 +416,18 @@ class JsonStreamPrinter:
         """Warnings that only the end of the stream can tell."""
         many = len(assembler.choices) > 1
         for index, state in sorted(assembler.choices.items()):
-            warn_if_cut(state.finish_reason, " {}".format(index) if many else "", self.io)
+            warn_if_stream_ended(state, bool(assembler.message(index).get("tool_calls")),
+                                 " {}".format(index) if many else "", self.io)
+
+
+def warn_if_stream_ended(state: ChoiceState, calls: bool, label: str, io: IOStreams) -> None:
+    """The warnings the end of one streamed choice calls for: nameless tool calls left out, cut
+    at max_tokens, empty."""
+    if state.nameless_calls:
+        warn("the reply{} has {} tool call{} without a name; left out".format(
+            label, state.nameless_calls, "" if state.nameless_calls == 1 else "s"), io)
+    warn_if_cut(state.finish_reason, label, io, thinking=bool(state.reasoning) and not state.content)
+    warn_if_empty(state.finish_reason, state.content, state.reasoning, calls, label, io)
 
 
 def write_lines(lines: Iterable[str], io: IOStreams) -> None:

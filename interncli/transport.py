@@ -423,8 +423,12 @@ class Transport:
                 body_bytes = response.read_start(ERROR_BODY_LIMIT)
             finally:
                 raw.close()
-            err = error_from_response(raw.status_code, body_bytes, raw.reason or "")
+            err = error_from_response(raw.status_code, body_bytes, raw.reason or "", url)
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+            if err.retryable and err.retry_after is not None and err.retry_after > MAX_RETRY_AFTER:
+                # Not waited for (call_with_retries): say that the server asked for the wait.
+                err.hint = ("The server asked to wait {:.0f}s before trying again (Retry-After), longer than "
+                            "interncli waits ({:.0f}s): try again later.".format(err.retry_after, MAX_RETRY_AFTER))
             raise err
         return response
 

@@ -113,9 +113,12 @@ def test_tool_call_without_content_prints_only_the_call(cli, api):
     assert cli("chat", "create", "-g", "user", "x").stdout == "tool_call 1 f {}\n"
 
 
-def test_null_content_without_tool_calls_prints_none_like_openai(cli, api):
+def test_null_content_without_tool_calls_is_an_empty_reply_not_none(cli, api):
+    # issue 10 (#7, #9): the openai CLI prints "None"; it is an empty reply, said on stderr.
     api.add(Completion(content=None))
-    assert cli("chat", "create", "-g", "user", "x").stdout == "None\n"
+    result = cli("chat", "create", "-g", "user", "x")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert "empty reply" in result.stderr
 
 
 def test_length_cut_warns_on_stderr_only(cli, api):

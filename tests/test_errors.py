@@ -130,14 +130,13 @@ def test_detail_string():
     assert err.http_status == 404
 
 
-def test_detail_list_is_rendered_as_json():
+def test_detail_list_is_shown_as_loc_and_msg():
+    # Issue 10: one short item per problem (it was the list as raw JSON).
     detail = [{"loc": ["body", "messages"], "msg": "field required", "type": "value_error.missing"}]
     err = error_from_object({"detail": detail}, 422)
     assert isinstance(err, RequestRejected)
     assert int(err.exit_code) == 5
-    assert "field required" in err.message
-    assert "messages" in err.message
-    assert json.loads(err.message) == detail
+    assert err.message == "messages: field required"
 
 
 @pytest.mark.parametrize("status, exit_code", [(401, 3), (403, 3), (429, 4), (400, 5), (500, 1)])
@@ -178,7 +177,7 @@ def test_error_without_message_still_has_one():
 
 SEED_TABLE = [
     # code, exit code, words the hint must contain (from the seed's "Suggested Solution")
-    ("-10002", 5, ["query", "empty"]),
+    ("-10002", 5, ["parameters"]),  # issue 10: not "the query is empty"
     ("-20004", 3, ["apply", "website"]),
     ("-20013", 5, ["model"]),
     ("-20018", 5, ["message", "format"]),
@@ -372,3 +371,100 @@ def test_unknown_code_at_200_is_not_retryable():
     err = error_from_object({"code": "X", "msg": "m"}, 200)
     assert not err.retryable
     assert int(err.exit_code) == 1
+
+
+# ------------------------------------------------ every LMDeploy version's and the gateway's bodies
+
+
+def test_lmdeploy_06_wrapped_401_is_unwrapped():
+    body = {"detail": {"error": {"message": "Please request with valid api key!", "type": "invalid_request_error",
+                                 "param": None, "code": "invalid_api_key"}}}
+    err = error_from_response(401, dumps(body))
+    assert (type(err), err.code, err.message) == (AuthError, "invalid_api_key", "Please request with valid api key!")
+
+
+def test_lmdeploy_012_unauthorized_string():
+    err = error_from_response(401, dumps({"error": "Unauthorized"}))
+    assert (type(err), err.code, err.message) == (AuthError, 401, "Unauthorized")
+
+
+def test_lmdeploy_016_flat_error_shows_its_code_once():
+    body = {"message": "Unauthorized.", "type": "authentication_error", "code": 401, "param": None, "object": "error"}
+    shown = io.StringIO()
+    report_error(error_from_response(401, dumps(body)), shown)
+    assert shown.getvalue().splitlines()[0] == "interncli: error: [401] Unauthorized."
+
+
+def test_validation_list_never_shows_the_echoed_body():
+    prompt = "my secret prompt"
+    body = {"detail": [{"type": "missing", "loc": ["body", "model"], "msg": "Field required",
+                        "input": {"messages": [{"role": "user", "content": prompt}]}}],
+            "body": {"messages": [{"role": "user", "content": prompt}]}}
+    err = error_from_response(422, dumps(body))
+    assert (type(err), err.code, err.message) == (RequestRejected, 422, "model: Field required")
+
+
+def test_validation_list_of_plain_strings():
+    body = {"detail": ["Unsupported Media Type: Only 'application/json' is allowed"], "body": None}
+    err = error_from_response(422, dumps(body))
+    assert err.message == "Unsupported Media Type: Only 'application/json' is allowed"
+
+
+def test_a_long_validation_list_says_how_many_more():
+    detail = [{"loc": ["body", "f{}".format(i)], "msg": "bad"} for i in range(8)]
+    err = error_from_object({"detail": detail}, 422)
+    assert err.message == "f0: bad; f1: bad; f2: bad; f3: bad; f4: bad; and 3 more"
+
+
+@pytest.mark.parametrize("status", [200, 400, 401])
+def test_gateway_envelope_at_any_status_with_its_trace_id(status):
+    body = {"traceId": "151fc5e3064a", "msgCode": "A0202", "msg": "user authenticate failed", "data": None,
+            "success": False, "total": 0}
+    err = error_from_response(status, dumps(body))
+    assert (type(err), err.code, err.message) == (AuthError, "A0202", "user authenticate failed")
+    assert "151fc5e3064a" in err.hint
+
+
+def test_gateway_envelope_that_succeeded_is_not_an_error():
+    assert error_from_object({"msgCode": "10000", "msg": "ok", "success": True, "data": {}}, 200) is None
+
+
+def test_lmdeploy_proxy_bare_error():
+    err = error_from_object({"error_code": 10402, "text": "Failed to get response after a period of time"}, 200)
+    assert (type(err), err.code) == (ServerError, 10402)
+    assert err.message == "Failed to get response after a period of time"
+    assert "proxy" in err.hint
+
+
+def test_lmdeploy_proxy_stream_failure():
+    err = error_from_object({"error": True, "status": 500, "message": "Internal streaming error"})
+    assert (type(err), err.code, err.message) == (ServerError, 500, "Internal streaming error")
+
+
+def test_a_body_with_choices_is_a_reply_whatever_else_it_holds():
+    assert error_from_object({"choices": [], "code": 7, "msg": "x"}, 200) is None
+
+
+def test_in_stream_error_event_exit_by_its_code():
+    event = {"error": {"message": "Failed to parse output: x", "type": "invalid_request_error", "code": 400,
+                       "param": None, "object": "error"}}
+    assert int(error_from_object(event).exit_code) == 5
+
+
+def test_context_length_400_has_the_context_hint():
+    body = {"message": "Input length (5000) must be smaller than the model context length (4096).",
+            "type": "invalid_request_error", "code": 400, "param": None, "object": "error"}
+    err = error_from_response(400, dumps(body))
+    assert int(err.exit_code) == 5 and "context" in err.hint and "shorten" in err.hint
+
+
+def test_unknown_model_404_hints_models_list():
+    body = {"message": "The model 'intern-latest' does not exist.", "type": "invalid_request_error", "code": 404,
+            "param": None, "object": "error"}
+    assert "interncli models list" in error_from_response(404, dumps(body)).hint
+
+
+@pytest.mark.parametrize("body", [dumps({"detail": "Not Found"}), b"<html>404</html>"])
+def test_a_404_names_the_url_and_the_prefixes(body):
+    err = error_from_response(404, body, "Not Found", url="http://h/v2/chat/completions")
+    assert "http://h/v2/chat/completions" in err.hint and "/api/v1" in err.hint and "/v1" in err.hint

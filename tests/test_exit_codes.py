@@ -3,8 +3,6 @@ four error shapes at every status, the seed table of codes, other commands (inte
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.apiserver import (
@@ -77,8 +75,7 @@ def test_detail_list_422(api, cli, stream):
     assert r.exit_code == 5
     assert r.stdout == ""
     line, _ = error_and_hint(r.stderr)
-    assert line.startswith(ERROR_PREFIX + "[422] ")
-    assert json.loads(line[len(ERROR_PREFIX + "[422] "):]) == detail
+    assert line == ERROR_PREFIX + "[422] messages.0.role: unexpected value"  # issue 10: not raw JSON
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])

@@ -188,7 +188,8 @@ def test_inform_and_spec_problems_as_text():
 
 def test_length_and_moderation_notes():
     streams = fake_io()
-    reply = {"choices": [{"index": 0, "finish_reason": "length"}, {"index": 1, "finish_reason": "stop"}],
+    reply = {"choices": [{"index": 0, "finish_reason": "length"}, {"index": 1, "finish_reason": "stop",
+                                                                      "message": {"content": "x"}}],
              "moderation": {"sensitive": True, "category": "secret-abc"}}
     output.warn_about_reply(reply, streams, redact=lambda text: text.replace("secret-abc", "***"))
     assert err(streams) == ("interncli: warning: the reply 0 was cut at max_tokens (finish_reason: length)\n"
@@ -229,7 +230,8 @@ def test_write_completion_with_several_choices_and_a_null_content():
     streams = fake_io()
     output.write_completion({"choices": [{"index": 0, "message": {"content": "one"}},
                                          {"index": 1, "message": {"content": None}}]}, streams)
-    assert out(streams) == "===== Chat Completion 0 =====\none\n===== Chat Completion 1 =====\nNone\n"
+    # issue 10 (#7): a null content is no text, never "None"
+    assert out(streams) == "===== Chat Completion 0 =====\none\n===== Chat Completion 1 =====\n\n"
     assert err(streams) == ""
 
 

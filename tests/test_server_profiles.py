@@ -797,7 +797,7 @@ def test_interncli_auth_error_is_exit_3(serve: Callable[[str], ProfileServer], p
 
 @pytest.mark.parametrize("profile", ["lmdeploy-0.6", "lmdeploy-0.10"])
 def test_interncli_wrapped_401_is_exit_3(serve: Callable[[str], ProfileServer], profile: str) -> None:
-    # Only the exit code is right today; the message is the README's "Known wrong today" item 1.
+    # The message is checked in tests/test_replies_per_server.py (issue 10, #1).
     result = create(serve(profile), "-g", "user", "hi", key="sk-wrong-token")
     assert result.exit_code == 3 and result.stdout == ""
 

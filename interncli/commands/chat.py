@@ -137,6 +137,10 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         finally:  # a BrokenPipeError (the reader has gone) still keeps the turn
             keep(assistant_message(reply["choices"][0].get("message") or {}))
         output.warn_about_reply(reply, app.io, app.redact)
+        output.warn_if_fewer(len(reply["choices"]), body.get("n"), app.io)
+        if show_reasoning:
+            first = reply["choices"][0].get("message") or {}
+            output.mention_inline_thinking(first.get("content"), first.get("reasoning_content"), app.io)
         return
 
     printer: output.StreamPrinter
@@ -169,6 +173,10 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         if gone:
             raise gone[0]
         printer.finish(assembler)
+        output.warn_if_fewer(len(assembler.choices), body.get("n"), app.io)
+        if show_reasoning:
+            first = assembler.choice(0)
+            output.mention_inline_thinking(first.content, first.reasoning, app.io)
     finally:
         keep(assembler.message(0))
 
