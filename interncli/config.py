@@ -12,6 +12,8 @@ from interncli.errors import UsageError
 
 DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
 DEFAULT_MODEL = "intern-latest"
+# The server kinds (contract §5): what --thinking sends, whether stream_options may be sent.
+API_KINDS = ("intern", "lmdeploy", "openai")
 DEFAULT_TIMEOUT = 130.0  # the service cuts a reply at 120 s
 DEFAULT_MAX_RETRIES = 2
 CONFIG_FILE = "config.yaml"
@@ -226,6 +228,22 @@ def parse_bool(value: Any, source: str) -> bool:
                      hint="For example: interncli config set allow_http true")
 
 
+def parse_api(value: Any, source: str) -> str:
+    """The server's kind: one of API_KINDS."""
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    if text not in API_KINDS:
+        raise UsageError("{} must be one of {}, not {!r}".format(source, ", ".join(API_KINDS), value),
+                         hint="intern: the official service; lmdeploy: an LMDeploy api_server; openai: another "
+                              "OpenAI-compatible server. For example: interncli config set api lmdeploy")
+    return str(text)
+
+
+def default_api(base_url: str) -> str:
+    """The kind a base URL is taken for when ``api`` is not set: ``intern`` for the official
+    service's host, ``lmdeploy`` for any other (contract §5)."""
+    return "intern" if host_of(base_url) == host_of(DEFAULT_BASE_URL) else "lmdeploy"
+
+
 def parse_proxy(value: Any, source: str) -> str:
     """A proxy URL: http(s), or SOCKS (which needs PySocks)."""
     return _parse_url(value, source, PROXY_SCHEMES, "http://proxy.example:3128")
@@ -318,6 +336,9 @@ def shown_value(value: Any) -> str:
 SETTINGS: Tuple[Setting, ...] = (
     Setting("base_url", "API base URL", flags=("-b", "--base-url", "--api-base"), metavar="URL",
             envs=("INTERN_BASE_URL",), key="base_url", parse=parse_base_url, default=DEFAULT_BASE_URL),
+    Setting("api", "The server's kind: intern, lmdeploy or openai (decides what some flags send)",
+            envs=("INTERN_API",), key="api", parse=parse_api,
+            default_text="intern for the official service's host, else lmdeploy"),
     Setting("api_key", "API token (visible in `ps`: prefer INTERN_API_KEY)", flags=("-k", "--api-key"),
             metavar="TOKEN", envs=("INTERN_API_KEY",),
             env_help="The API token (preferred over -k, which other users can see in ps)."),
@@ -331,7 +352,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("max_retries", "Retries on rate limits, 5xx and connection failures", flags=("--max-retries",),
             metavar="N", envs=("INTERN_MAX_RETRIES",), key="max_retries", parse=parse_max_retries,
             default=DEFAULT_MAX_RETRIES),
-    Setting("proxy", "HTTP(S) proxy", flags=("-p", "--proxy"), metavar="URL", envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
+    Setting("proxy", "HTTP(S) proxy", flags=("-p", "--proxy"), metavar="URL",
+            envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
             key="proxy", parse=parse_proxy, default_text="none", env_parsed=False,
             env_help="Proxy settings, as for any requests-based program; NO_PROXY also exempts a host from "
                      "the profile's proxy (not from --proxy)."),

@@ -22,6 +22,7 @@ class Settings:
     # The types of the table's settings, for mypy (the values are set from the table).
     base_url: str
     model: str
+    api: str  # the server's kind, one of config.API_KINDS
     models: List[str]
     timeout: float
     max_retries: int
@@ -184,6 +185,8 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     picked = {setting.name: _pick(setting, options, environ, profile)
               for setting in config.SETTINGS if setting.parse is not None}
     picked["proxy"] = _pick_proxy(picked["proxy"], environ, picked["base_url"][0])
+    if picked["api"][0] is None:  # the default follows the base URL in effect
+        picked["api"] = (config.default_api(picked["base_url"][0]), "default")
     return Settings(
         values={key: value for key, (value, _) in picked.items()},
         profile=profile_name,

@@ -1,0 +1,113 @@
+"""What interncli sends, per server kind (`api`: intern, lmdeploy, openai), checked against the
+per-version test servers of tests/servers/lmdeploy.py by what each one recorded: the `api`
+setting itself, --thinking, -u/--usage, --tools with --stream, -O/--option and -H/--header."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from tests.conftest import SENTINEL, Result, invoke
+from tests.servers.lmdeploy import LMDEPLOY_PROFILES, ProfileServer
+
+GATEWAY_MODEL = "intern-latest"
+# The profiles that read a thinking switch at all (LMDeploy 0.9+; README §4), and the gateway.
+THINKING_PROFILES = tuple(p for p in LMDEPLOY_PROFILES if p != "lmdeploy-0.6")
+
+
+class Pool:
+    """One server per profile for this module, started on first use."""
+
+    def __init__(self) -> None:
+        self.servers: Dict[str, ProfileServer] = {}
+
+    def get(self, profile: str) -> ProfileServer:
+        if profile not in self.servers:
+            self.servers[profile] = ProfileServer(profile, api_keys=[SENTINEL]).start()
+        return self.servers[profile]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Pool]:
+    servers = Pool()
+    yield servers
+    for server in servers.servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def serve(pool: Pool) -> Iterator[Callable[[str], ProfileServer]]:
+    """``serve(profile)``: that profile's server, emptied, its settings restored."""
+    used: List[ProfileServer] = []
+
+    def get(profile: str) -> ProfileServer:
+        server = pool.get(profile)
+        server.reset()
+        used.append(server)
+        return server
+
+    yield get
+    for server in used:
+        assert server.errors == []
+        server.reset()
+
+
+def model_of(server: ProfileServer) -> str:
+    return GATEWAY_MODEL if server.profile_name == "gateway" else server.model
+
+
+def run(server: ProfileServer, *args: str, api: str = "", globals_: tuple = (), env: Dict[str, str] = None,
+        input: str = None) -> Result:
+    """``interncli -b URL -k KEY [globals] chat create -m MODEL ARGS`` against ``server``; the
+    gateway profile (on 127.0.0.1, so not the official host) is told it is ``intern``."""
+    environ = dict(env or {})
+    kind = api or ("intern" if server.profile_name == "gateway" else "")
+    if kind:
+        environ["INTERN_API"] = kind
+    argv = ["-b", server.base_url, "-k", SENTINEL, *globals_, "chat", "create", "-m", model_of(server), *args]
+    result = invoke(argv, env=environ, input=input)
+    assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
+    return result
+
+
+def sent(server: ProfileServer) -> Dict[str, Any]:
+    """The body of the last chat request the server received."""
+    return server.calls()[-1].json
+
+
+# ------------------------------------------------------------------------ the `api` setting
+
+
+def config_api(*args: str, env: Dict[str, str] = None) -> Dict[str, Any]:
+    result = invoke([*args, "config", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    return {"api": doc["settings"]["api"], "source": doc["sources"]["api"]}
+
+
+def test_api_defaults_to_intern_for_the_official_host_and_lmdeploy_elsewhere(config_dir):
+    assert config_api() == {"api": "intern", "source": "default"}
+    assert config_api("-b", "https://CHAT.intern-ai.org.cn./api/v1") == {"api": "intern", "source": "default"}
+    assert config_api("-b", "http://127.0.0.1:23333/v1") == {"api": "lmdeploy", "source": "default"}
+    assert config_api(env={"INTERN_BASE_URL": "http://gpu-box:23333/v1"})["api"] == "lmdeploy"
+
+
+def test_api_from_the_environment_beats_the_profile(config_dir):
+    assert invoke(["config", "set", "api", "openai"]).exit_code == 0
+    assert config_api("-b", "http://127.0.0.1:23333/v1") == {"api": "openai", "source": "profile"}
+    assert config_api(env={"INTERN_API": "LMDeploy"}) == {"api": "lmdeploy", "source": "env"}
+    text = invoke(["config", "list"]).stdout
+    assert any(line.split()[:3] == ["api", "openai", "(profile)"] for line in text.splitlines())
+
+
+@pytest.mark.parametrize("where", ["env", "set"])
+def test_an_unknown_api_kind_is_refused_with_the_kinds(config_dir, where):
+    if where == "env":
+        result = invoke(["config", "list"], env={"INTERN_API": "vllm"})
+    else:
+        result = invoke(["config", "set", "api", "vllm"])
+    assert result.exit_code == 2
+    assert "must be one of intern, lmdeploy, openai, not 'vllm'" in result.stderr
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
