@@ -49,13 +49,14 @@ class ChatRequest:
     (A plain class: a dataclass costs a millisecond of start-up on every request.)"""
 
     __slots__ = ("model", "messages", "n", "temperature", "top_p", "max_tokens", "stop", "stream",
-                 "thinking", "tools", "tool_choice", "always_send_stream")
+                 "thinking", "tools", "tool_choice", "always_send_stream", "api", "usage")
 
     def __init__(self, model: str, messages: List[Dict[str, Any]], *, n: Optional[int] = None,
                  temperature: Optional[float] = None, top_p: Optional[float] = None,
                  max_tokens: Optional[int] = None, stop: Sequence[str] = (), stream: bool = False,
                  thinking: bool = False, tools: Optional[List[Dict[str, Any]]] = None,
-                 tool_choice: Optional[str] = None, always_send_stream: bool = False) -> None:
+                 tool_choice: Optional[str] = None, always_send_stream: bool = False, api: str = "intern",
+                 usage: bool = False) -> None:
         self.model = model
         self.messages = messages
         self.n = n
@@ -69,6 +70,8 @@ class ChatRequest:
         self.tool_choice = tool_choice
         # The openai CLI always sends "stream"; its alias does too, so the bodies match.
         self.always_send_stream = always_send_stream
+        self.api = api  # the server's kind (config.API_KINDS): what thinking and usage are sent as
+        self.usage = usage  # -u: ask a stream for its token usage, where the kind allows it
 
 
 def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
@@ -88,13 +91,28 @@ def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
         body["stream"] = True
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
+    if req.stream and req.usage and req.api != "intern":
+        # The official service refuses fields it does not document (-10002); LMDeploy reads
+        # this from 0.6 on, and OpenAI-compatible servers do too.
+        body["stream_options"] = {"include_usage": True}
     if req.thinking:
-        body["thinking_mode"] = True
+        body.update(thinking_fields(req.api))
     if req.tools is not None:
         body["tools"] = req.tools
     if req.tool_choice is not None:
         body["tool_choice"] = tool_choice_value(req.tool_choice)
     return body
+
+
+def thinking_fields(api: str) -> Dict[str, Any]:
+    """What turns thinking on for a server kind: the official service reads ``thinking_mode``;
+    LMDeploy 0.9 - 0.11.0 read a top-level ``enable_thinking``, 0.11.1 and later
+    ``chat_template_kwargs`` (both sent: each version drops the field it does not know); other
+    OpenAI-compatible servers (vLLM, SGLang, llama.cpp) read ``chat_template_kwargs``."""
+    if api == "intern":
+        return {"thinking_mode": True}
+    kwargs = {"chat_template_kwargs": {"enable_thinking": True}}
+    return {"enable_thinking": True, **kwargs} if api == "lmdeploy" else kwargs
 
 
 def tool_choice_value(choice: str) -> Any:

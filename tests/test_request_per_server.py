@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 
 from tests.conftest import SENTINEL, Result, invoke
-from tests.servers.lmdeploy import LMDEPLOY_PROFILES, ProfileServer
+from tests.servers.lmdeploy import LMDEPLOY_PROFILES, Engine, ProfileServer
 
 GATEWAY_MODEL = "intern-latest"
 # The profiles that read a thinking switch at all (LMDeploy 0.9+; README §4), and the gateway.
@@ -111,3 +111,55 @@ def test_an_unknown_api_kind_is_refused_with_the_kinds(config_dir, where):
     assert result.exit_code == 2
     assert "must be one of intern, lmdeploy, openai, not 'vllm'" in result.stderr
     assert "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------ --thinking by kind
+
+
+@pytest.mark.parametrize("profile", THINKING_PROFILES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_reaches_every_lmdeploy_that_reads_a_switch(serve, profile, stream):
+    server = serve(profile)
+    server.script(Engine(text="answer", reasoning="hmm"))
+    result = run(server, "--thinking", "--show-reasoning", *(["--stream"] if stream else []), "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert server.seen[-1].thinking is True
+    body = sent(server)
+    assert "thinking_mode" not in body
+    assert body["enable_thinking"] is True and body["chat_template_kwargs"] == {"enable_thinking": True}
+    assert result.stdout == "answer\n" and "hmm" in result.stderr
+
+
+def test_thinking_reaches_the_oldest_lmdeploy_harmlessly(serve):
+    server = serve("lmdeploy-0.6")  # reads no switch at all (README §4): the fields are dropped
+    result = run(server, "--thinking", "-g", "user", "hi")
+    assert result.exit_code == 0 and result.stdout == "echo: hi\n"
+    assert server.seen[-1].ignored == ("chat_template_kwargs", "enable_thinking")
+
+
+def test_thinking_to_the_official_service_is_thinking_mode(serve):
+    server = serve("gateway")
+    result = run(server, "--thinking", "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert server.seen[-1].thinking is True and server.seen[-1].ignored == ()
+    assert sent(server)["thinking_mode"] is True
+
+
+def test_thinking_to_an_openai_compatible_server_is_chat_template_kwargs(serve):
+    server = serve("lmdeploy-0.12")
+    result = run(server, "--thinking", "-g", "user", "hi", api="openai")
+    assert result.exit_code == 0, result.stderr
+    assert server.seen[-1].thinking is True
+    assert server.seen[-1].thinking_from == "chat_template_kwargs.enable_thinking"
+    assert {"enable_thinking", "thinking_mode"}.isdisjoint(sent(server))
+
+
+def test_a_system_message_with_thinking_is_refused_only_for_the_official_service(serve):
+    gateway = serve("gateway")
+    refused = run(gateway, "--thinking", "-g", "system", "be brief", "-g", "user", "hi")
+    assert refused.exit_code == 2 and "system message" in refused.stderr
+    assert gateway.calls() == []
+    server = serve("lmdeploy-0.18")
+    result = run(server, "--thinking", "-g", "system", "be brief", "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert server.seen[-1].thinking is True

@@ -46,7 +46,9 @@ def chat_options(f: Callable) -> Callable:
         click.option("--stop", multiple=True, metavar="S",
                      help="Stop sequence, repeatable (private servers; the official service refuses it)."),
         click.option("--stream", is_flag=True, help="Print the reply as it is generated."),
-        click.option("--thinking", is_flag=True, help="Deep-thinking mode (intern-s1; no system message)."),
+        click.option("--thinking", is_flag=True,
+                     help="Thinking mode: thinking_mode to the official service (intern-s1; no system message), "
+                          "enable_thinking and chat_template_kwargs to LMDeploy (see the api setting)."),
         click.option("--image", "images", multiple=True, metavar="PATH_OR_URL", type=click.Path(),
                      help="An image for the last user message, repeatable."),
         click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
@@ -94,7 +96,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     history = conversation.load_messages(store) if store is not None else []
     turn = read_messages(opts["messages"], app.io)
     messages = history + turn
-    if opts["thinking"] and any(m.get("role") == "system" for m in messages):
+    if opts["thinking"] and settings.api == "intern" and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
@@ -105,7 +107,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
         stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"], tools=tools,
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
-        always_send_stream=always_send_stream)
+        always_send_stream=always_send_stream, api=settings.api)
     body = build_chat_body(request)
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
