@@ -163,3 +163,72 @@ def test_a_system_message_with_thinking_is_refused_only_for_the_official_service
     result = run(server, "--thinking", "-g", "system", "be brief", "-g", "user", "hi")
     assert result.exit_code == 0, result.stderr
     assert server.seen[-1].thinking is True
+
+
+# ------------------------------------------------------------------------ -u/--usage
+
+
+def usage_line(stderr: str) -> Dict[str, int]:
+    """The counts of the one ``interncli: usage: k=v ...`` line of stderr."""
+    lines = [line for line in stderr.splitlines() if line.startswith("interncli: usage: ")]
+    assert len(lines) == 1, stderr
+    return {k: int(v) for k, v in (pair.split("=") for pair in lines[0].split(": ", 2)[2].split())}
+
+
+def last_usage(jsonl: str) -> Dict[str, Any]:
+    """The last usage object among the chunks of a --json stream."""
+    found = [chunk["usage"] for chunk in map(json.loads, jsonl.splitlines()) if chunk.get("usage")]
+    assert found, jsonl
+    return found[-1]
+
+
+def counts_of(usage: Dict[str, Any]) -> Dict[str, int]:
+    return {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+@pytest.mark.parametrize("profile", LMDEPLOY_PROFILES)
+def test_usage_of_a_stream_is_asked_for_and_the_last_one_seen_is_shown(serve, profile):
+    server = serve(profile)
+    raw = run(server, "--stream", "--json", "-u", "-g", "user", "count these four words")
+    assert raw.exit_code == 0, raw.stderr
+    assert sent(server)["stream_options"] == {"include_usage": True}
+    expected = counts_of(last_usage(raw.stdout))
+    assert [json.loads(line) for line in raw.stderr.splitlines()] == [{"usage": expected}]
+    text = run(server, "--stream", "-u", "-g", "user", "count these four words")
+    assert text.exit_code == 0 and text.stdout == "echo: count these four words\n"
+    assert usage_line(text.stderr) == expected
+
+
+def test_usage_is_the_running_total_of_the_last_chunk_where_every_chunk_has_one(serve):
+    server = serve("lmdeploy-0.6")  # usage on every chunk, growing (README §3.2)
+    raw = run(server, "--stream", "--json", "-u", "-g", "user", "one two three four five six seven")
+    totals = [c["usage"]["completion_tokens"] for c in map(json.loads, raw.stdout.splitlines())]
+    assert len(set(totals)) > 1  # the placement under test: a running count
+    text = run(server, "--stream", "-u", "-g", "user", "one two three four five six seven")
+    assert usage_line(text.stderr)["completion_tokens"] == totals[-1]
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.6", "lmdeploy-0.14", "lmdeploy-0.18", "gateway"])
+def test_usage_of_a_whole_reply_is_the_replys(serve, profile):
+    server = serve(profile)
+    raw = run(server, "--json", "-u", "-g", "user", "hi there")
+    assert raw.exit_code == 0, raw.stderr
+    assert "stream_options" not in sent(server)
+    expected = counts_of(json.loads(raw.stdout)["usage"])
+    assert [json.loads(line) for line in raw.stderr.splitlines()] == [{"usage": expected}]
+    assert usage_line(run(server, "-u", "-g", "user", "hi there").stderr) == expected
+
+
+def test_usage_is_not_asked_of_the_official_service_and_its_absence_is_said_once(serve):
+    server = serve("gateway")
+    result = run(server, "--stream", "-u", "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert "stream_options" not in sent(server) and server.seen[-1].ignored == ()
+    assert result.stderr == "interncli: warning: the server sent no token usage\n"
+
+
+def test_without_u_nothing_about_usage_is_sent_or_shown(serve):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "--stream", "-g", "user", "hi")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "stream_options" not in sent(server)

@@ -58,6 +58,9 @@ def chat_options(f: Callable) -> Callable:
                      help="JSON file of earlier messages; the new turn is appended to it (with -n, "
                           "only the first reply, choice 0)."),
         json_option,
+        click.option("-u", "--usage", is_flag=True,
+                     help="Token usage on stderr after the reply (a stream is asked for it where the server "
+                          "kind allows: lmdeploy, openai)."),
         click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr."),
         click.option("--dry-run", is_flag=True, help="Print the request instead of sending it."),
     ]
@@ -107,7 +110,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
         stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"], tools=tools,
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
-        always_send_stream=always_send_stream, api=settings.api)
+        always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"])
     body = build_chat_body(request)
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
@@ -118,13 +121,15 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         if store is not None:
             conversation.append_messages(store, turn + [reply])
 
-    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep)
+    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
+              usage=opts["usage"])
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reasoning: bool,
-              keep: Callable[[Dict[str, Any]], None]) -> None:
+              keep: Callable[[Dict[str, Any]], None], usage: bool = False) -> None:
     """Send the request, print the reply, and hand the first choice's message to ``keep``: also
-    when the reader of stdout has gone (``| head``), as the reply itself came whole."""
+    when the reader of stdout has gone (``| head``), as the reply itself came whole. ``usage``:
+    then show the token usage (of the reply, or the last a stream sent) on stderr."""
     from interncli import output
     from interncli.client import ChatClient, StreamAssembler, assistant_message
 
@@ -139,6 +144,8 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         finally:  # a BrokenPipeError (the reader has gone) still keeps the turn
             keep(assistant_message(reply["choices"][0].get("message") or {}))
         output.warn_about_reply(reply, app.io, app.redact)
+        if usage:
+            output.write_usage(reply.get("usage"), app.io)
         return
 
     printer: output.StreamPrinter
@@ -148,12 +155,18 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         printer = output.TextStreamPrinter(app.io, n=body.get("n", 1), reasoning=show_reasoning, redact=app.redact)
 
     gone: List[BrokenPipeError] = []  # the reader of stdout left: read on, for the conversation
+    # The last usage the stream sent: LMDeploy puts it on every chunk (0.6 - 0.9), on the finish
+    # chunk (0.10 - 0.13) or in a last chunk with no choices (0.14+).
+    last_usage: List[Any] = [None]
 
     def attempt() -> StreamAssembler:
         # A fresh assembler each try: a retried stream starts the reply again from nothing.
         assembler = StreamAssembler()
+        last_usage[0] = None
         for chunk in client.stream(body):
             assembler.add(chunk)
+            if chunk.get("usage") is not None:
+                last_usage[0] = chunk["usage"]
             if not gone:
                 try:
                     printer.show(chunk, assembler)
@@ -173,6 +186,8 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         printer.finish(assembler)
     finally:
         keep(assembler.message(0))
+    if usage:
+        output.write_usage(last_usage[0], app.io)
 
 
 def load_tools(path: str) -> List[Dict[str, Any]]:
