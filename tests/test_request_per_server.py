@@ -232,3 +232,55 @@ def test_without_u_nothing_about_usage_is_sent_or_shown(serve):
     result = run(server, "--stream", "-g", "user", "hi")
     assert (result.exit_code, result.stderr) == (0, "")
     assert "stream_options" not in sent(server)
+
+
+# ------------------------------------------------------------------------ --tools with --stream
+
+SPEC = ("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
+        "      properties: {city: {type: string}}\n    command: [echo, '{city}']\n")
+CALL = ("get_weather", {"city": "上海"})
+
+
+@pytest.fixture
+def spec(tmp_path) -> str:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC, encoding="utf-8")
+    return str(path)
+
+
+def tool_call_of(stdout: str) -> tuple:
+    kind, _, name, arguments = stdout.splitlines()[-1].split(" ", 3)
+    return kind, name, json.loads(arguments)
+
+
+@pytest.mark.parametrize("command", [["chat", "create"], ["api", "chat.completions.create"]])
+def test_tools_with_stream_go_unstreamed_to_the_official_service_said_once(serve, spec, command):
+    server = serve("gateway")
+    server.script(Engine(text="Let me check.", tool_call=CALL))
+    result = invoke(["-b", server.base_url, "-k", SENTINEL, *command, "-m", GATEWAY_MODEL, "--stream",
+                     "--tools", spec, "-g", "user", "weather?"], env={"INTERN_API": "intern"})
+    assert result.exit_code == 0, result.stderr
+    assert server.seen[-1].stream is False and sent(server).get("stream", False) is False
+    assert tool_call_of(result.stdout) == ("tool_call", "get_weather", {"city": "上海"})
+    assert result.stderr == ("interncli: the official service does not stream replies with tools: "
+                             "sending without --stream\n")
+
+
+def test_tools_with_stream_under_json_print_the_whole_reply(serve, spec):
+    server = serve("gateway")
+    server.script(Engine(text="Let me check.", tool_call=CALL))
+    result = run(server, "--stream", "--json", "--tools", spec, "-g", "user", "weather?")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["object"] == "chat.completion"
+    assert [json.loads(line) for line in result.stderr.splitlines()] == [
+        {"info": "the official service does not stream replies with tools: sending without --stream"}]
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.6", "lmdeploy-0.14", "lmdeploy-0.18"])
+def test_tools_with_stream_stream_to_lmdeploy(serve, spec, profile):
+    server = serve(profile)
+    server.script(Engine(text="Let me check.", tool_call=CALL))
+    result = run(server, "--stream", "--tools", spec, "-g", "user", "weather?")
+    assert result.exit_code == 0, result.stderr
+    assert sent(server)["stream"] is True and result.stderr == ""
+    assert tool_call_of(result.stdout) == ("tool_call", "get_weather", {"city": "上海"})

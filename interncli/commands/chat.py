@@ -105,10 +105,17 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     if opts["images"]:
         attach_images(turn, opts["images"])  # this turn's user message, never one from history
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
+    stream = opts["stream"]
+    if stream and tools is not None and settings.api == "intern":
+        from interncli import output
+
+        # The service refuses the pair (-10002): the whole reply, printed as one, beats an error.
+        output.inform("the official service does not stream replies with tools: sending without --stream", app.io)
+        stream = False
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
-        stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"], tools=tools,
+        stop=opts["stop"], stream=stream, thinking=opts["thinking"], tools=tools,
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
         always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"])
     body = build_chat_body(request)
