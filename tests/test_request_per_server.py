@@ -284,3 +284,90 @@ def test_tools_with_stream_stream_to_lmdeploy(serve, spec, profile):
     assert result.exit_code == 0, result.stderr
     assert sent(server)["stream"] is True and result.stderr == ""
     assert tool_call_of(result.stdout) == ("tool_call", "get_weather", {"city": "上海"})
+
+
+# ------------------------------------------------------------------------ -O/--option
+
+
+def test_options_reach_lmdeploy_as_json_values_or_strings(serve):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "-O", "top_k", "40", "-O", "repetition_penalty", "1.1", "-O", "seed", "7",
+                 "-O", "skip_special_tokens", "false", "-O", "user", "alice", "-O", "stop", '["END", "STOP"]',
+                 "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    body = sent(server)
+    assert {k: body[k] for k in ("top_k", "repetition_penalty", "seed", "skip_special_tokens", "user", "stop")} == {
+        "top_k": 40, "repetition_penalty": 1.1, "seed": 7, "skip_special_tokens": False, "user": "alice",
+        "stop": ["END", "STOP"]}
+    assert server.seen[-1].ignored == ()
+
+
+def test_an_option_overrides_interncli_s_own_field_and_the_last_of_a_key_wins(serve):
+    server = serve("lmdeploy-0.14")
+    result = run(server, "-M", "100", "-O", "max_tokens", "5", "-O", "top_k", "1", "-O", "top_k", "2",
+                 "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert (sent(server)["max_tokens"], sent(server)["top_k"]) == (5, 2)
+
+
+def test_a_chat_template_kwargs_option_is_merged_with_thinking_its_keys_winning(serve):
+    server = serve("lmdeploy-0.12")
+    server.script(Engine(text="answer", reasoning="hmm"))
+    result = run(server, "--thinking", "-O", "chat_template_kwargs", '{"enable_thinking": false, "x": 1}',
+                 "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert sent(server)["chat_template_kwargs"] == {"enable_thinking": False, "x": 1}
+    assert server.seen[-1].thinking is False
+    kept = run(server, "--thinking", "-O", "chat_template_kwargs", '{"x": 1}', "-g", "user", "hi")
+    assert kept.exit_code == 0 and sent(server)["chat_template_kwargs"] == {"enable_thinking": True, "x": 1}
+    assert server.seen[-1].thinking is True
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "not json", "", "{unclosed", "[" * 5000])
+def test_a_value_that_is_not_json_is_sent_as_the_string_given(serve, value):
+    server = serve("lmdeploy-0.16")
+    result = run(server, "-O", "user", value, "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert sent(server)["user"] == value
+
+
+@pytest.mark.parametrize("key, instead", [("messages", "-g ROLE CONTENT"), ("stream", "--stream")])
+def test_an_option_interncli_sends_itself_is_refused(serve, key, instead):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "-O", key, "true", "-g", "user", "hi")
+    assert result.exit_code == 2 and server.calls() == []
+    assert "-O {} cannot be set".format(key) in result.stderr and instead in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["", " top_k", "to\x1bp"])
+def test_a_malformed_option_name_is_refused(serve, key):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "-O", key, "1", "-g", "user", "hi")
+    assert result.exit_code == 2 and server.calls() == [] and "\x1b" not in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_an_option_to_the_official_service_goes_with_a_warning(serve):
+    server = serve("gateway")
+    result = run(server, "-O", "top_k", "5", "-O", "temperature", "0.5", "-g", "user", "hi")
+    assert server.seen[-1].ignored == ("top_k",) and sent(server)["temperature"] == 0.5
+    assert "interncli: warning: the official service refuses fields it does not document, sent all the " \
+           "same: top_k\n" in result.stderr
+    assert "temperature" not in result.stderr.split("warning")[1].split("\n")[0]
+    assert result.exit_code == 5  # the gateway's -10002
+    documented = run(server, "-O", "temperature", "0.5", "-g", "user", "hi")
+    assert (documented.exit_code, documented.stderr) == (0, "")
+
+
+def test_dry_run_shows_the_options_in_the_body(serve):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "--dry-run", "--json", "-O", "seed", "3", "-g", "user", "hi")
+    assert result.exit_code == 0 and server.calls() == []
+    assert json.loads(result.stdout)["body"]["seed"] == 3
+
+
+def test_a_wrong_type_for_a_known_field_meets_the_server_s_validation(serve):
+    server = serve("lmdeploy-0.10")
+    result = run(server, "-O", "max_tokens", '"many"', "-g", "user", "hi")
+    assert result.exit_code == 5 and result.stdout == ""

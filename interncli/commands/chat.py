@@ -58,6 +58,11 @@ def chat_options(f: Callable) -> Callable:
                      help="JSON file of earlier messages; the new turn is appended to it (with -n, "
                           "only the first reply, choice 0)."),
         json_option,
+        click.option("-O", "--option", "options", multiple=True, type=(str, str), metavar="KEY VALUE",
+                     help="A server-specific field of the request body, repeatable (LMDeploy: top_k, seed, "
+                          "repetition_penalty, ...); VALUE is JSON when it parses, else a string. Sent last, so "
+                          "it overrides interncli's own fields (a mapping is merged into one interncli sets). "
+                          "LMDeploy ignores fields it does not know; the official service refuses them."),
         click.option("-u", "--usage", is_flag=True,
                      help="Token usage on stderr after the reply (a stream is asked for it where the server "
                           "kind allows: lmdeploy, openai)."),
@@ -91,7 +96,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
-    from interncli.client import ChatRequest, attach_images, build_chat_body
+    from interncli.client import INTERN_FIELDS, ChatRequest, attach_images, build_chat_body, parse_options
 
     settings = app.settings
     store = opts["conversation"]
@@ -104,6 +109,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
         attach_images(turn, opts["images"])  # this turn's user message, never one from history
+    options = parse_options(opts["options"])
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
     stream = opts["stream"]
     if stream and tools is not None and settings.api == "intern":
@@ -117,8 +123,14 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
         stop=opts["stop"], stream=stream, thinking=opts["thinking"], tools=tools,
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
-        always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"])
+        always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"], options=options)
     body = build_chat_body(request)
+    unknown = [key for key in options if key not in INTERN_FIELDS]
+    if unknown and settings.api == "intern":
+        from interncli import output
+
+        output.warn("the official service refuses fields it does not document, sent all the same: "
+                    + ", ".join(unknown), app.io)
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
         return
