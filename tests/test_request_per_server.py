@@ -371,3 +371,109 @@ def test_a_wrong_type_for_a_known_field_meets_the_server_s_validation(serve):
     server = serve("lmdeploy-0.10")
     result = run(server, "-O", "max_tokens", '"many"', "-g", "user", "hi")
     assert result.exit_code == 5 and result.stdout == ""
+
+
+# ------------------------------------------------------------------------ -H/--header
+
+SECRET_HEADER = "X-Api-Key: gw-SECRET-header-9f8e7d6c"
+SECRET_VALUE = SECRET_HEADER.split(": ")[1]
+
+
+def write_profile(config_dir, **profile: Any) -> None:
+    import yaml
+
+    (config_dir / "config.yaml").write_text(yaml.safe_dump({"profiles": {"default": profile}}), encoding="utf-8")
+
+
+def test_headers_reach_the_server_on_chat_and_models(serve):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "-g", "user", "hi", globals_=("-H", "X-Team: search", "--header", "X-Trace:  a b "))
+    assert result.exit_code == 0, result.stderr
+    assert (server.last.headers["x-team"], server.last.headers["x-trace"]) == ("search", "a b")
+    listed = invoke(["-b", server.base_url, "-k", SENTINEL, "-H", "X-Team: search", "models", "list"])
+    assert listed.exit_code == 0 and server.last.headers["x-team"] == "search"
+
+
+def test_flag_headers_beat_the_profile_s_name_by_name(serve, config_dir):
+    server = serve("lmdeploy-0.16")
+    write_profile(config_dir, base_url=server.base_url, headers={"X-Team": "a", "X-Env": "prod"})
+    result = invoke(["-k", SENTINEL, "-H", "x-team: b", "-H", "User-Agent: my-agent/1", "chat", "create",
+                     "-m", server.model, "-g", "user", "hi"])
+    assert result.exit_code == 0, result.stderr
+    assert (server.last.headers["x-team"], server.last.headers["x-env"]) == ("b", "prod")
+    assert server.last.headers["user-agent"] == "my-agent/1"
+    assert server.last.headers["content-type"] == "application/json"
+    doc = json.loads(invoke(["-H", "x-team: b", "config", "list", "--json"]).stdout)
+    assert (doc["settings"]["headers"], doc["sources"]["headers"]) == ({"X-Env": "prod", "x-team": "b"}, "flag")
+
+
+@pytest.mark.parametrize("header, says", [
+    ("X Team: a", "not a valid header name"), ("X-Team", "is not NAME: VALUE"), (": a", "not a valid header name"),
+    ("X-Team: a\r\nX-Evil: b", "printable ASCII"), ("X-Team: a\nb", "printable ASCII"),
+    ("X-Team: caf\u00e9", "printable ASCII"), ("Content-Type: text/plain", "interncli sets it"),
+    ("Host: elsewhere", "interncli sets it"), ("Content-Length: 0", "interncli sets it")])
+def test_a_malformed_or_managed_header_is_refused_before_sending(serve, header, says):
+    server = serve("lmdeploy-0.18")
+    result = run(server, "-g", "user", "hi", globals_=("-H", header))
+    assert result.exit_code == 2 and server.calls() == []
+    assert says in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_malformed_profile_header_is_refused(config_dir):
+    write_profile(config_dir, headers={"X-Team": ["a"]})
+    result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "the value of X-Team must be text" in result.stderr
+
+
+def test_a_credential_header_is_redacted_in_verbose_dry_run_errors_and_config(serve, config_dir):
+    server = serve("lmdeploy-0.18")
+    traced = run(server, "-g", "user", "hi", globals_=("-v", "-H", SECRET_HEADER))
+    assert traced.exit_code == 0 and server.last.headers["x-api-key"] == SECRET_VALUE
+    assert "> X-Api-Key: ***" in traced.stderr and SECRET_VALUE not in traced.stderr
+    dry = run(server, "--dry-run", "-g", "user", "hi", globals_=("-H", SECRET_HEADER))
+    assert "X-Api-Key: ***" in dry.stdout and SECRET_VALUE not in dry.stdout + dry.stderr
+    from tests.apiserver import Json
+
+    server.add(Json({"object": "error", "message": "key {} is not allowed".format(SECRET_VALUE), "code": 403}, 403))
+    refused = run(server, "--json", "-g", "user", "hi", globals_=("-H", SECRET_HEADER))
+    assert refused.exit_code == 3 and "***" in refused.stderr and SECRET_VALUE not in refused.stderr
+    bad = invoke(["-H", "X-Api-Key: {}\x07".format(SECRET_VALUE), "config", "list"])
+    assert bad.exit_code == 2 and SECRET_VALUE not in bad.stderr
+    assert invoke(["config", "set", "headers", SECRET_HEADER]).exit_code == 0
+    assert SECRET_VALUE in (config_dir / "config.yaml").read_text(encoding="utf-8")
+    shown = invoke(["config", "list"]).stdout + invoke(["config", "get", "headers"]).stdout
+    assert "X-Api-Key: ***" in shown and SECRET_VALUE not in shown
+
+
+def test_the_token_s_authorization_wins_over_a_header_s(serve):
+    server = serve("lmdeploy-0.14")
+    result = run(server, "-g", "user", "hi", globals_=("-H", "Authorization: Bearer sk-other-value-123"))
+    assert result.exit_code == 0, result.stderr
+    assert server.last.headers["authorization"] == "Bearer " + SENTINEL
+    assert "the Authorization header given is not sent" in result.stderr and "sk-other" not in result.stderr
+
+
+def test_an_authorization_header_goes_where_no_token_does(serve):
+    server = serve("lmdeploy-0.14")  # the server wants SENTINEL, given here as a header, not a token
+    result = invoke(["-v", "-b", server.base_url, "-H", "Authorization: Bearer " + SENTINEL, "chat", "create",
+                     "-m", server.model, "-g", "user", "hi"])
+    assert result.exit_code == 0, result.stderr
+    assert server.last.headers["authorization"] == "Bearer " + SENTINEL
+    assert SENTINEL not in result.stdout + result.stderr and "> Authorization: Bearer ***" in result.stderr
+
+
+def test_a_profile_s_credential_header_stays_with_the_profile_s_host(serve, config_dir):
+    server = serve("lmdeploy-0.18")
+    own = server.base_url.replace("127.0.0.1", "localhost")
+    write_profile(config_dir, base_url=own, headers={"X-Api-Key": SECRET_VALUE, "X-Team": "a"})
+    home = invoke(["-k", SENTINEL, "chat", "create", "-m", server.model, "-g", "user", "hi"])
+    assert home.exit_code == 0 and server.last.headers["x-api-key"] == SECRET_VALUE
+    moved = invoke(["-b", server.base_url, "-k", SENTINEL, "chat", "create", "-m", server.model, "-g", "user", "hi"])
+    assert moved.exit_code == 0, moved.stderr
+    assert "x-api-key" not in server.last.headers and server.last.headers["x-team"] == "a"
+    assert moved.stderr == ("interncli: warning: the profile's X-Api-Key not sent to 127.0.0.1: it is for the "
+                            "profile's own base URL\n")
+    given = invoke(["-b", server.base_url, "-k", SENTINEL, "-H", SECRET_HEADER, "chat", "create", "-m",
+                    server.model, "-g", "user", "hi"])
+    assert given.exit_code == 0 and server.last.headers["x-api-key"] == SECRET_VALUE
+    assert given.stderr == ""

@@ -17,6 +17,7 @@ from interncli.commands.common import (
     pass_app,
     read_messages,
     require_token,
+    warn_about_headers,
     with_retries,
 )
 from interncli.commands.completers import complete_models
@@ -239,5 +240,7 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
 
     settings = app.settings
     token = lookup_credential(app).token
+    warn_about_headers(app)
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
-                            redact_headers(request_headers(token, body)), body, app.io.stdout, as_json)
+                            redact_headers(request_headers(token, body, settings.headers)), body, app.io.stdout,
+                            as_json)
