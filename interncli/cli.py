@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 import click
@@ -117,9 +118,11 @@ def _terminated(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None) -> int:
+def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None,
+        sleep: Callable[[float], None] = time.sleep) -> int:
     """Run a command line and return its exit code; nothing escapes as a traceback. ``io``: the
-    streams to use; by default the process's own, as they are now (CliRunner swaps them)."""
+    streams to use; by default the process's own, as they are now (CliRunner swaps them).
+    ``sleep`` waits between retries (a test passes one that records the delays asked for)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if io is None:
         if sys.stdout is None:  # started with stdout closed (>&-)
@@ -129,6 +132,7 @@ def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None) -> int
     app = AppContext(options={}, environ=os.environ, config_dir=config_dir, io=io)
     # A usage error may come before the options are stored, quoting a -k value (`-k T T`).
     app.argv_tokens = credentials.argv_tokens(args)
+    app.sleep = sleep
     try:
         result = cli.main(args=args, prog_name="interncli", standalone_mode=False, obj=app)
         return result if isinstance(result, int) else 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 from interncli.errors import UsageError
@@ -62,6 +63,8 @@ class AppContext:
         self.input_tokens: List[str] = []  # tokens read as input (auth login), which a keyring error may quote
         self.http_warned = False
         self.headers_warned = False
+        # How the commands wait between retries; a test gives one that records the delay instead.
+        self.sleep: Callable[[float], None] = time.sleep
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
 

@@ -211,35 +211,43 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, en
     timeout = float(tool.get("timeout", DEFAULT_TIMEOUT))
     started = time.monotonic()
     before = orphans.children()
-    try:
-        proc = subprocess.Popen(run.argv, cwd=cwd, env=dict(env, PWD=cwd), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
-        run.error = "cannot run {}: {}".format(run.argv[0], getattr(exc, "strerror", None) or exc)
-        return run
+    proc: "Optional[subprocess.Popen[bytes]]" = None
     out: List[bytes] = []
     err: List[bytes] = []
     out_size = [0]
     err_size = [0]
     try:
-        # Every pipe in its own thread: a tool that neither reads its stdin nor stops writing
-        # cannot stall the run past its time limit.
-        workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
-                   threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
-                   threading.Thread(target=_feed, args=(proc.stdin, call.stdin_text()), daemon=True)]
-        for worker in workers:
-            worker.start()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+        # Python's default SIGINT handler raises wherever the main thread is, and inside
+        # subprocess that loses the tool: raised as Popen returns, it leaves a running tool with
+        # no handle on it; raised in Popen.wait just after it took its internal lock, the lock
+        # stays taken, and the wait below for the killed tool never ends. So while the tool
+        # starts and runs, the signals that stop us are only noted, and raised after the wait.
+        with _signals_held(_STOP_SIGNALS) as stopped:
+            try:
+                proc = subprocess.Popen(run.argv, cwd=cwd, env=dict(env, PWD=cwd), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+                run.error = "cannot run {}: {}".format(run.argv[0], getattr(exc, "strerror", None) or exc)
+            if proc is not None:
+                # Every pipe in its own thread: a tool that neither reads its stdin nor stops
+                # writing cannot stall the run past its time limit.
+                workers = [threading.Thread(target=_drain, args=(proc.stdout, out, out_size), daemon=True),
+                           threading.Thread(target=_drain, args=(proc.stderr, err, err_size), daemon=True),
+                           threading.Thread(target=_feed, args=(proc.stdin, call.stdin_text()), daemon=True)]
+                for worker in workers:
+                    worker.start()
+                if not _wait_for_exit(proc, timeout, stopped) and not stopped:
+                    run.timed_out = True
+                    run.error = "the tool did not finish within {:g}s and was stopped".format(timeout)
+        if proc is None:
+            return run
         # Whatever the tool left running in its group (a daemon still holding the pipes, say) is
         # stopped once the output has had a moment to arrive: nothing outlives the call.
         for worker in workers[:2]:
             worker.join(PIPE_GRACE)
     except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job, at any moment: the tool must not outlive us
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         orphans.stop_leftovers(before)
         raise
     _kill_group(proc)
@@ -435,6 +443,51 @@ def _signals_unwind(signals: Tuple[int, ...]) -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+# What ends a run while a tool runs: Ctrl-C, a cancelled job's SIGTERM, and the two above.
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)) \
+    + _UNWIND_SIGNALS
+
+
+@contextlib.contextmanager
+def _signals_held(signals: Tuple[int, ...]) -> Iterator[List[int]]:
+    """Inside the block, each of ``signals`` that has a Python handler (the ones that unwind
+    the run) is only noted in the list the block gets; when the block ends, the first one noted
+    goes to its handler, which raises there. Only on the main thread, where handlers can be set
+    (elsewhere the list stays empty: signals reach the main thread only)."""
+    noted: List[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous: Dict[int, Callable[[int, Any], Any]] = {}
+    for number in signals:
+        handler = signal.getsignal(number)
+        if callable(handler):  # SIG_DFL and SIG_IGN stay: nothing of ours runs on those
+            previous[number] = handler
+            signal.signal(number, lambda signum, _frame: noted.append(signum))
+    try:
+        yield noted
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if noted:
+            previous[noted[0]](noted[0], None)
+
+
+def _wait_for_exit(proc: "subprocess.Popen[bytes]", timeout: float, stopped: List[int]) -> bool:
+    """Whether the tool exited within ``timeout`` seconds; gives up early once ``stopped``
+    holds a signal. Polls as Popen.wait does (from 1 ms up to 50 ms apart), but never blocks
+    with a signal pending."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while proc.poll() is None:
+        left = deadline - time.monotonic()
+        if stopped or left <= 0:
+            return False
+        delay = min(delay * 2, left, 0.05)
+        time.sleep(delay)
+    return True
 
 
 Approve = Callable[[ToolCall, List[str]], bool]

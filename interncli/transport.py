@@ -504,12 +504,12 @@ def check_ca_bundle(path: str, full: bool = True) -> None:
     is sent, since requests would only fail at the first connection, as a network error.
     Parsing a system bundle takes tens of milliseconds, so without ``full`` (no TLS will be
     used: a plain-http server and proxy) only its existence is checked."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     hint = "Pass a readable PEM file (or a directory of them) to --ca-bundle (or REQUESTS_CA_BUNDLE)."
     if not os.path.exists(path):
         raise UsageError("CA bundle {} does not exist".format(path), hint=hint)
     if not full:
         return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # a few milliseconds: only when it is used
     try:
         if os.path.isdir(path):
             context.load_verify_locations(capath=path)

@@ -8,8 +8,9 @@ import dataclasses
 import inspect
 import os
 import shutil
+import socket
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import keyring
 import pytest
@@ -107,6 +108,16 @@ def exe() -> str:
     return path
 
 
+@pytest.fixture
+def closed_port_url():
+    """A base URL on 127.0.0.1 whose port nothing listens on: connections are refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return "http://127.0.0.1:{}/v1".format(port)
+
+
 @dataclasses.dataclass
 class Result:
     exit_code: int
@@ -114,22 +125,42 @@ class Result:
     stderr: str
 
 
-def invoke(args: Sequence[str], input: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> Result:
-    """Run a command line in-process, as the console script would, with stdout and stderr apart."""
+class Sleeps:
+    """Stands in for time.sleep between retries: records each delay asked for and waits none, so
+    a test checks the exact delay instead of measuring one."""
+
+    def __init__(self) -> None:
+        self.delays: List[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    """The delays the commands run by ``cli`` asked to wait between retries."""
+    return Sleeps()
+
+
+def invoke(args: Sequence[str], input: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+           sleep: Optional[Callable[[float], None]] = None) -> Result:
+    """Run a command line in-process, as the console script would, with stdout and stderr apart.
+    Retries do not wait: ``sleep`` (by default one that records and returns) stands in for it."""
     runner = CliRunner(**_SEPARATE_STDERR)
     with runner.isolation(input=input, env=env) as streams:
-        code = run(list(args))
+        code = run(list(args), sleep=sleep if sleep is not None else Sleeps())
         return Result(code, streams[0].getvalue().decode("utf-8"), streams[1].getvalue().decode("utf-8"))
 
 
 @pytest.fixture
-def cli(api):
-    """Invoke interncli against the test server with the sentinel token."""
+def cli(api, sleeps):
+    """Invoke interncli against the test server with the sentinel token; its waits between
+    retries are recorded in ``sleeps``, not slept."""
 
     def call(*args: str, input: Optional[str] = None, env: Optional[Dict[str, str]] = None,
              globals_: Sequence[str] = ()) -> Result:
         argv: List[str] = ["-b", api.base_url, "-k", SENTINEL, *globals_, *args]
-        result = invoke(argv, input=input, env=env)
+        result = invoke(argv, input=input, env=env, sleep=sleeps)
         assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
         return result
 

@@ -45,10 +45,14 @@ class FakeRun:
     stderr: str
 
 
+def _no_wait(seconds: float) -> None:
+    """Stands in for time.sleep between retries: the in-process tests wait for nothing."""
+
+
 def run_with(streams: IOStreams, args: Sequence[str]) -> FakeRun:
     """Run a command line in-process with the given streams; what it wrote to each, apart."""
     assert os.environ.get("INTERNCLI_CONFIG_DIR"), "run under conftest's isolated environment"
-    code = run(list(args), io=streams)
+    code = run(list(args), io=streams, sleep=_no_wait)
     stdout, stderr = streams.stdout, streams.stderr
     assert isinstance(stdout, FakeStream) and isinstance(stderr, FakeStream)
     return FakeRun(code, stdout.getvalue(), stderr.getvalue())

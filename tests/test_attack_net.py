@@ -14,7 +14,7 @@ from interncli.sse import SSEDecoder
 from tests import hostile
 from tests.apiserver import MODELS_PATH, Json, Raw, Stream, stream_chunks
 from tests.conftest import SENTINEL
-from tests.test_hostile import HUNG, MEMORY_LIMIT_KIB, NO_RETRY, chat, error_line, run_measured
+from tests.hostilecli import HUNG, MEMORY_LIMIT_KIB, NO_RETRY, chat, error_line, run_measured
 
 OK_BODY = b'{"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}'
 

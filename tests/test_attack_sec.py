@@ -337,6 +337,7 @@ def test_a_debug_traceback_does_not_show_the_token(api, monkeypatch):
     assert SENTINEL not in result.stderr and "\x1b" not in result.stderr
 
 
+@pytest.mark.integration
 def test_config_get_escapes_what_the_file_holds_on_a_terminal(exe, config_dir):
     # `config get` shows a value as stored, unparsed (so that a bad one can be seen and fixed),
     # so it escapes instead. (click.echo strips CSI sequences in a pipe, not OSC ones, and
@@ -354,6 +355,7 @@ def test_config_get_escapes_what_the_file_holds_on_a_terminal(exe, config_dir):
 
 # ------------------------------------------------------------ a stdout that is not UTF-8
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flags", [[], ["--json"], ["--stream"]])
 def test_a_reply_stdout_cannot_encode_is_printed_escaped(exe, api, flags):
     # PYTHONIOENCODING=ascii stands for a legacy locale (latin-1, a cp936 console): before, the
@@ -372,6 +374,7 @@ def test_a_reply_stdout_cannot_encode_is_printed_escaped(exe, api, flags):
 # NFKC turns into a "/" or "@". The redaction read every proxy URL with it, inside the error
 # handler, so any such URL ended in a double Python traceback.
 
+@pytest.mark.integration
 @pytest.mark.parametrize("args, env", [
     (["-b", "http://[::1/v1"], {}),
     (["-b", "http://chat.intern-ai.org.cn\uff0f/v1"], {}),
@@ -416,6 +419,7 @@ def test_config_set_base_url_keeps_an_unrecorded_token_with_its_old_host(memory_
 # run of N backslashes cost N*N steps: an error message of 500,000 backslashes (a 1 MiB body)
 # took hours to redact, past any --timeout.
 
+@pytest.mark.integration
 def test_an_error_message_of_backslashes_is_redacted_at_once(exe, api):
     api.add(Json({"code": "E1", "msg": "\\" * 500000}, status=400))
     env = dict(os.environ, INTERN_API_KEY=SENTINEL)
@@ -456,6 +460,7 @@ def test_an_error_code_nested_900_deep_is_shown_cut(api, status, globals_, flags
 
 # ------------------------------------------------------------ a reader that leaves early
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flags", [[], ["--stream"], ["--json"], ["--stream", "--json"]])
 def test_the_turn_is_kept_when_the_reader_of_stdout_leaves_early(exe, api, tmp_path, flags):
     # `... --conversation c.json | head -c 10`: the write fails with EPIPE once head has gone

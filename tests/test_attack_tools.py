@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import List
 
@@ -19,9 +20,15 @@ from interncli.commandcheck import RUNS, program_name
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
-from tests.test_commandcheck import test_every_shell_interpreter_and_wrapper_both_ways as check_both_ways
-from tests.test_tools import ECHO, chat_bodies, tool_calls_reply, tool_messages, write_spec
-from tests.test_tools_hardening import run_calls
+from tests.toolhelpers import (
+    ECHO,
+    assert_validate_refuses,
+    chat_bodies,
+    run_calls,
+    tool_calls_reply,
+    tool_messages,
+    write_spec,
+)
 
 X = "{x}"
 
@@ -182,7 +189,7 @@ def test_other_builds_of_an_interpreter_are_known(path: str, name: str):
 
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
 def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: List[int]):
-    check_both_ways(tmp_path, command, refused)
+    assert_validate_refuses(tmp_path, command, refused)
 
 
 # Every program known to run an option's value, both ways: that option given a placeholder,
@@ -194,7 +201,7 @@ GENERATED = [case for name, spec in RUNS.items()
 
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
 def test_every_program_that_runs_an_option_value_both_ways(tmp_path, command: List[str], refused: List[int]):
-    check_both_ways(tmp_path, command, refused)
+    assert_validate_refuses(tmp_path, command, refused)
 
 
 # Characters a terminal draws as nothing or as blank space, or that draw over their neighbours:
@@ -312,6 +319,11 @@ def _ref_chain(length: int, last: dict) -> dict:
     return {"type": "object", "properties": {"x": {"$ref": "#/$defs/a0"}}, "$defs": defs}
 
 
+# Longer than any recursion could follow: a walk by recursion fails on this chain wherever the
+# stack stands (5000 were used first; each $def costs the meta-schema check a millisecond).
+CHAIN = sys.getrecursionlimit() + 500
+
+
 def _validate(tmp_path, parameters: dict):
     spec = write_spec(tmp_path, [{"name": "t", "parameters": parameters, "command": ["./x"]}])
     return invoke(["tools", "validate", str(spec)])
@@ -320,15 +332,15 @@ def _validate(tmp_path, parameters: dict):
 def test_a_long_reference_loop_is_a_problem_not_a_crash(tmp_path):
     # The loop check walked references by recursion: 5000 of them ended in "unexpected
     # RecursionError", exit 1.
-    result = _validate(tmp_path, _ref_chain(5000, {"$ref": "#/$defs/a0"}))
+    result = _validate(tmp_path, _ref_chain(CHAIN, {"$ref": "#/$defs/a0"}))
     assert result.exit_code == 2, result.stderr
     assert "leads back to itself" in result.stderr and "unexpected" not in result.stderr
 
 
 def test_a_long_reference_chain_validates_and_a_call_gets_a_clear_error(tmp_path):
-    result = _validate(tmp_path, _ref_chain(5000, {"type": "string"}))
+    result = _validate(tmp_path, _ref_chain(CHAIN, {"type": "string"}))
     assert result.exit_code == 0, result.stderr
-    tool = {"name": "t", "parameters": _ref_chain(5000, {"type": "string"})}
+    tool = {"name": "t", "parameters": _ref_chain(CHAIN, {"type": "string"})}
     call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "s"}'}}, "f")
     assert "the tool's schema cannot check these arguments" in (toolrun.check_arguments(call, tool) or "")
 

@@ -357,6 +357,7 @@ def test_a_pretty_printed_json_error_sent_as_an_event_stream_keeps_its_code(cli,
     assert result.exit_code == 4 and "[-20053] Exceeded frequency limit" in result.stderr
 
 
+@pytest.mark.integration
 def test_a_stream_that_stalls_after_output_keeps_it_and_exits_6(cli, api):
     import threading
 

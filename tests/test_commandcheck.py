@@ -4,9 +4,8 @@ program or as code. One table runs every shell, interpreter and wrapper both way
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import pytest
 
@@ -20,6 +19,7 @@ from interncli.commandcheck import (
     program_name,
 )
 from tests.conftest import invoke
+from tests.toolhelpers import assert_validate_refuses
 
 X = "{x}"
 
@@ -281,37 +281,9 @@ def test_every_known_name_generated_both_ways(tmp_path, command: List[str], refu
     test_every_shell_interpreter_and_wrapper_both_ways(tmp_path, command, refused)
 
 
-def _spec(tmp_path, command: Sequence[str]):
-    """A spec with the command one element a line: element j is on line 5 + j."""
-    path = tmp_path / "spec.yaml"
-    lines = ["tools:", "  - name: t",
-             "    parameters: " + json.dumps({"type": "object", "properties": {"x": {"type": "string"}}}),
-             "    command:"] + ["      - " + json.dumps(element) for element in command]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _refused_lines(stderr: str, spec) -> List[int]:
-    prefix = "{}:".format(spec)
-    lines = []
-    for line in stderr.splitlines():
-        assert line.startswith(prefix), line
-        lines.append(int(line[len(prefix):].split(":", 1)[0]))
-    return lines
-
-
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
 def test_every_shell_interpreter_and_wrapper_both_ways(tmp_path, command: List[str], refused: List[int]):
-    spec = _spec(tmp_path, command)
-    result = invoke(["tools", "validate", str(spec)])
-    if not refused:
-        assert result.exit_code == 0, result.stderr
-        assert result.stderr == ""
-        return
-    assert result.exit_code == 2, "accepted: {}".format(command)
-    assert result.stdout == ""
-    assert sorted(_refused_lines(result.stderr, spec)) == [5 + j for j in refused], result.stderr
-    assert "Traceback" not in result.stderr
+    assert_validate_refuses(tmp_path, command, refused)
 
 
 @pytest.mark.parametrize("path, name", [

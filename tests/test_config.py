@@ -93,6 +93,7 @@ def test_a_broken_config_file_is_a_clear_usage_error(config_dir):
     assert result.exit_code == 2 and "not valid YAML" in result.stderr and "hint:" in result.stderr
 
 
+@pytest.mark.integration
 def test_concurrent_sets_lose_nothing(config_dir):
     import subprocess
     import sys

@@ -31,36 +31,15 @@ What these tests rely on, learned from requests 2.3x and urllib3 2.x:
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
-from typing import List, Tuple
 
 import pytest
 
 from tests import hostile
 from tests.apiserver import MODELS_PATH, Hang, Json, Raw, Stream, stream_chunks
 from tests.conftest import SENTINEL, invoke
-
-NO_RETRY = ("--max-retries", "0")
-# Peak memory a run may reach against any server (interface.md section 1: tens of MiB).
-MEMORY_LIMIT_KIB = 100 * 1024
-# How long a run may take before the test calls it hung: generous, not a speed goal.
-HUNG = 60.0
-
-
-def chat(cli, stream: bool, *globals_: str):
-    args = ["chat", "create", "-g", "user", "x"] + (["--stream"] if stream else [])
-    return cli(*args, globals_=globals_ or NO_RETRY)
-
-
-def error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("interncli: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
-
+from tests.hostilecli import HUNG, MEMORY_LIMIT_KIB, NO_RETRY, chat, error_line, run_measured
 
 LONG_LINE = "one line of the reply stream is longer than 1 MiB"
 # Each hostile mode: the reply, whether to ask for a stream, and what the message must say.
@@ -97,45 +76,13 @@ def test_a_hostile_reply_ends_in_exit_6_naming_the_limit(cli, api, mode):
 
 @pytest.mark.parametrize("make, words", [(hostile.big_body, "larger than 4 MiB"),
                                          (lambda: hostile.bomb_reply("gzip"), "larger than 4 MiB"),
-                                         (hostile.Drip, "did not arrive within --timeout 1s")])
+                                         pytest.param(hostile.Drip, "did not arrive within --timeout 1s",
+                                                      marks=pytest.mark.integration)])
 def test_the_model_list_is_held_to_the_same_limits(cli, api, make, words):
     api.add(make(), path=MODELS_PATH, method="GET")
     result = cli("models", "list", globals_=("--timeout", "1") + NO_RETRY)
     assert result.exit_code == 6, result
     assert words in error_line(result.stderr)
-
-
-# Runs argv[2:] and writes its exit code and peak RSS (KiB) to the file argv[1]. Linux keeps
-# the memory high-water mark of a forked child's copied address space and carries it across
-# exec, so a child forked straight from pytest reports at least pytest's own peak. Forked from
-# this small, freshly exec'd launcher, the command reports only its own (and the launcher's
-# ~10 MiB as a floor).
-LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as report:
-    report.write("%d %d" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss))
-"""
-
-
-def run_measured(exe: str, args: List[str], tmp_path) -> Tuple[int, str, int]:
-    """Run the installed command; return its exit code, its stderr and its peak RSS in KiB
-    (``os.wait4`` gives the rusage of that one process: ru_maxrss is in KiB on Linux)."""
-    report, errors = tmp_path / "peak", tmp_path / "stderr"
-    with open(os.devnull, "wb") as out, open(errors, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), exe, *args], stdout=out,
-                                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(HUNG)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail("interncli {} did not end within {}s".format(" ".join(args), HUNG))
-    code, peak = (int(word) for word in report.read_text().split())
-    return code, errors.read_text(errors="replace"), peak
 
 
 @pytest.mark.integration
@@ -174,6 +121,7 @@ def test_a_well_formed_reply_near_the_limits_stays_within_100_MiB(exe, api, tmp_
 # ---------------------------------------------------------------------------- time
 
 
+@pytest.mark.integration
 def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     # A byte every 0.2 s: each socket read succeeds well within the timeout, forever.
     api.add(hostile.Drip(interval=0.2))
@@ -184,6 +132,7 @@ def test_timeout_bounds_a_whole_reply_that_drips(cli, api):
     assert "did not arrive within --timeout 1s" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("phase", ["data", "size", "trailer"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_bounds_a_chunked_body_that_drips(cli, api, phase, stream):
@@ -198,6 +147,7 @@ def test_timeout_bounds_a_chunked_body_that_drips(cli, api, phase, stream):
     assert words in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
     api.add(hostile.DripHeaders(interval=0.2))
@@ -208,6 +158,7 @@ def test_timeout_bounds_a_status_line_and_headers_that_drip(cli, api, stream):
     assert "headers were still arriving" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("beat", [b": keep-alive\n\n", b"data:\n\n", b"\n\n", hostile.EMPTY_DELTA],
                          ids=["comment", "empty event", "blank lines", "empty delta"])
 def test_keep_alives_do_not_reset_the_stream_timeout(cli, api, beat):
@@ -220,6 +171,7 @@ def test_keep_alives_do_not_reset_the_stream_timeout(cli, api, beat):
     assert "no content came for 1s" in error_line(result.stderr)
 
 
+@pytest.mark.integration
 def test_content_resets_the_stream_timeout(cli, api):
     # Eight pieces 0.3 s apart: 2.4 s in all, more than --timeout, but no wait is longer than it.
     api.add(Stream(stream_chunks(list("abcdefgh")), delay=0.3))
@@ -244,6 +196,7 @@ def test_time_spent_writing_to_a_full_pipe_is_not_a_stall(exe, api):
     assert out == b"x" * 1024 * 400 + b"\n"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("reply", [Hang(5), hostile.KeepAlive(first=False, interval=0.2, seconds=5)],
                          ids=["before the status line", "after the status line"])
 def test_a_read_timeout_is_never_retried(cli, api, reply):

@@ -188,6 +188,7 @@ def test_length_warning_under_json_too(cli, api):
     assert "max_tokens" in result.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_on_stdout_is_one_clear_line(api):
     with open("/dev/full", "w") as full:
@@ -198,6 +199,7 @@ def test_a_full_disk_on_stdout_is_one_clear_line(api):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_closed_stdin_with_dash_is_a_usage_error(api):
     proc = subprocess.run([sys.executable, "-m", "interncli", "-b", api.base_url, "-k", SENTINEL,
                            "chat", "create", "-g", "user", "-"], stdin=subprocess.DEVNULL,

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -171,10 +172,14 @@ class Harness:
     def __init__(self, source: str, home: Path, keyring_backend: Any, server: APIServer) -> None:
         self.source, self.home, self.keyring, self.api = source, home, keyring_backend, server
         self.config_dir = Path(os.environ["INTERNCLI_CONFIG_DIR"])
+        # HOME and the keyring as the login of the first reset left them (keyring and file).
+        self._after_login: Optional[Tuple[Path, Dict[Tuple[str, str], str]]] = None
 
     # --- state
     def reset(self) -> None:
-        """Nothing from an earlier run: an empty HOME, keyring and server log; then the source."""
+        """Nothing from an earlier run: an empty HOME, keyring and server log; then the source.
+        The login is run (and checked) at the first reset of a test; later resets put back the
+        files and keyring entries it left, which is the same state without another run."""
         for child in self.home.iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(str(child))
@@ -182,6 +187,11 @@ class Harness:
                 child.unlink()
         self.keyring.passwords.clear()
         self.api.reset()
+        if self._after_login is not None:
+            saved, passwords = self._after_login
+            shutil.copytree(str(saved), str(self.home), dirs_exist_ok=True)  # copy2: modes kept (0600)
+            self.keyring.passwords.update(passwords)
+            return
         # A stored token belongs to the host it was stored for: logging in with -b stores it for
         # the test server's host, which every run then names with -b.
         if self.source == "keyring":
@@ -195,6 +205,10 @@ class Harness:
             assert result.exit_code == 0, result.stderr
             self.check(result, "auth login --insecure-storage (setup)", insecure=True)
             assert SENTINEL in (self.config_dir / "credentials.yaml").read_text(encoding="utf-8")
+        if self.source in ("keyring", "file"):
+            saved = Path(tempfile.mkdtemp(dir=str(self.home.parent), prefix=self.home.name + "-after-login-"))
+            shutil.copytree(str(self.home), str(saved), dirs_exist_ok=True)
+            self._after_login = (saved, dict(self.keyring.passwords))
 
     def prefix(self) -> List[str]:
         return ["-k", SENTINEL] if self.source == "flag" else []
@@ -446,6 +460,7 @@ SITECUSTOMIZE = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("source", SOURCES)
 def test_the_installed_command_leaks_nothing_not_even_into_its_environment(api, tmp_path, isolated_env, source):
     exe = find_interncli()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -18,7 +20,7 @@ from interncli import toolrun
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
-from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
+from tests.toolhelpers import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
 
 
 def run_once(cli, api, tmp_path: Path, tool: Dict[str, Any], arguments: str, *flags: str, **kwargs: Any):
@@ -53,6 +55,7 @@ def test_non_zero_exit_is_the_tools_result(cli, api, tmp_path):
     assert "← 8 bytes, exit 3" in result.stderr
 
 
+@pytest.mark.integration
 def test_timeout_kills_the_whole_process_group(cli, api, tmp_path):
     tool = {"name": "hangs", "command": [str(TOOLS / "sleeper.sh")], "timeout": 1}
     started = time.monotonic()
@@ -237,6 +240,7 @@ def test_nul_byte_in_an_argument_is_not_a_crash(cli, api, tmp_path):
     assert not (tmp_path / "ran.log").exists()
 
 
+@pytest.mark.integration
 def test_big_arguments_to_a_tool_that_does_not_read_stdin_still_time_out(cli, api, tmp_path):
     # The arguments go to stdin; a tool that never reads them must not hold the run past its timeout.
     tool = weather_tool(command=[str(TOOLS / "nostdin.sh")], timeout=1)
@@ -261,3 +265,82 @@ def test_a_command_validate_accepts_also_runs(cli, api, tmp_path):
     api.add(Completion("ok"))
     result = cli("tools", "run", str(spec), "--yes", "go")
     assert result.exit_code == 0, "validate said ok, the run failed: " + result.stderr
+
+
+# ------------------------------------------------------------------------- stopped at the worst moment
+
+
+class _LockThatSignals:
+    """Popen's internal wait lock, raising ``sig`` the first time it is taken without blocking:
+    the moment where a Ctrl-C used to leave it taken. A blocking take gives up after a while
+    instead of hanging the test."""
+
+    def __init__(self, lock: Any, sig: int) -> None:
+        self._lock, self._sig, self._fired = lock, sig, False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking:
+            taken = self._lock.acquire(False)
+            if taken and not self._fired:
+                self._fired = True
+                signal.raise_signal(self._sig)
+            return taken
+        if not self._lock.acquire(timeout=5):
+            raise AssertionError("the wait for the tool never ends: an interrupted wait left Popen's lock taken")
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "_LockThatSignals":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+@pytest.mark.parametrize("moment", ["as Popen returns", "as the wait takes Popen's lock"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_at_the_worst_moment_still_stops_the_tool_and_the_run(monkeypatch, tmp_path, sig, moment):
+    # What made test_interrupting_interncli_stops_the_running_tool flaky under load: Python raises
+    # a signal's exception wherever the main thread is, and two places inside subprocess lost
+    # the tool. Raised as Popen returns (the tool has started), no handle on the tool was left to
+    # stop it by: it outlived interncli. Raised in Popen.wait just after it took its lock, the
+    # lock stayed taken, and the wait for the killed tool never ended: interncli hung. Here the
+    # signal arrives at exactly that moment, every time (signal.raise_signal runs the handler
+    # before it returns).
+    started = []
+    real_popen = subprocess.Popen
+
+    class SignalledAtTheWorstMoment(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.pid)
+            if moment == "as Popen returns":
+                signal.raise_signal(sig)
+            else:
+                self._waitpid_lock = _LockThatSignals(self._waitpid_lock, sig)
+
+    def terminated(signum: int, frame: Any) -> None:  # as the console script's SIGTERM handler does
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    monkeypatch.setattr(subprocess, "Popen", SignalledAtTheWorstMoment)
+    call = toolrun.ToolCall({"id": "c1", "function": {"name": "slow", "arguments": "{}"}}, "c1")
+    try:
+        with pytest.raises(KeyboardInterrupt if sig == signal.SIGINT else SystemExit):
+            toolrun.run_tool(call, {"name": "slow", "command": ["sleep", "60"]}, ["sleep", "60"], str(tmp_path),
+                             dict(os.environ))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monkeypatch.undo()
+    assert len(started) == 1
+    try:
+        still_ours = os.waitpid(started[0], os.WNOHANG)  # (0, 0): it runs; (pid, status): never reaped
+    except ChildProcessError:
+        still_ours = None  # stopped and reaped by run_tool
+    if still_ours is not None:
+        os.kill(started[0], signal.SIGKILL)
+        os.waitpid(started[0], 0)
+    assert still_ours is None, "the tool outlived the interrupted run"

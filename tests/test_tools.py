@@ -10,60 +10,31 @@ import os
 import re
 import shlex
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import pytest
 
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL, invoke
 from tests.ptyrun import run_on_pty
+from tests.toolhelpers import (
+    ECHO,
+    TOOLS,
+    WEATHER_PARAMS,
+    chat_bodies,
+    ran,
+    tool_calls_reply,
+    tool_messages,
+    weather_tool,
+    write_spec,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = Path(__file__).resolve().parent / "tools"
-ECHO = str(TOOLS / "echo_argv.py")
 SEED_ARGS = "{'location': 'shanghai', 'unit': 'celsius'}"
-WEATHER_PARAMS = {
-    "type": "object",
-    "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-    "required": ["location"],
-}
+
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def write_spec(folder: Path, tools: Sequence[Dict[str, Any]], name: str = "spec.yaml", **top: Any) -> Path:
-    """A spec file (JSON is YAML) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(json.dumps(dict(top, tools=list(tools)), indent=2), encoding="utf-8")
-    return path
-
-
-def weather_tool(command: Optional[List[str]] = None, **extra: Any) -> Dict[str, Any]:
-    """The seed's get_current_weather, run by the echoing test tool unless told otherwise."""
-    tool = {"name": "get_current_weather", "description": "Get the current weather in a given location",
-            "parameters": WEATHER_PARAMS, "command": command or [ECHO, "--city", "{location}"]}
-    tool.update(extra)
-    return tool
-
-
-def tool_calls_reply(*calls: Tuple[str, str, str], content: str = "get_current_weather") -> Completion:
-    return Completion(content=content, tool_calls=list(calls))
-
-
-def chat_bodies(api: Any) -> List[Dict[str, Any]]:
-    return [r.json for r in api.calls()]
-
-
-def tool_messages(body: Dict[str, Any]) -> List[Dict[str, Any]]:
-    return [m for m in body["messages"] if m.get("role") == "tool"]
-
-
-def ran(folder: Path) -> List[List[str]]:
-    """The argv of every run of the echoing tool whose working directory was ``folder``."""
-    log = folder / "ran.log"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def problems(stderr: str, spec: Path) -> List[Tuple[int, str]]:
@@ -412,6 +383,7 @@ def test_yes_runs_every_call(cli, api, tmp_path):
     assert ran(tmp_path) == [["--city", "A"], ["--city", "B"]]
 
 
+@pytest.mark.integration
 def test_pty_yes_runs_and_the_prompt_shows_the_exact_argv(api, tmp_path):
     spec = write_spec(tmp_path, [weather_tool(command=[ECHO, "--city", "{location}", "--unit={unit}"])])
     api.add(tool_calls_reply(("97102", "get_current_weather", "{'location': 'New York', 'unit': 'celsius'}")))
@@ -427,6 +399,7 @@ def test_pty_yes_runs_and_the_prompt_shows_the_exact_argv(api, tmp_path):
     assert "get_current_weather" in shown
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("answer", [b"n\r", b"\r"], ids=["n", "enter"])
 def test_pty_no_runs_nothing(api, tmp_path, answer):
     spec = write_spec(tmp_path, [weather_tool()])
@@ -441,6 +414,7 @@ def test_pty_no_runs_nothing(api, tmp_path, answer):
     assert len(api.calls()) == 1
 
 
+@pytest.mark.integration
 def test_pty_prompt_does_not_pass_terminal_escapes_through(api, tmp_path):
     # A model-chosen value must not be able to rewrite what the approval prompt shows.
     spec = write_spec(tmp_path, [weather_tool()])

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict
 
 import pytest
 
@@ -20,18 +20,15 @@ from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
 from tests.ptyrun import run_on_pty
 from tests.recorder import Recorder
-from tests.test_tools import ECHO, TOOLS, chat_bodies, ran, tool_calls_reply, tool_messages, weather_tool, write_spec
-
-
-def run_calls(cli, api, tmp_path: Path, tools: List[Dict[str, Any]], calls: Sequence[Any], *flags: str,
-              final: str = "final answer", env: Optional[Dict[str, str]] = None):
-    """One reply with ``calls``, then a final answer; the result and the tool messages sent back."""
-    spec = write_spec(tmp_path, tools)
-    api.add(tool_calls_reply(*calls))
-    api.add(Completion(final))
-    result = cli("tools", "run", str(spec), *flags, "go", env=env)
-    bodies = chat_bodies(api)
-    return result, tool_messages(bodies[1]) if len(bodies) > 1 else []
+from tests.toolhelpers import (
+    ECHO,
+    TOOLS,
+    ran,
+    run_calls,
+    tool_calls_reply,
+    weather_tool,
+    write_spec,
+)
 
 
 def error_of(message: Dict[str, Any]) -> str:
@@ -257,6 +254,7 @@ def test_json_transcript_survives_an_api_error_after_a_tool_ran(cli, api, tmp_pa
 # ------------------------------------------------------------------------------ approval
 
 
+@pytest.mark.integration
 def test_ci_set_means_no_prompt_and_nothing_runs(api, tmp_path):
     # Even with a terminal: CI jobs may have one, and nobody is there to answer.
     spec = write_spec(tmp_path, [weather_tool()])
@@ -409,7 +407,8 @@ def test_a_spec_nested_too_deeply_is_a_problem_with_its_line_not_a_crash(tmp_pat
 
 def test_a_spec_too_deep_for_the_yaml_parser_is_a_problem_not_a_crash(tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text("tools: " + "[" * 5000 + "]" * 5000 + "\n")
+    depth = sys.getrecursionlimit()  # a call a level at least: past the limit wherever the stack stands
+    spec.write_text("tools: " + "[" * depth + "]" * depth + "\n")
     result = invoke(["tools", "validate", str(spec)])
     assert result.exit_code == 2
     assert "nested too deeply" in result.stderr and "unexpected" not in result.stderr

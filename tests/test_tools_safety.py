@@ -71,6 +71,7 @@ def test_a_call_without_an_id_gets_one_that_its_answer_carries(api, tmp_path):
     assert [m["tool_call_id"] for m in sent[-2:]] == ids
 
 
+@pytest.mark.integration
 def test_a_daemon_holding_stdout_neither_stalls_the_call_nor_outlives_it(api, tmp_path):
     script = tmp_path / "daemon.sh"
     pidfile = tmp_path / "pid"
@@ -94,6 +95,7 @@ def test_a_daemon_holding_stdout_neither_stalls_the_call_nor_outlives_it(api, tm
         pytest.fail("the tool's background process outlived the call")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupting_interncli_stops_the_running_tool(api, tmp_path, exe, sig, code):
     script = tmp_path / "slow.sh"

@@ -1,4 +1,5 @@
-"""Unit tests of the transport's pure parts: URL joining, Retry-After, backoff and the retry loop."""
+"""Unit tests of interncli.transport: URL joining, Retry-After, backoff and the retry loop, and
+Transport itself against the real test server on 127.0.0.1 (no command line involved)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import email.utils
 
 import pytest
 
-from interncli.errors import NetworkError, RateLimitError, RequestRejected
-from interncli.transport import MAX_RETRY_AFTER, backoff_delay, call_with_retries
+from interncli.errors import AuthError, NetworkError, RateLimitError, ReplyTooLarge, RequestRejected
+from interncli.transport import MAX_RETRY_AFTER, Transport, backoff_delay, call_with_retries
 from interncli.wire import join_url, parse_retry_after, redact_headers
+from tests.apiserver import Json, Raw, err_code, err_msgcode
 
 
 @pytest.mark.parametrize("base", ["https://h/api/v1", "https://h/api/v1/", "https://h/api/v1//"])
@@ -80,3 +82,78 @@ def test_a_retry_after_longer_than_the_limit_is_reported_not_waited_for():
 def test_authorization_is_redacted():
     headers = redact_headers({"Authorization": "Bearer abc", "Accept": "x"})
     assert headers == {"Authorization": "Bearer ***", "Accept": "x"}
+
+
+# ------------------------------------------------------------------------- Transport
+
+TOKEN = "sk-transport-unit-0123456789"
+SHARED_SERVER = True  # one server for the module (see conftest.api)
+
+
+def test_send_returns_the_reply_and_sends_the_token_in_the_header_only(api):
+    api.add(Json({"ok": True}))
+    transport = Transport(api.base_url, token=TOKEN, timeout=5, environ={})
+    response = transport.send("POST", "chat/completions", {"model": "m"})
+    try:
+        assert response.status == 200 and response.content_type == "application/json"
+        assert response.read() == b'{"ok": true}'
+    finally:
+        response.close()
+    (request,) = api.requests
+    assert request.headers["authorization"] == "Bearer " + TOKEN
+    assert request.json == {"model": "m"} and TOKEN.encode() not in request.body
+
+
+def test_an_error_status_raises_the_mapped_error_with_its_retry_after(api):
+    api.add(err_code(-20053, "slow down", 429, {"Retry-After": "3"}))
+    with pytest.raises(RateLimitError) as caught:
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
+    assert caught.value.retry_after == 3.0 and caught.value.retryable
+    assert caught.value.http_status == 429
+
+
+def test_an_auth_error_is_not_retryable(api):
+    api.add(err_msgcode("A0202", "User authentication failed", 401))
+    with pytest.raises(AuthError) as caught:
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
+    assert not caught.value.retryable
+
+
+def test_a_redirect_is_reported_not_followed(api):
+    api.add(Raw("", 307, headers={"Location": "http://127.0.0.1:9/elsewhere"}))
+    with pytest.raises(RequestRejected) as caught:
+        Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("POST", "chat/completions", {})
+    assert "http://127.0.0.1:9/elsewhere" in caught.value.message
+    assert len(api.requests) == 1  # nothing was sent to where it points
+
+
+def test_a_body_over_the_limit_is_refused_as_too_large(api):
+    api.add(Raw(b"x" * 2000, 200, "application/json"), path="/v1/models", method="GET")
+    response = Transport(api.base_url, token=TOKEN, timeout=5, environ={}).send("GET", "models")
+    try:
+        with pytest.raises(ReplyTooLarge) as caught:
+            response.read(limit=1000)
+    finally:
+        response.close()
+    assert not caught.value.retryable
+
+
+def test_a_refused_connection_is_a_retryable_network_error(closed_port_url):
+    with pytest.raises(NetworkError) as caught:
+        Transport(closed_port_url, token=TOKEN, timeout=5, environ={}).send("GET", "models")
+    assert caught.value.retryable and "refused" in caught.value.message
+
+
+def test_the_trace_shows_the_exchange_with_the_token_redacted(api):
+    api.add(Json({"echo": "token " + TOKEN}))
+    lines = []
+    response = Transport(api.base_url, token=TOKEN, timeout=5, environ={}, trace=lines.append).send(
+        "POST", "chat/completions", {"note": TOKEN})
+    try:
+        response.read()
+    finally:
+        response.close()
+    text = "\n".join(lines)
+    assert lines[0] == "> POST {}/chat/completions".format(api.base_url)
+    assert "> Authorization: Bearer ***" in lines and "< HTTP 200 OK" in lines
+    assert TOKEN not in text and text.count("***") >= 3

@@ -276,7 +276,7 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
                             app.settings.max_retries, app.io)
 
     try:
-        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry)
+        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry, sleep=app.sleep)
     except AuthError as err:
         # The server wants a token that was not sent: say why (the stored one is for another
         # host, or the keyring could not be read), not that the token is wrong.
