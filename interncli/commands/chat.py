@@ -97,7 +97,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
-    from interncli.client import INTERN_FIELDS, ChatRequest, attach_images, build_chat_body, parse_options
+    from interncli.client import ChatRequest, attach_images, build_chat_body, parse_options
 
     settings = app.settings
     store = opts["conversation"]
@@ -112,13 +112,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         attach_images(turn, opts["images"])  # this turn's user message, never one from history
     options = parse_options(opts["options"])
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
-    stream = opts["stream"]
-    if stream and tools is not None and settings.api == "intern":
-        from interncli import output
-
-        # The service refuses the pair (-10002): the whole reply, printed as one, beats an error.
-        output.inform("the official service does not stream replies with tools: sending without --stream", app.io)
-        stream = False
+    stream = fit_to_kind(app, opts["stream"], tools, options)
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
@@ -126,12 +120,6 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
         always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"], options=options)
     body = build_chat_body(request)
-    unknown = [key for key in options if key not in INTERN_FIELDS]
-    if unknown and settings.api == "intern":
-        from interncli import output
-
-        output.warn("the official service refuses fields it does not document, sent all the same: "
-                    + ", ".join(unknown), app.io)
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
         return
@@ -143,6 +131,26 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
 
     send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
               usage=opts["usage"])
+
+
+def fit_to_kind(app: AppContext, stream: bool, tools: Optional[List[Dict[str, Any]]],
+                options: Dict[str, Any]) -> bool:
+    """Whether to stream, and the notices the official service calls for: it refuses a stream
+    with tools (-10002), so that goes unstreamed, said once; and it refuses fields it does not
+    document, which -O sends all the same (contract section 5), with a warning."""
+    from interncli import output
+    from interncli.client import INTERN_FIELDS
+
+    if app.settings.api != "intern":
+        return stream
+    unknown = [key for key in options if key not in INTERN_FIELDS]
+    if unknown:
+        output.warn("the official service refuses fields it does not document, sent all the same: "
+                    + ", ".join(unknown), app.io)
+    if stream and tools is not None:
+        output.inform("the official service does not stream replies with tools: sending without --stream", app.io)
+        return False
+    return stream
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reasoning: bool,
