@@ -477,3 +477,27 @@ def test_a_profile_s_credential_header_stays_with_the_profile_s_host(serve, conf
                     server.model, "-g", "user", "hi"])
     assert given.exit_code == 0 and server.last.headers["x-api-key"] == SECRET_VALUE
     assert given.stderr == ""
+
+
+# ------------------------------------------------------------------------ the installed command
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("profile", ["lmdeploy-0.6", "lmdeploy-0.12", "lmdeploy-0.18"])
+def test_the_installed_command_sends_thinking_options_headers_and_shows_usage(serve, exe, profile, tmp_path):
+    import os
+    import subprocess
+
+    server = serve(profile)
+    server.script(Engine(text="answer", reasoning="hmm"))
+    env = {**os.environ, "INTERN_API_KEY": SENTINEL, "INTERNCLI_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run([exe, "-b", server.base_url, "-H", "X-Team: search", "chat", "create", "-m", server.model,
+                           "--thinking", "--stream", "-u", "-O", "top_k", "40", "-g", "user", "hi"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert SENTINEL not in done.stdout + done.stderr
+    body = sent(server)
+    assert (body["top_k"], body["stream_options"], server.last.headers["x-team"]) == (
+        40, {"include_usage": True}, "search")
+    assert server.seen[-1].thinking is (None if profile == "lmdeploy-0.6" else True)
+    assert "answer" in done.stdout and usage_line(done.stderr)["prompt_tokens"] > 0
