@@ -300,10 +300,10 @@ def parse_headers(value: Any, source: str) -> Dict[str, str]:
         if name.lower() in MANAGED_HEADERS:
             raise UsageError("{}: {} cannot be set: interncli sets it for each request".format(source, name),
                              hint="Drop it; for other fields of the request use chat create -O KEY VALUE.")
-        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        if not isinstance(raw, (str, int, float)):  # bool is an int: YAML's `X-Debug: true` is "true"
             raise UsageError("{}: the value of {} must be text".format(source, name),
                              hint="For example: {}: some-value".format(name))
-        text = str(raw).strip()
+        text = shown_value(raw).strip()
         if not text.isascii() or not text.isprintable():
             what = "its value" if is_secret_header(name) else repr(text[:100])
             raise UsageError("{}: the value of {} must be one line of printable ASCII (no CR, LF or other "

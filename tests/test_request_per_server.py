@@ -425,6 +425,15 @@ def test_a_malformed_profile_header_is_refused(config_dir):
     assert result.exit_code == 2 and "the value of X-Team must be text" in result.stderr
 
 
+def test_profile_header_values_written_as_yaml_numbers_and_switches_go_as_written(serve, config_dir):
+    server = serve("lmdeploy-0.18")
+    write_profile(config_dir, base_url=server.base_url, headers={"X-Version": 2, "X-Debug": True, "X-Ratio": 0.5})
+    result = invoke(["-k", SENTINEL, "chat", "create", "-m", server.model, "-g", "user", "hi"])
+    assert result.exit_code == 0, result.stderr
+    headers = server.last.headers
+    assert (headers["x-version"], headers["x-debug"], headers["x-ratio"]) == ("2", "true", "0.5")
+
+
 def test_a_credential_header_is_redacted_in_verbose_dry_run_errors_and_config(serve, config_dir):
     server = serve("lmdeploy-0.18")
     traced = run(server, "-g", "user", "hi", globals_=("-v", "-H", SECRET_HEADER))
