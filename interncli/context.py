@@ -199,15 +199,7 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     picked["proxy"] = _pick_proxy(picked["proxy"], environ, picked["base_url"][0])
     if picked["api"][0] is None:  # the default follows the base URL in effect
         picked["api"] = (config.default_api(picked["base_url"][0]), "default")
-    own = profile.get("headers") or {}
-    mine, withheld = _profile_headers(own, picked["base_url"], profile.get("base_url") or config.DEFAULT_BASE_URL)
-    if picked["headers"][1] == "flag" and mine:
-        flags = picked["headers"][0]
-        named = {name.lower() for name in flags}
-        picked["headers"] = ({**{k: v for k, v in mine.items() if k.lower() not in named}, **flags}, "flag")
-        withheld = [name for name in withheld if name.lower() not in named]
-    elif picked["headers"][1] == "profile":
-        picked["headers"] = (mine, "profile")
+    picked["headers"], withheld = _pick_headers(picked["headers"], profile, picked["base_url"])
     settings = Settings(
         values={key: value for key, (value, _) in picked.items()},
         profile=profile_name,
@@ -220,13 +212,22 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     return settings
 
 
-def _profile_headers(headers: Dict[str, str], base_url: Tuple[str, str],
-                     own_url: str) -> Tuple[Dict[str, str], List[str]]:
-    """The profile's headers that go with its requests, and the names of those withheld: like a
-    stored token, a credential header belongs to the host of the profile's own base URL, so a
-    base URL moved to another host by -b or INTERN_BASE_URL does not get it."""
-    url, source = base_url
-    if source not in ("flag", "env") or config.host_of(url) == config.host_of(own_url):
-        return dict(headers), []
-    withheld = [name for name in headers if config.is_secret_header(name)]
-    return {k: v for k, v in headers.items() if k not in withheld}, withheld
+def _pick_headers(picked: Tuple[Any, str], profile: Dict[str, Any],
+                  base_url: Tuple[str, str]) -> Tuple[Tuple[Any, str], List[str]]:
+    """The headers sent, and the names of the profile's withheld. -H beats the profile name by
+    name (in any case), rather than replacing all of its headers. Like a stored token, a
+    profile's credential header belongs to the host of the profile's own base URL, so a base URL
+    moved to another host by -b or INTERN_BASE_URL does not get it (unless -H gives it again)."""
+    own: Dict[str, str] = profile.get("headers") or {}
+    url, url_source = base_url
+    home = profile.get("base_url") or config.DEFAULT_BASE_URL
+    withheld: List[str] = []
+    if url_source in ("flag", "env") and config.host_of(url) != config.host_of(home):
+        withheld = [name for name in own if config.is_secret_header(name)]
+    kept = {k: v for k, v in own.items() if k not in withheld}
+    headers, source = picked
+    if source != "flag":
+        return ((kept, "profile") if source == "profile" else picked), withheld
+    named = {name.lower() for name in headers}
+    merged = {**{k: v for k, v in kept.items() if k.lower() not in named}, **headers}
+    return (merged, "flag"), [name for name in withheld if name.lower() not in named]
