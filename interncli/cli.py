@@ -69,11 +69,17 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
         ctx.exit()
 
 
+def _none_if_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    return value or None
+
+
 def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The root's options: one for each setting of config.SETTINGS that has a flag, in the
     table's order, its --help text from the table."""
     extra: Dict[str, Dict[str, Any]] = {"profile": {"shell_complete": complete_profiles},
-                                        "ca_bundle": {"type": click.Path(dir_okay=False)}}
+                                        "ca_bundle": {"type": click.Path(dir_okay=False)},
+                                        # None when not given, as for the other flags: not a flag value
+                                        "headers": {"multiple": True, "callback": _none_if_empty}}
     for setting in reversed([s for s in config.SETTINGS if s.flags]):
         kind = {"metavar": setting.metavar} if setting.metavar else {"is_flag": True}
         command = click.option(*setting.flags, setting.name, help=setting.option_help(),

@@ -51,13 +51,14 @@ class ChatRequest:
     (A plain class: a dataclass costs a millisecond of start-up on every request.)"""
 
     __slots__ = ("model", "messages", "n", "temperature", "top_p", "max_tokens", "stop", "stream",
-                 "thinking", "tools", "tool_choice", "always_send_stream")
+                 "thinking", "tools", "tool_choice", "always_send_stream", "api", "usage", "options")
 
     def __init__(self, model: str, messages: List[Dict[str, Any]], *, n: Optional[int] = None,
                  temperature: Optional[float] = None, top_p: Optional[float] = None,
                  max_tokens: Optional[int] = None, stop: Sequence[str] = (), stream: bool = False,
                  thinking: bool = False, tools: Optional[List[Dict[str, Any]]] = None,
-                 tool_choice: Optional[str] = None, always_send_stream: bool = False) -> None:
+                 tool_choice: Optional[str] = None, always_send_stream: bool = False, api: str = "intern",
+                 usage: bool = False, options: Optional[Dict[str, Any]] = None) -> None:
         self.model = model
         self.messages = messages
         self.n = n
@@ -71,6 +72,9 @@ class ChatRequest:
         self.tool_choice = tool_choice
         # The openai CLI always sends "stream"; its alias does too, so the bodies match.
         self.always_send_stream = always_send_stream
+        self.api = api  # the server's kind (config.API_KINDS): what thinking and usage are sent as
+        self.usage = usage  # -u: ask a stream for its token usage, where the kind allows it
+        self.options = options or {}  # -O: server-specific fields, merged in last
 
 
 def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
@@ -90,13 +94,70 @@ def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
         body["stream"] = True
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
+    if req.stream and req.usage and req.api != "intern":
+        # The official service refuses fields it does not document (-10002); LMDeploy reads
+        # this from 0.6 on, and OpenAI-compatible servers do too.
+        body["stream_options"] = {"include_usage": True}
     if req.thinking:
-        body["thinking_mode"] = True
+        body.update(thinking_fields(req.api))
     if req.tools is not None:
         body["tools"] = req.tools
     if req.tool_choice is not None:
         body["tool_choice"] = tool_choice_value(req.tool_choice)
+    for key, value in req.options.items():
+        # -O overrides; a mapping meets a mapping key by key (-O chat_template_kwargs with
+        # --thinking keeps enable_thinking unless the user's own mapping sets it).
+        mine = body.get(key)
+        body[key] = {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
     return body
+
+
+# -O may not set these: interncli builds the conversation (-g, --conversation, --image) and reads
+# the reply as a stream or not by --stream.
+OPTION_REFUSED = {"messages": "-g ROLE CONTENT (and --conversation, --image)", "stream": "--stream"}
+# The fields the official service documents; it refuses any other (-10002).
+INTERN_FIELDS = ("model", "messages", "n", "temperature", "top_p", "stream", "max_tokens", "tools", "tool_choice",
+                 "thinking_mode")
+
+
+def parse_options(pairs: Sequence[Sequence[str]]) -> Dict[str, Any]:
+    """-O KEY VALUE pairs as body fields, the last of a key winning: VALUE as JSON when it
+    parses (``5``, ``true``, ``{"a": 1}``), else as the string given (``-O user alice``)."""
+    from interncli.config import check_printable
+
+    options: Dict[str, Any] = {}
+    for key, value in pairs:
+        if not key.strip() or key != key.strip():
+            raise UsageError("-O needs a field name without surrounding spaces, not {!r}".format(key),
+                             hint="For example: -O top_k 40")
+        check_printable(key, "-O " + key)
+        if key in OPTION_REFUSED:
+            raise UsageError("-O {} cannot be set: interncli sends it itself".format(key),
+                             hint="Use {} instead.".format(OPTION_REFUSED[key]))
+        try:
+            options[key] = _STRICT_JSON.decode(value)
+        except (ValueError, RecursionError):
+            options[key] = value
+    return options
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(text)
+
+
+# NaN and Infinity are not JSON (the body could not carry them): such a VALUE stays a string.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_not_json)
+
+
+def thinking_fields(api: str) -> Dict[str, Any]:
+    """What turns thinking on for a server kind: the official service reads ``thinking_mode``;
+    LMDeploy 0.9 - 0.11.0 read a top-level ``enable_thinking``, 0.11.1 and later
+    ``chat_template_kwargs`` (both sent: each version drops the field it does not know); other
+    OpenAI-compatible servers (vLLM, SGLang, llama.cpp) read ``chat_template_kwargs``."""
+    if api == "intern":
+        return {"thinking_mode": True}
+    kwargs = {"chat_template_kwargs": {"enable_thinking": True}}
+    return {"enable_thinking": True, **kwargs} if api == "lmdeploy" else kwargs
 
 
 def tool_choice_value(choice: str) -> Any:

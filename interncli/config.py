@@ -12,6 +12,8 @@ from interncli.errors import UsageError
 
 DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
 DEFAULT_MODEL = "intern-latest"
+# The server kinds (contract §5): what --thinking sends, whether stream_options may be sent.
+API_KINDS = ("intern", "lmdeploy", "openai")
 DEFAULT_TIMEOUT = 130.0  # the service cuts a reply at 120 s
 DEFAULT_MAX_RETRIES = 2
 CONFIG_FILE = "config.yaml"
@@ -226,6 +228,99 @@ def parse_bool(value: Any, source: str) -> bool:
                      hint="For example: interncli config set allow_http true")
 
 
+def parse_api(value: Any, source: str) -> str:
+    """The server's kind: one of API_KINDS."""
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    if text not in API_KINDS:
+        raise UsageError("{} must be one of {}, not {!r}".format(source, ", ".join(API_KINDS), value),
+                         hint="intern: the official service; lmdeploy: an LMDeploy api_server; openai: another "
+                              "OpenAI-compatible server. For example: interncli config set api lmdeploy")
+    return str(text)
+
+
+def default_api(base_url: str) -> str:
+    """The kind a base URL is taken for when ``api`` is not set: ``intern`` for the official
+    service's host, ``lmdeploy`` for any other (contract §5)."""
+    return "intern" if host_of(base_url) == host_of(DEFAULT_BASE_URL) else "lmdeploy"
+
+
+# An HTTP header name is a token (RFC 9110 section 5.1).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers interncli sets from the request itself: another value would break it or be ignored.
+MANAGED_HEADERS = ("host", "content-length", "content-type", "transfer-encoding", "connection")
+# Words that make a header's value a credential, shown as *** and redacted like the token.
+_SECRET_WORDS = ("auth", "cookie", "token", "key", "secret", "password", "passwd", "session", "signature",
+                 "credential")
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is to be treated as a credential (Authorization, Cookie,
+    X-Api-Key, X-Auth-Token, ...)."""
+    lower = name.lower()
+    return any(word in lower for word in _SECRET_WORDS)
+
+
+def header_secrets(headers: Any) -> List[str]:
+    """The values of credential headers, from a mapping or from raw ``NAME: VALUE`` texts
+    (flags not yet checked): whole, and without a scheme word (``Basic``, ``Bearer``)."""
+    pairs = headers.items() if isinstance(headers, dict) else \
+        [str(h).partition(":")[::2] for h in headers or () if isinstance(h, str)]
+    found: List[str] = []
+    for name, value in pairs:
+        text = str(value).strip()
+        if is_secret_header(str(name).strip()) and text:
+            found += [text, text.partition(" ")[2].strip()]
+    return [f for f in dict.fromkeys(found) if f]
+
+
+def parse_headers(value: Any, source: str) -> Dict[str, str]:
+    """Extra request headers: a mapping (the profile's), or ``NAME: VALUE`` texts (-H, repeated;
+    ``config set headers 'NAME: VALUE'``). Names must be HTTP tokens, values one line of
+    printable ASCII; the headers interncli sets itself are refused. A name given twice (in any
+    case): the last wins."""
+    if isinstance(value, dict):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        texts = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+        if texts is None or not all(isinstance(t, str) for t in texts):
+            raise UsageError("{} must be a mapping of header names to values, not {!r}".format(source, value),
+                             hint="For example: -H 'X-Team: search', or in config.yaml  headers: {X-Team: search}")
+        pairs = []
+        for text in texts:
+            name, colon, rest = text.partition(":")
+            if not colon:
+                raise UsageError("{}: {!r} is not NAME: VALUE".format(source, _masked(text)),
+                                 hint="For example: -H 'X-Team: search'")
+            pairs.append((name.strip(), rest))
+    headers: Dict[str, str] = {}
+    for name, raw in pairs:
+        if not _HEADER_NAME.fullmatch(name):
+            raise UsageError("{}: {!r} is not a valid header name".format(source, name[:100]),
+                             hint="A header name is letters, digits and -, e.g. X-Team.")
+        if name.lower() in MANAGED_HEADERS:
+            raise UsageError("{}: {} cannot be set: interncli sets it for each request".format(source, name),
+                             hint="Drop it; for other fields of the request use chat create -O KEY VALUE.")
+        if not isinstance(raw, (str, int, float)):  # bool is an int: YAML's `X-Debug: true` is "true"
+            raise UsageError("{}: the value of {} must be text".format(source, name),
+                             hint="For example: {}: some-value".format(name))
+        text = shown_value(raw).strip()
+        if not text.isascii() or not text.isprintable():
+            what = "its value" if is_secret_header(name) else repr(text[:100])
+            raise UsageError("{}: the value of {} must be one line of printable ASCII (no CR, LF or other "
+                             "control characters): {}".format(source, name, what),
+                             hint="Percent-encode other characters, or write the value again by hand.")
+        for known in [k for k in headers if k.lower() == name.lower()]:
+            del headers[known]
+        headers[name] = text
+    return headers
+
+
+def _masked(text: str) -> str:
+    """A ``NAME: VALUE`` text fit for a message: the value of a credential header hidden."""
+    name = text.partition(":")[0]
+    return name + ": ***" if is_secret_header(name.strip()) else text[:100]
+
+
 def parse_proxy(value: Any, source: str) -> str:
     """A proxy URL: http(s), or SOCKS (which needs PySocks)."""
     return _parse_url(value, source, PROXY_SCHEMES, "http://proxy.example:3128")
@@ -310,6 +405,8 @@ def shown_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, list):
         return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return "; ".join("{}: {}".format(k, v) for k, v in value.items())
     return str(value)
 
 
@@ -318,6 +415,9 @@ def shown_value(value: Any) -> str:
 SETTINGS: Tuple[Setting, ...] = (
     Setting("base_url", "API base URL", flags=("-b", "--base-url", "--api-base"), metavar="URL",
             envs=("INTERN_BASE_URL",), key="base_url", parse=parse_base_url, default=DEFAULT_BASE_URL),
+    Setting("api", "The server's kind: intern, lmdeploy or openai (decides what some flags send)",
+            envs=("INTERN_API",), key="api", parse=parse_api,
+            default_text="intern for the official service's host, else lmdeploy"),
     Setting("api_key", "API token (visible in `ps`: prefer INTERN_API_KEY)", flags=("-k", "--api-key"),
             metavar="TOKEN", envs=("INTERN_API_KEY",),
             env_help="The API token (preferred over -k, which other users can see in ps)."),
@@ -342,6 +442,9 @@ SETTINGS: Tuple[Setting, ...] = (
             key="allow_http", parse=parse_bool, default=False,
             env_help="1 lets a token go over plain http:// to a host other than this machine (profile key "
                      "allow_http); without it such a request is refused."),
+    Setting("headers", "An extra request header, repeatable (for gateways); the flag's beat the profile's, "
+            "name by name; credential values are redacted like the token", flags=("-H", "--header"),
+            metavar="'NAME: VALUE'", key="headers", parse=parse_headers, default={}, default_text="none"),
     Setting("verbose", "Show each request and response on stderr (token redacted)", flags=("-v", "--verbose")),
     Setting("config_dir", "The config directory", envs=("INTERNCLI_CONFIG_DIR",),
             default_text="~/.config/interncli on Linux"),

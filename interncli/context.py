@@ -19,16 +19,18 @@ class Settings:
 
     A plain class rather than a dataclass: building dataclasses costs start-up time."""
 
-    __slots__ = tuple(config.PARSERS) + ("profile", "verbose", "debug", "config_dir", "sources")
+    __slots__ = tuple(config.PARSERS) + ("profile", "verbose", "debug", "config_dir", "sources", "withheld_headers")
     # The types of the table's settings, for mypy (the values are set from the table).
     base_url: str
     model: str
+    api: str  # the server's kind, one of config.API_KINDS
     models: List[str]
     timeout: float
     max_retries: int
     proxy: Optional[str]
     ca_bundle: Optional[str]
     allow_http: bool  # a token may go over plain http:// to another machine
+    headers: Dict[str, str]  # extra request headers (-H over the profile's, name by name)
 
     def __init__(self, *, values: Dict[str, Any], profile: str, verbose: bool, debug: bool, config_dir: str,
                  sources: Dict[str, str]) -> None:
@@ -39,6 +41,8 @@ class Settings:
         self.debug = debug
         self.config_dir = config_dir
         self.sources = sources  # setting -> "flag", "env", "profile" or "default"
+        # The profile's credential headers not sent, as the base URL was moved to another host.
+        self.withheld_headers: List[str] = []
 
     def values(self) -> Dict[str, Any]:
         """The settings a profile can hold, as resolved."""
@@ -58,6 +62,7 @@ class AppContext:
         self.argv_tokens: List[str] = []  # -k values found on the command line before parsing
         self.input_tokens: List[str] = []  # tokens read as input (auth login), which a keyring error may quote
         self.http_warned = False
+        self.headers_warned = False
         # How the commands wait between retries; a test gives one that records the delay instead.
         self.sleep: Callable[[float], None] = time.sleep
         self._settings: Optional[Settings] = None
@@ -78,9 +83,12 @@ class AppContext:
         (from flags, the environment and the profile), which requests may quote in an error."""
         urls = [self.options.get("proxy"), self.options.get("base_url"), self.environ.get("INTERN_BASE_URL")]
         urls += [self.environ.get(name) for name in PROXY_VARIABLES]
+        headers = config.header_secrets(self.options.get("headers") or ())
         if self._settings is not None:
             urls.append(self._settings.proxy)
-        return self.secrets() + [s for url in urls for s in config.url_secrets(url)]
+            headers += config.header_secrets(self._settings.headers)
+        return self.secrets() + [s for url in urls for s in config.url_secrets(url)] + [
+            h for h in headers if len(h) >= credentials.MIN_SECRET]
 
     def redact(self, text: str) -> str:
         """``text`` without any token or password the user gave, for messages that quote the server."""
@@ -161,7 +169,9 @@ def _pick(setting: config.Setting, options: Dict[str, Any], environ: Mapping[str
     if setting.key in profile:
         return profile[setting.key], "profile"
     # A fresh list each time: the table's default is shared.
-    return (list(setting.default) if isinstance(setting.default, list) else setting.default), "default"
+    default = setting.default
+    return (list(default) if isinstance(default, list) else dict(default) if isinstance(default, dict)
+            else default), "default"
 
 
 def _pick_proxy(picked: Tuple[Any, str], environ: Mapping[str, str], base_url: str) -> Tuple[Any, str]:
@@ -187,7 +197,10 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     picked = {setting.name: _pick(setting, options, environ, profile)
               for setting in config.SETTINGS if setting.parse is not None}
     picked["proxy"] = _pick_proxy(picked["proxy"], environ, picked["base_url"][0])
-    return Settings(
+    if picked["api"][0] is None:  # the default follows the base URL in effect
+        picked["api"] = (config.default_api(picked["base_url"][0]), "default")
+    picked["headers"], withheld = _pick_headers(picked["headers"], profile, picked["base_url"])
+    settings = Settings(
         values={key: value for key, (value, _) in picked.items()},
         profile=profile_name,
         verbose=bool(options.get("verbose")),
@@ -195,3 +208,26 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
         config_dir=config_dir,
         sources={key: source for key, (_, source) in picked.items()},
     )
+    settings.withheld_headers = withheld
+    return settings
+
+
+def _pick_headers(picked: Tuple[Any, str], profile: Dict[str, Any],
+                  base_url: Tuple[str, str]) -> Tuple[Tuple[Any, str], List[str]]:
+    """The headers sent, and the names of the profile's withheld. -H beats the profile name by
+    name (in any case), rather than replacing all of its headers. Like a stored token, a
+    profile's credential header belongs to the host of the profile's own base URL, so a base URL
+    moved to another host by -b or INTERN_BASE_URL does not get it (unless -H gives it again)."""
+    own: Dict[str, str] = profile.get("headers") or {}
+    url, url_source = base_url
+    home = profile.get("base_url") or config.DEFAULT_BASE_URL
+    withheld: List[str] = []
+    if url_source in ("flag", "env") and config.host_of(url) != config.host_of(home):
+        withheld = [name for name in own if config.is_secret_header(name)]
+    kept = {k: v for k, v in own.items() if k not in withheld}
+    headers, source = picked
+    if source != "flag":
+        return ((kept, "profile") if source == "profile" else picked), withheld
+    named = {name.lower() for name in headers}
+    merged = {**{k: v for k, v in kept.items() if k.lower() not in named}, **headers}
+    return (merged, "flag"), [name for name in withheld if name.lower() not in named]

@@ -430,6 +430,35 @@ def warn_if_stream_ended(state: ChoiceState, calls: bool, label: str, io: IOStre
     warn_if_empty(state.finish_reason, state.content, state.reasoning, calls, label, io)
 
 
+USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def usage_counts(usage: Any) -> Dict[str, int]:
+    """The token counts of a reply's ``usage`` that are whole numbers: prompt, completion and
+    total, then ``reasoning_tokens`` when the server reports them (LMDeploy 0.16+)."""
+    if not isinstance(usage, dict):
+        return {}
+    counts = {key: usage[key] for key in USAGE_COUNTS if type(usage.get(key)) is int}
+    details = usage.get("completion_tokens_details")
+    if counts and isinstance(details, dict) and type(details.get("reasoning_tokens")) is int:
+        counts["reasoning_tokens"] = details["reasoning_tokens"]
+    return counts
+
+
+def write_usage(usage: Any, io: IOStreams) -> None:
+    """-u: one line on stderr, ``interncli: usage: prompt_tokens=9 completion_tokens=12
+    total_tokens=21``, or ``{"usage": {...}}`` under --json; a warning when the server sent none."""
+    counts = usage_counts(usage)
+    if not counts:
+        warn("the server sent no token usage", io)
+        return
+    if io.json:
+        write_diagnostic({"usage": counts}, io.stderr)
+        return
+    io.stderr.write("interncli: usage: " + " ".join("{}={}".format(k, v) for k, v in counts.items()) + "\n")
+    io.stderr.flush()
+
+
 def write_lines(lines: Iterable[str], io: IOStreams) -> None:
     """Lines of text from the server, one per line: on a terminal each escaped to one line."""
     for line in lines:

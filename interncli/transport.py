@@ -349,11 +349,13 @@ class Transport:
         ca_bundle: Optional[str] = None,
         trace: Optional[Trace] = None,
         environ: Mapping[str, str],
+        headers: Optional[Dict[str, str]] = None,
     ) -> None:
         if ca_bundle:
             check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy, environ))
         self.base_url = base_url
         self._token = token
+        self._headers = dict(headers or {})  # -H and the profile's, checked by config.parse_headers
         self._timeout = timeout
         self._trace = trace
         self._session = requests.Session()
@@ -378,7 +380,7 @@ class Transport:
     def send(self, method: str, path: str, body: Optional[dict] = None) -> Response:
         """One attempt at a request; a non-2xx reply or a network failure raises the mapped error."""
         url = self.url(path)
-        headers = request_headers(self._token, body)
+        headers = request_headers(self._token, body, self._headers)
         data = encode_body(body) if body is not None else None
         if self._trace:
             self._trace_request(method, url, headers, data)

@@ -19,21 +19,34 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def request_headers(token: Optional[str], body: Optional[Dict[str, Any]]) -> Dict[str, str]:
-    """The headers a request carries, token included."""
+def request_headers(token: Optional[str], body: Optional[Dict[str, Any]],
+                    extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The headers a request carries, token included. ``extra`` (-H and the profile's, already
+    checked) replace interncli's own of the same name, but never the token's Authorization:
+    an Authorization of theirs goes only where no token does."""
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
         if body.get("stream"):
             headers["Accept"] = "text/event-stream"
+    for name, value in (extra or {}).items():
+        if token and name.lower() == "authorization":
+            continue
+        for known in [k for k in headers if k.lower() == name.lower()]:
+            del headers[known]
+        headers[name] = value
     if token:
         headers["Authorization"] = "Bearer " + token
     return headers
 
 
 def redact_headers(headers: Dict[str, str]) -> Dict[str, str]:
-    """Headers fit to show: the Authorization value replaced."""
-    return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
+    """Headers fit to show: the token's Authorization as ``Bearer ***``, the value of any other
+    credential header (config.is_secret_header) as ``***``."""
+    from interncli.config import is_secret_header
+
+    return {k: ("Bearer ***" if k.lower() == "authorization" and v.startswith("Bearer ")
+                else "***" if is_secret_header(k) else v) for k, v in headers.items()}
 
 
 def encode_body(body: Dict[str, Any]) -> bytes:

@@ -31,7 +31,7 @@ PNG = base64.b64decode(
 SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"
 
 _CLEARED = ("INTERNCLI_KEYRING_TIMEOUT", "INTERN_BASE_URL", "INTERN_API_KEY", "INTERN_PROFILE", "INTERN_TIMEOUT",
-            "INTERN_MAX_RETRIES",
+            "INTERN_MAX_RETRIES", "INTERN_API",
             "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
             "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "NO_COLOR")
 

@@ -228,9 +228,10 @@ def test_local_image_is_sent_as_a_data_url_on_the_last_user_message(cli, api, tm
 
 
 def test_thinking_sets_thinking_mode_and_refuses_a_system_message(cli, api):
-    assert cli("chat", "create", "-m", "intern-s1", "--thinking", "-g", "user", "x").exit_code == 0
+    intern = {"INTERN_API": "intern"}  # the test server is on 127.0.0.1, taken for LMDeploy by default
+    assert cli("chat", "create", "-m", "intern-s1", "--thinking", "-g", "user", "x", env=intern).exit_code == 0
     assert api.last.json["thinking_mode"] is True
-    refused = cli("chat", "create", "--thinking", "-g", "system", "s", "-g", "user", "x")
+    refused = cli("chat", "create", "--thinking", "-g", "system", "s", "-g", "user", "x", env=intern)
     assert refused.exit_code == 2 and "--thinking" in refused.stderr and len(api.requests) == 1
 
 

@@ -737,8 +737,10 @@ def test_06_era_engine_failure_variants(serve: Callable[[str], ProfileServer], r
 
 
 def run(server: ProfileServer, *args: str, key: str = SENTINEL) -> Result:
-    """interncli in-process against ``server`` (no retries, so failures are one request)."""
-    result = invoke(["-b", server.base_url, "-k", key, "--max-retries", "0", *args])
+    """interncli in-process against ``server`` (no retries, so failures are one request); the
+    gateway profile, on 127.0.0.1 rather than the official host, is named by INTERN_API."""
+    env = {"INTERN_API": "intern"} if server.profile_name == "gateway" else None
+    result = invoke(["-b", server.base_url, "-k", key, "--max-retries", "0", *args], env=env)
     assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
     return result
 

@@ -91,7 +91,8 @@ def test_bad_numbers(api, cli, flag, value):
 
 
 def test_thinking_with_system_message(api, cli):
-    r = cli("chat", "create", "--thinking", "-g", "system", "be brief", "-g", "user", "hi")
+    r = cli("chat", "create", "--thinking", "-g", "system", "be brief", "-g", "user", "hi",
+            env={"INTERN_API": "intern"})
     assert_usage_error(r, "--thinking", "system")
     assert api.requests == []
 

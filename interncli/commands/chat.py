@@ -17,6 +17,7 @@ from interncli.commands.common import (
     pass_app,
     read_messages,
     require_token,
+    warn_about_headers,
     with_retries,
 )
 from interncli.commands.completers import complete_models
@@ -46,7 +47,9 @@ def chat_options(f: Callable) -> Callable:
         click.option("--stop", multiple=True, metavar="S",
                      help="Stop sequence, repeatable (private servers; the official service refuses it)."),
         click.option("--stream", is_flag=True, help="Print the reply as it is generated."),
-        click.option("--thinking", is_flag=True, help="Deep-thinking mode (intern-s1; no system message)."),
+        click.option("--thinking", is_flag=True,
+                     help="Thinking mode: thinking_mode to the official service (intern-s1; no system message), "
+                          "enable_thinking and chat_template_kwargs to LMDeploy (see the api setting)."),
         click.option("--image", "images", multiple=True, metavar="PATH_OR_URL", type=click.Path(),
                      help="An image for the last user message, repeatable."),
         click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
@@ -56,6 +59,14 @@ def chat_options(f: Callable) -> Callable:
                      help="JSON file of earlier messages; the new turn is appended to it (with -n, "
                           "only the first reply, choice 0)."),
         json_option,
+        click.option("-O", "--option", "options", multiple=True, type=(str, str), metavar="KEY VALUE",
+                     help="A server-specific field of the request body, repeatable (LMDeploy: top_k, seed, "
+                          "repetition_penalty, ...); VALUE is JSON when it parses, else a string. Sent last, so "
+                          "it overrides interncli's own fields (a mapping is merged into one interncli sets). "
+                          "LMDeploy ignores fields it does not know; the official service refuses them."),
+        click.option("-u", "--usage", is_flag=True,
+                     help="Token usage on stderr after the reply (a stream is asked for it where the server "
+                          "kind allows: lmdeploy, openai)."),
         click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr."),
         click.option("--dry-run", is_flag=True, help="Print the request instead of sending it."),
     ]
@@ -86,7 +97,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
-    from interncli.client import ChatRequest, attach_images, build_chat_body
+    from interncli.client import ChatRequest, attach_images, build_chat_body, parse_options
 
     settings = app.settings
     store = opts["conversation"]
@@ -94,18 +105,20 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     history = conversation.load_messages(store) if store is not None else []
     turn = read_messages(opts["messages"], app.io)
     messages = history + turn
-    if opts["thinking"] and any(m.get("role") == "system" for m in messages):
+    if opts["thinking"] and settings.api == "intern" and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
         attach_images(turn, opts["images"])  # this turn's user message, never one from history
+    options = parse_options(opts["options"])
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
+    stream = fit_to_kind(app, opts["stream"], tools, options)
     request = ChatRequest(
         model=opts["model"] or settings.model, messages=messages, n=opts["n"],
         temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"],
-        stop=opts["stop"], stream=opts["stream"], thinking=opts["thinking"], tools=tools,
+        stop=opts["stop"], stream=stream, thinking=opts["thinking"], tools=tools,
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
-        always_send_stream=always_send_stream)
+        always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"], options=options)
     body = build_chat_body(request)
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
@@ -116,13 +129,35 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         if store is not None:
             conversation.append_messages(store, turn + [reply])
 
-    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep)
+    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
+              usage=opts["usage"])
+
+
+def fit_to_kind(app: AppContext, stream: bool, tools: Optional[List[Dict[str, Any]]],
+                options: Dict[str, Any]) -> bool:
+    """Whether to stream, and the notices the official service calls for: it refuses a stream
+    with tools (-10002), so that goes unstreamed, said once; and it refuses fields it does not
+    document, which -O sends all the same (contract section 5), with a warning."""
+    from interncli import output
+    from interncli.client import INTERN_FIELDS
+
+    if app.settings.api != "intern":
+        return stream
+    unknown = [key for key in options if key not in INTERN_FIELDS]
+    if unknown:
+        output.warn("the official service refuses fields it does not document, sent all the same: "
+                    + ", ".join(unknown), app.io)
+    if stream and tools is not None:
+        output.inform("the official service does not stream replies with tools: sending without --stream", app.io)
+        return False
+    return stream
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reasoning: bool,
-              keep: Callable[[Dict[str, Any]], None]) -> None:
+              keep: Callable[[Dict[str, Any]], None], usage: bool = False) -> None:
     """Send the request, print the reply, and hand the first choice's message to ``keep``: also
-    when the reader of stdout has gone (``| head``), as the reply itself came whole."""
+    when the reader of stdout has gone (``| head``), as the reply itself came whole. ``usage``:
+    then show the token usage (of the reply, or the last a stream sent) on stderr."""
     from interncli import output
     from interncli.client import ChatClient, StreamAssembler, assistant_message
 
@@ -141,6 +176,8 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         if show_reasoning:
             first = reply["choices"][0].get("message") or {}
             output.mention_inline_thinking(first.get("content"), first.get("reasoning_content"), app.io)
+        if usage:
+            output.write_usage(reply.get("usage"), app.io)
         return
 
     printer: output.StreamPrinter
@@ -150,12 +187,18 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
         printer = output.TextStreamPrinter(app.io, n=body.get("n", 1), reasoning=show_reasoning, redact=app.redact)
 
     gone: List[BrokenPipeError] = []  # the reader of stdout left: read on, for the conversation
+    # The last usage the stream sent: LMDeploy puts it on every chunk (0.6 - 0.9), on the finish
+    # chunk (0.10 - 0.13) or in a last chunk with no choices (0.14+).
+    last_usage: List[Any] = [None]
 
     def attempt() -> StreamAssembler:
         # A fresh assembler each try: a retried stream starts the reply again from nothing.
         assembler = StreamAssembler()
+        last_usage[0] = None
         for chunk in client.stream(body):
             assembler.add(chunk)
+            if chunk.get("usage") is not None:
+                last_usage[0] = chunk["usage"]
             if not gone:
                 try:
                     printer.show(chunk, assembler)
@@ -179,6 +222,8 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
             output.mention_inline_thinking(first.content, first.reasoning, app.io)
     finally:
         keep(assembler.message(0))
+    if usage:
+        output.write_usage(last_usage[0], app.io)
 
 
 def load_tools(path: str) -> List[Dict[str, Any]]:
@@ -211,5 +256,7 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
 
     settings = app.settings
     token = lookup_credential(app).token
+    warn_about_headers(app)
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
-                            redact_headers(request_headers(token, body)), body, app.io.stdout, as_json)
+                            redact_headers(request_headers(token, body, settings.headers)), body, app.io.stdout,
+                            as_json)

@@ -228,6 +228,24 @@ def check_plain_http(app: AppContext) -> None:
         output.warn("the API token goes over plain http:// {} (allow_http is on)".format(where), app.io)
 
 
+def warn_about_headers(app: AppContext) -> None:
+    """Say, once, which extra headers are not sent: the profile's credential headers when the base
+    URL was moved to another host, and an Authorization of -H when the token's goes instead."""
+    from interncli import output
+
+    settings = app.settings
+    if app.headers_warned:
+        return
+    app.headers_warned = True
+    if settings.withheld_headers:
+        output.warn("the profile's {} not sent to {}: {} for the profile's own base URL".format(
+            ", ".join(settings.withheld_headers), host_of(settings.base_url),
+            "it is" if len(settings.withheld_headers) == 1 else "they are"), app.io)
+    if lookup_credential(app).token and any(name.lower() == "authorization" for name in settings.headers):
+        output.warn("the Authorization header given is not sent: the API token's is (send none with -k "
+                    "and INTERN_API_KEY unset to use yours)", app.io)
+
+
 def open_transport(app: AppContext) -> Transport:
     """A transport with the resolved network settings (imports requests: call only when sending)."""
     from interncli import output
@@ -235,7 +253,9 @@ def open_transport(app: AppContext) -> Transport:
 
     settings = app.settings
     check_plain_http(app)
+    warn_about_headers(app)
     return Transport(settings.base_url, token=lookup_credential(app).token, timeout=settings.timeout,
+                     headers=settings.headers,
                      proxy=settings.proxy, ca_bundle=settings.ca_bundle, environ=app.environ,
                      # The transport redacts the token; this also catches proxy passwords, which
                      # a proxy's error page may quote back (as Proxy-Authorization: Basic ...).

@@ -41,9 +41,12 @@ def existing_profile(app: AppContext, cfg: Dict[str, Any]) -> Tuple[str, Dict[st
 
 
 def shown(key: str, value: Any) -> Any:
-    """A setting fit to print: a proxy's password masked, a whole number without ``.0``."""
+    """A setting fit to print: a proxy's password and credential headers masked, a whole number
+    without ``.0``."""
     if key == "proxy" and isinstance(value, str):
         return configfile.mask_url(value)
+    if key == "headers" and isinstance(value, dict):
+        return {k: "***" if configfile.is_secret_header(k) else v for k, v in value.items()}
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
