@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import click
 
@@ -155,7 +155,7 @@ def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None,
         # Parsing stopped before --json's own callback could turn stderr to JSON: ask click's
         # parser again, resiliently, whether --json was given as an option.
         io.json = io.json or _json_given(args)
-        return _report_click_error(exc, app)
+        return _report_click_error(exc, app, args)
     except ReaderGone:
         # The reader has what it wanted: stop quietly, and keep Python's own flush at exit
         # from failing on the closed pipe.
@@ -219,6 +219,15 @@ def _json_given(args: List[str]) -> bool:
     parser in resilient mode, told to set unknown options aside (a missing value still ends the
     parse there). A message whose text is "--json" (``-g user --json``) is a value, not the
     option, as in the real parse."""
+    ctx, complete = _resilient_parse(args)
+    return complete and ctx is not None and bool(ctx.params.get("as_json"))
+
+
+def _resilient_parse(args: List[str]) -> Tuple[Optional[click.Context], bool]:
+    """The context of the deepest command ``args`` names, parsed as far as click's parser in
+    resilient mode gets, and whether that command's own options parsed whole. None when even the
+    root's did not."""
+    ctx: Optional[click.Context] = None
     try:
         ctx = cli.make_context("interncli", list(args), resilient_parsing=True, ignore_unknown_options=True)
         while isinstance(ctx.command, click.Group):
@@ -230,19 +239,62 @@ def _json_given(args: List[str]) -> bool:
                 rest.pop(0)
             name, command, rest = ctx.command.resolve_command(ctx, rest) if rest else (None, None, [])
             if command is None or name is None:
-                return False
-            ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=True, ignore_unknown_options=True)
-        return bool(ctx.params.get("as_json"))
+                return ctx, False
+            parent = ctx
+            try:
+                ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=True,
+                                           ignore_unknown_options=True)
+            except click.ClickException:
+                # Its options did not parse (a missing value): its name is still known.
+                return click.Context(command, info_name=name, parent=parent), False
+        return ctx, True
     except (click.ClickException, click.exceptions.Exit, InternCliError):
+        return ctx, False
+
+
+def _is_command_option(name: str, ctx: click.Context) -> bool:
+    """Whether some command below the root takes the option ``name`` (an error path: loading
+    every command is fine here)."""
+    def walk(command: click.Command, parent: click.Context) -> bool:
+        if any(name in param.opts for param in command.params):
+            return True
+        if isinstance(command, click.Group):
+            sub_ctx = click.Context(command, parent=parent)
+            for sub in command.list_commands(sub_ctx):
+                found = command.get_command(sub_ctx, sub)
+                if found is not None and walk(found, sub_ctx):
+                    return True
         return False
 
+    return any(walk(command, ctx) for command in
+               filter(None, (cli.get_command(ctx, sub) for sub in cli.list_commands(ctx))))
 
-def _report_click_error(exc: click.ClickException, app: AppContext) -> int:
-    """A usage error in the contract's format: one line, then a hint."""
+
+def _report_click_error(exc: click.ClickException, app: AppContext, args: List[str]) -> int:
+    """A usage error in the contract's format: one line, then a hint naming the help of the
+    command the line was for."""
     from interncli.errors import UsageError
 
-    ctx = getattr(exc, "ctx", None)
-    hint = "Try '{} --help' for help.".format(ctx.command_path if ctx is not None else "interncli")
+    origin = getattr(exc, "ctx", None)  # the context click raised in
+    ctx = origin
+    if ctx is None or ctx.parent is None:  # raised before a sub-command's context was made
+        deepest, _ = _resilient_parse(args)
+        ctx = deepest if deepest is not None else ctx
+    path = ctx.command_path if ctx is not None else "interncli"
+    message = exc.format_message()
+    hint = "Try '{} --help' for help.".format(path)
+    if isinstance(exc, click.NoSuchOption) and origin is not None:
+        globals_ = {opt for param in cli.params for opt in param.opts}
+        if origin.parent is not None and exc.option_name in globals_:
+            message = "{} is a global option: it goes before the command".format(exc.option_name)
+            hint = "Put it first: interncli {} ... {} ...".format(exc.option_name, path.split(" ", 1)[-1])
+        elif origin.parent is None and _is_command_option(exc.option_name, origin):
+            # click's "Did you mean" compares with the root's options only: a command's option
+            # given before the command's name would be told of --version.
+            message = "No such option for interncli itself: {}".format(exc.option_name)
+            example = path if ctx is not None and ctx.parent is not None else "interncli chat create"
+            hint = "A command's options go after its name ({} {} ...); 'interncli --help' lists the " \
+                   "global ones.".format(example, exc.option_name)
     # click quotes the words it did not expect, and a token pasted in the wrong place is one.
-    _report(UsageError(app.redact(exc.format_message()), hint=hint), app.io)
+    _report(UsageError(app.redact(message), hint=app.redact(hint)), app.io)
     return int(ExitCode.USAGE)

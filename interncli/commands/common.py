@@ -23,6 +23,36 @@ OFFICIAL_HOST = "chat.intern-ai.org.cn"
 pass_app = click.make_pass_decorator(AppContext)
 
 
+class Integer(click.IntRange):
+    """A whole number, maybe bounded: "'abc' is not an integer" where click would say "is not a
+    valid integer range" (the range is checked by click, as before)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if not isinstance(value, int):
+            try:
+                int(value)
+            except (TypeError, ValueError):
+                self.fail("{!r} is not an integer".format(value), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Number(click.FloatRange):
+    """A number, maybe bounded: "'abc' is not a number" where click would say "is not a valid
+    float range"."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if not isinstance(value, (int, float)):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                self.fail("{!r} is not a number".format(value), param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Group(click.Group):
     """A command group that, called without a sub-command, shows its help on stderr and exits 2,
     whatever the click version (8.1 printed it on stdout with exit 0; 8.2 raises an error)."""

@@ -9,6 +9,7 @@ import click
 
 from interncli.commands.common import (
     Group,
+    Integer,
     confirm,
     json_option,
     message_option,
@@ -103,7 +104,7 @@ def tools_list(app: AppContext, spec: str, as_json: bool) -> None:
 @click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
               help="Model [default: the spec's, the profile's, intern-latest].")
 @click.option("--yes", is_flag=True, help="Approve every tool call without asking.")
-@click.option("--max-turns", type=click.IntRange(min=1), help="Model round-trips before giving up (exit 7).")
+@click.option("--max-turns", type=Integer(min=1), help="Model round-trips before giving up (exit 7).")
 @json_option
 @pass_app
 def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tuple[Tuple[str, str], ...],
