@@ -1,6 +1,6 @@
 """Start LMDeploy's own `api_server` (its real `serve()`) with the fake engine, on 127.0.0.1.
 
-    python serve.py --model-name internlm2_5-7b-chat --api-keys sk-a sk-b \
+    python run_server.py --model-name internlm2_5-7b-chat --api-keys sk-a sk-b \
         [--reasoning-parser default] [--tool-call-parser internlm] [--server-port 0]
 
 Run with the LMDeploy venv's interpreter (see `tests/test_real_lmdeploy.py`). The flags are named

@@ -1,0 +1,237 @@
+"""interncli (the installed command) against LMDeploy's REAL api_server, with a fake engine.
+
+`tests/servers/real_lmdeploy/run_server.py` runs the `lmdeploy` package from PyPI — its own `serve()`,
+FastAPI app, API-key middleware, validation handler, response parser and serialisation — in a venv
+of its own (`.venv-lmdeploy`, made by `tests/servers/real_lmdeploy/install.sh`, which `.ci/run`
+calls), so its pins (fastapi, pydantic, openai) never meet interncli's. Only torch & co. (stub
+modules) and the inference engine (`fake_engine.py`, scripted by the last user message) are not
+LMDeploy's. Where the profile server (`tests/servers/lmdeploy.py`) says what a version sends,
+these tests check the same against the real code.
+
+Without that venv every test here is skipped, saying why; `.ci/run` sets
+INTERNCLI_REQUIRE_LMDEPLOY=1, which turns the skip into a failure, so CI cannot skip them silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+from tests.conftest import SENTINEL
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER = ROOT / "tests" / "servers" / "real_lmdeploy" / "run_server.py"
+INSTALL = "tests/servers/real_lmdeploy/install.sh"
+MODEL = "internlm2_5-7b-chat"
+# The release install.sh pins; the shapes below are 0.16+'s (one flat error envelope everywhere).
+RELEASE = "0.18.0"
+STARTUP_TIMEOUT = 120  # importing LMDeploy's server modules takes a few seconds on a busy machine
+_RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+def lmdeploy_python() -> str:
+    """The server venv's interpreter (INTERNCLI_LMDEPLOY_PYTHON overrides), or skip/fail saying why."""
+    python = os.environ.get("INTERNCLI_LMDEPLOY_PYTHON") or str(ROOT / ".venv-lmdeploy" / "bin" / "python")
+    reason = None
+    if not os.path.exists(python):
+        reason = f"LMDeploy's server venv is missing ({python}): run {INSTALL} (.ci/run does)"
+    else:
+        found = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
+                               capture_output=True, text=True, timeout=60)
+        if found.returncode != 0:
+            reason = f"lmdeploy is not installed in {python}: run {INSTALL}"
+        elif found.stdout.strip() != RELEASE:
+            reason = f"{python} has lmdeploy {found.stdout.strip()}, these tests are for {RELEASE}: run {INSTALL}"
+    if reason is not None:
+        if os.environ.get("INTERNCLI_REQUIRE_LMDEPLOY") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return python
+
+
+class RealServer:
+    """One `run_server.py` subprocess: its base URL, and its log (uvicorn's and LMDeploy's)."""
+
+    def __init__(self, python: str, *flags: str) -> None:
+        self.process = subprocess.Popen(
+            [python, str(LAUNCHER), "--model-name", MODEL, "--api-keys", SENTINEL, *flags],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+            # The server venv must not see interncli's venv or the test environment's settings.
+            env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "PYTHONNOUSERSITE": "1"})
+        self.log: List[str] = []
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        # Drain the log all along: a full pipe would block the server mid-request.
+        threading.Thread(target=self._drain, args=(lines,), daemon=True).start()
+        self.base_url = self._wait_for_url(lines)
+
+    def _drain(self, lines: "queue.Queue[Optional[str]]") -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    def _wait_for_url(self, lines: "queue.Queue[Optional[str]]") -> str:
+        while True:
+            try:
+                line = lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.stop()
+                pytest.fail("LMDeploy's api_server did not start:\n" + "".join(self.log[-40:]), pytrace=False)
+            found = _RUNNING.search(line)
+            if found:
+                # LMDeploy's routes are under /v1, but it announces the bare address (its HINT
+                # line says http://HOST:PORT): `-b http://HOST:PORT` meets {"detail":"Not Found"}.
+                return found.group(1) + "/v1"
+
+    def stop(self) -> None:
+        """End the server (ours alone, by its process)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def python() -> str:
+    return lmdeploy_python()
+
+
+@pytest.fixture(scope="module")
+def server(python: str) -> Iterator[RealServer]:
+    """`lmdeploy serve api_server MODEL --api-keys KEY`: no reasoning or tool parser."""
+    real = RealServer(python)
+    yield real
+    real.stop()
+
+
+@pytest.fixture(scope="module")
+def reasoning_server(python: str) -> Iterator[RealServer]:
+    """The same with `--reasoning-parser default` (what a thinking model is served with)."""
+    real = RealServer(python, "--reasoning-parser", "default")
+    yield real
+    real.stop()
+
+
+def interncli(exe: str, server: RealServer, *args: str, key: str = SENTINEL) -> subprocess.CompletedProcess:
+    """The installed command against `server`, the key from the environment, no retries."""
+    env: Dict[str, str] = {**os.environ, "INTERN_API_KEY": key}
+    done = subprocess.run([exe, "-b", server.base_url, "--max-retries", "0", *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert SENTINEL not in done.stdout and SENTINEL not in done.stderr
+    return done
+
+
+def chat(exe: str, server: RealServer, *args: str, say: object = None, key: str = SENTINEL
+         ) -> subprocess.CompletedProcess:
+    """`chat create -m MODEL ARGS -g user X`, X the fake model's script (a dict, sent as JSON) or text."""
+    message = say if isinstance(say, str) else json.dumps(say)
+    return interncli(exe, server, "chat", "create", "-m", MODEL, *args, "-g", "user", message, key=key)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_plain_chat(exe: str, server: RealServer, stream: bool) -> None:
+    # Text without a script is echoed, cut into 3-character "tokens"; 0.18 streams each piece as a
+    # chunk with nulls dropped, then an empty piece carrying finish_reason "stop", then [DONE].
+    done = chat(exe, server, *(["--stream"] if stream else []), say="hello there, real server")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hello there, real server\n", "")
+
+
+def test_models_list(exe: str, server: RealServer) -> None:
+    # LMDeploy lists the served name (here --model-name), then one card per LoRA adapter.
+    done = interncli(exe, server, "models", "list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [MODEL]
+
+
+@pytest.mark.parametrize("args", [("models", "list"), ("chat", "create", "-m", MODEL, "-g", "user", "hi")])
+def test_wrong_key_is_exit_3(exe: str, server: RealServer, args: tuple) -> None:
+    # 0.16+: the AuthenticationMiddleware answers every path but /health, /docs, /redoc, /nodes
+    # with 401 and the flat error {"message": "Unauthorized.", "type": "authentication_error", ...}
+    # before routing, so the request body is never read.
+    done = interncli(exe, server, *args, key="sk-wrong-key")
+    assert done.returncode == 3 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == "interncli: error: [401] Unauthorized."
+    assert lines[1].startswith("hint: ")
+    assert "sk-wrong-key" not in done.stderr
+
+
+def test_unknown_model_is_exit_5(exe: str, server: RealServer) -> None:
+    # The model name is checked first, before any other field: 404 with LMDeploy's own text.
+    done = interncli(exe, server, "chat", "create", "-m", "no-such-model", "-g", "user", "hi")
+    assert done.returncode == 5 and done.stdout == ""
+    assert "The model 'no-such-model' does not exist." in done.stderr.splitlines()[0]
+
+
+def test_engine_failure_is_exit_1(exe: str, server: RealServer) -> None:
+    # 0.16+: a failing engine is a RequestError; without streaming the handler turns it into the
+    # HTTP status of the error with the flat body ("An internal server error occurred.", 500),
+    # whatever text was generated before it is dropped.
+    done = chat(exe, server, say={"text": "partial ", "fail": "engine"})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("interncli: error: [500] An internal server error occurred.")
+
+
+def test_engine_failure_in_a_stream_is_exit_1(exe: str, server: RealServer) -> None:
+    # Streamed, the status is already 200: what was generated has been sent, then one event
+    # `data: {"error": {...}}` without `choices`, then `data: [DONE]`.
+    done = chat(exe, server, "--stream", say={"text": "partial ", "fail": "engine"})
+    assert done.returncode == 1
+    assert done.stdout.startswith("partial ")
+    assert "[500] An internal server error occurred." in done.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_context_overflow_is_exit_5(exe: str, server: RealServer, stream: bool) -> None:
+    # The context check is in preprocess, before generation, so it is a plain HTTP 400 even for
+    # `stream: true` — no more empty `length` replies (those were 0.6 – 0.15).
+    done = chat(exe, server, *(["--stream"] if stream else []), say={"fail": "context"})
+    assert done.returncode == 5 and done.stdout == ""
+    assert "must be smaller than the model context length (4096)." in done.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_is_split_off_by_the_server(exe: str, reasoning_server: RealServer, stream: bool) -> None:
+    # With --reasoning-parser, LMDeploy's parser moves the text up to `</think>` into
+    # `reasoning_content` (streamed: deltas with `reasoning_content` and no `content` key).
+    done = chat(exe, reasoning_server, *(["--stream"] if stream else []), "--show-reasoning",
+                say={"reasoning": "hmm, let me think", "text": "answer"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "answer\n"
+    assert "hmm, let me think" in done.stderr
+
+
+def test_reasoning_hidden_unless_asked(exe: str, reasoning_server: RealServer) -> None:
+    done = chat(exe, reasoning_server, say={"reasoning": "hmm, let me think", "text": "answer"})
+    assert (done.returncode, done.stdout) == (0, "answer\n")
+    assert "hmm" not in done.stderr
+
+
+def test_the_launcher_is_lmdeploys_own_server(python: str) -> None:
+    # What makes this suite worth its minute: the app is the installed LMDeploy's, not ours.
+    probe = subprocess.run(
+        [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import stubs; stubs.install(); "
+         "import lmdeploy; from lmdeploy.serve.openai import api_server as a; "
+         "print(lmdeploy.__version__, a.__file__)",
+         str(LAUNCHER.parent)], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    version, path = probe.stdout.split()
+    assert version == RELEASE
+    assert "site-packages" in path and str(ROOT / "tests") not in path
+
