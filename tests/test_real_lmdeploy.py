@@ -128,6 +128,14 @@ def reasoning_server(python: str) -> Iterator[RealServer]:
     real.stop()
 
 
+@pytest.fixture(scope="module")
+def tool_server(python: str) -> Iterator[RealServer]:
+    """The same with `--tool-call-parser internlm` (InternLM's tool-call markup)."""
+    real = RealServer(python, "--tool-call-parser", "internlm")
+    yield real
+    real.stop()
+
+
 def interncli(exe: str, server: RealServer, *args: str, key: str = SENTINEL) -> subprocess.CompletedProcess:
     """The installed command against `server`, the key from the environment, no retries."""
     env: Dict[str, str] = {**os.environ, "INTERN_API_KEY": key}
@@ -235,3 +243,23 @@ def test_the_launcher_is_lmdeploys_own_server(python: str) -> None:
     assert version == RELEASE
     assert "site-packages" in path and str(ROOT / "tests") not in path
 
+
+
+TOOLS = ("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
+         "      properties: {city: {type: string}}\n    command: [echo, '{city}']\n")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_is_parsed_by_the_server(exe: str, tool_server: RealServer, tmp_path: Path, stream: bool) -> None:
+    # The tool parser only runs when the request has `tools` (and tool_choice is not "none"); it
+    # takes the markup out of the text. 0.18 streams the call as deltas: the first with the id,
+    # type and name, the arguments after it in pieces.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TOOLS)
+    done = chat(exe, tool_server, *(["--stream"] if stream else []), "--tools", str(spec),
+                say={"text": "Let me check.", "tool_call": {"name": "get_weather", "arguments": {"city": "上海"}}})
+    assert done.returncode == 0, done.stderr
+    assert "<|action_start|>" not in done.stdout and "<|plugin|>" not in done.stdout
+    last = done.stdout.splitlines()[-1].split(" ", 3)
+    assert (last[0], last[2], json.loads(last[3])) == ("tool_call", "get_weather", {"city": "上海"})
+    assert done.stdout.startswith("Let me check.")

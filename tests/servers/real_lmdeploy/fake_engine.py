@@ -20,6 +20,9 @@ a JSON object there is a script, anything else is echoed back.
                                            engine status that is not SUCCESS/FINISH/CANCEL)
     {"fail": "context"}                    the prompt is longer than the context: raised by
                                            preprocess, before generation, as the real one does
+    {"text": "Let me check.",              the text, then a tool call in internlm2's markup
+     "tool_call": {"name": "f",             (`<|action_start|><|plugin|>{json}<|action_end|>`),
+                   "arguments": {...}}}     which the server's `--tool-call-parser internlm` parses
     {"echo": "chat_template_kwargs"}       answer with what the server passed on, as JSON
 """
 
@@ -37,8 +40,9 @@ from lmdeploy.serve.managers import SessionManager
 SESSION_LEN = 4096
 # Text is cut into pieces of this many characters, one "token" each, as an engine streams them.
 PIECE = 3
-# The reasoning parser checks at start-up that its tags are single tokens of the vocabulary.
-VOCAB = {"<think>": 1, "</think>": 2}
+# The reasoning parser checks at start-up that its tags are single tokens of the vocabulary;
+# internlm2's tool markup tags are special tokens too.
+VOCAB = {"<think>": 1, "</think>": 2, "<|action_start|>": 3, "<|plugin|>": 4, "<|action_end|>": 5}
 _FIRST_TEXT_ID = 100
 
 
@@ -142,6 +146,11 @@ class FakeEngine:
         if script.get("reasoning") is not None:
             # Each tag is one token of its own, as in a reasoning model's vocabulary.
             pieces = ["<think>", *_pieces(str(script["reasoning"])), "</think>", *pieces]
+        call = script.get("tool_call")
+        if isinstance(call, dict):
+            payload = json.dumps({"name": call.get("name"), "parameters": call.get("arguments", {})},
+                                 ensure_ascii=False)
+            pieces += ["<|action_start|>", "<|plugin|>", *_pieces(payload), "<|action_end|>"]
         limit = getattr(request.gen_config, "max_new_tokens", None) or SESSION_LEN
         finish = "stop"
         generated = 0
