@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 venv=${1:-.venv-lmdeploy}
-release=0.18.0
+release=${2:-0.18.0}
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('lmdeploy') != '$release')" 2>/dev/null; then
   exit 0
 fi

@@ -24,13 +24,22 @@ import stubs  # noqa: E402  (must run before anything imports lmdeploy)
 
 stubs.install()
 
-import fake_engine  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+
 from lmdeploy.serve.openai import api_server  # noqa: E402
+
+# The engine interface changed in 0.16 (preprocess + generate, errors raised); 0.12 – 0.15 had
+# one generate(messages, session, ...) with errors yielded in band.
+RELEASE = tuple(int(part) for part in version("lmdeploy").split(".")[:2])
+if RELEASE >= (0, 16):
+    from fake_engine import FakeEngine  # noqa: E402
+else:
+    from fake_engine_012 import FakeEngine  # noqa: E402
 
 
 def _fake_task(backend: str, model_path: str, **kwargs: Any) -> Tuple[str, type]:
     """In place of `lmdeploy.archs.get_task`: the task name and the pipeline class to build."""
-    return "llm", fake_engine.FakeEngine
+    return "llm", FakeEngine
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -48,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         model_path=f"/models/{args.model_name}", model_name=args.model_name, backend="pytorch",
         server_name="127.0.0.1", server_port=args.server_port, api_keys=args.api_keys,
         reasoning_parser=args.reasoning_parser, tool_call_parser=args.tool_call_parser,
-        # 'auto' would read the model directory's generation_config.json; there is no model.
+        # 0.18: 'auto' would read the model directory's generation_config.json, and there is no
+        # model; releases without the option pass it on to the engine, which ignores it.
         generation_config="lmdeploy", log_level="WARNING")
 
 
