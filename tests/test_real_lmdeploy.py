@@ -35,25 +35,27 @@ ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "servers" / "real_lmdeploy" / "run_server.py"
 INSTALL = "tests/servers/real_lmdeploy/install.sh"
 MODEL = "internlm2_5-7b-chat"
-# The release install.sh pins; the shapes below are 0.16+'s (one flat error envelope everywhere).
-RELEASE = "0.18.0"
+# The releases run, each in its own venv (install.sh VENV RELEASE; .ci/run makes both): the newest,
+# and 0.12.3 for the era before the 0.16 error rework (HTTP 200 with finish_reason "error").
+NEWEST, OLD = "0.18.0", "0.12.3"
+VENVS = {NEWEST: ".venv-lmdeploy", OLD: ".venv-lmdeploy-0.12"}
 STARTUP_TIMEOUT = 120  # importing LMDeploy's server modules takes a few seconds on a busy machine
 _RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
-def lmdeploy_python() -> str:
-    """The server venv's interpreter (INTERNCLI_LMDEPLOY_PYTHON overrides), or skip/fail saying why."""
-    python = os.environ.get("INTERNCLI_LMDEPLOY_PYTHON") or str(ROOT / ".venv-lmdeploy" / "bin" / "python")
+def lmdeploy_python(release: str) -> str:
+    """The interpreter of the venv holding `release`, or skip (fail under .ci/run) saying why."""
+    python = str(ROOT / VENVS[release] / "bin" / "python")
+    todo = f"run {INSTALL} {VENVS[release]} {release} (.ci/run does)"
     reason = None
     if not os.path.exists(python):
-        reason = f"LMDeploy's server venv is missing ({python}): run {INSTALL} (.ci/run does)"
+        reason = f"LMDeploy {release}'s server venv is missing ({python}): {todo}"
     else:
         found = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('lmdeploy'))"],
                                capture_output=True, text=True, timeout=60)
-        if found.returncode != 0:
-            reason = f"lmdeploy is not installed in {python}: run {INSTALL}"
-        elif found.stdout.strip() != RELEASE:
-            reason = f"{python} has lmdeploy {found.stdout.strip()}, these tests are for {RELEASE}: run {INSTALL}"
+        if found.stdout.strip() != release:
+            held = found.stdout.strip() or found.stderr[-200:]
+            reason = f"{python} does not hold lmdeploy {release} ({held}): {todo}"
     if reason is not None:
         if os.environ.get("INTERNCLI_REQUIRE_LMDEPLOY") == "1":
             pytest.fail(reason, pytrace=False)
@@ -111,7 +113,7 @@ class RealServer:
 
 @pytest.fixture(scope="module")
 def python() -> str:
-    return lmdeploy_python()
+    return lmdeploy_python(NEWEST)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +140,42 @@ def tool_server(python: str) -> Iterator[RealServer]:
     real.stop()
 
 
+@pytest.fixture(scope="module")
+def old_python() -> str:
+    return lmdeploy_python(OLD)
+
+
+@pytest.fixture(scope="module")
+def old_server(old_python: str) -> Iterator[RealServer]:
+    """LMDeploy 0.12.3, no parsers."""
+    real = RealServer(old_python)
+    yield real
+    real.stop()
+
+
+@pytest.fixture(scope="module")
+def old_reasoning_server(old_python: str) -> Iterator[RealServer]:
+    """LMDeploy 0.12.3 with `--reasoning-parser qwen-qwq` (0.12 has no "default" parser)."""
+    real = RealServer(old_python, "--reasoning-parser", "qwen-qwq")
+    yield real
+    real.stop()
+
+
+_SERVERS = {NEWEST: ("server", "reasoning_server"), OLD: ("old_server", "old_reasoning_server")}
+
+
+@pytest.fixture(params=[NEWEST, OLD])
+def any_server(request: pytest.FixtureRequest) -> RealServer:
+    """The plain server of each release."""
+    return request.getfixturevalue(_SERVERS[request.param][0])
+
+
+@pytest.fixture(params=[NEWEST, OLD])
+def any_reasoning_server(request: pytest.FixtureRequest) -> RealServer:
+    """The reasoning-parser server of each release."""
+    return request.getfixturevalue(_SERVERS[request.param][1])
+
+
 def interncli(exe: str, server: RealServer, *args: str, key: str = SENTINEL) -> subprocess.CompletedProcess:
     """The installed command against `server`, the key from the environment, no retries."""
     env: Dict[str, str] = {**os.environ, "INTERN_API_KEY": key}
@@ -155,36 +193,40 @@ def chat(exe: str, server: RealServer, *args: str, say: object = None, key: str 
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_plain_chat(exe: str, server: RealServer, stream: bool) -> None:
+def test_plain_chat(exe: str, any_server: RealServer, stream: bool) -> None:
     # Text without a script is echoed, cut into 3-character "tokens"; 0.18 streams each piece as a
-    # chunk with nulls dropped, then an empty piece carrying finish_reason "stop", then [DONE].
-    done = chat(exe, server, *(["--stream"] if stream else []), say="hello there, real server")
+    # chunk with nulls dropped, then an empty piece carrying finish_reason "stop", then [DONE];
+    # 0.12 sends every field (nulls, `"tool_calls": []`, `gen_tokens`) and ids "1", "2", ...
+    done = chat(exe, any_server, *(["--stream"] if stream else []), say="hello there, real server")
     assert (done.returncode, done.stdout, done.stderr) == (0, "hello there, real server\n", "")
 
 
-def test_models_list(exe: str, server: RealServer) -> None:
+def test_models_list(exe: str, any_server: RealServer) -> None:
     # LMDeploy lists the served name (here --model-name), then one card per LoRA adapter.
-    done = interncli(exe, server, "models", "list")
+    done = interncli(exe, any_server, "models", "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [MODEL]
 
 
 @pytest.mark.parametrize("args", [("models", "list"), ("chat", "create", "-m", MODEL, "-g", "user", "hi")])
-def test_wrong_key_is_exit_3(exe: str, server: RealServer, args: tuple) -> None:
-    # 0.16+: the AuthenticationMiddleware answers every path but /health, /docs, /redoc, /nodes
-    # with 401 and the flat error {"message": "Unauthorized.", "type": "authentication_error", ...}
-    # before routing, so the request body is never read.
+@pytest.mark.parametrize("release, message", [(NEWEST, "[401] Unauthorized."), (OLD, "[401] Unauthorized")])
+def test_wrong_key_is_exit_3(exe: str, request: pytest.FixtureRequest, args: tuple, release: str,
+                             message: str) -> None:
+    # 0.12.2+: the AuthenticationMiddleware answers every path but /health, /docs, /redoc, /nodes
+    # with 401 before routing, so the request body is never read: 0.12 says {"error": "Unauthorized"},
+    # 0.16+ the flat error {"message": "Unauthorized.", "type": "authentication_error", ...}.
+    server = request.getfixturevalue(_SERVERS[release][0])
     done = interncli(exe, server, *args, key="sk-wrong-key")
     assert done.returncode == 3 and done.stdout == ""
     lines = done.stderr.splitlines()
-    assert lines[0] == "interncli: error: [401] Unauthorized."
+    assert lines[0] == f"interncli: error: {message}"
     assert lines[1].startswith("hint: ")
     assert "sk-wrong-key" not in done.stderr
 
 
-def test_unknown_model_is_exit_5(exe: str, server: RealServer) -> None:
+def test_unknown_model_is_exit_5(exe: str, any_server: RealServer) -> None:
     # The model name is checked first, before any other field: 404 with LMDeploy's own text.
-    done = interncli(exe, server, "chat", "create", "-m", "no-such-model", "-g", "user", "hi")
+    done = interncli(exe, any_server, "chat", "create", "-m", "no-such-model", "-g", "user", "hi")
     assert done.returncode == 5 and done.stdout == ""
     assert "The model 'no-such-model' does not exist." in done.stderr.splitlines()[0]
 
@@ -217,18 +259,19 @@ def test_context_overflow_is_exit_5(exe: str, server: RealServer, stream: bool) 
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_reasoning_is_split_off_by_the_server(exe: str, reasoning_server: RealServer, stream: bool) -> None:
+def test_reasoning_is_split_off_by_the_server(exe: str, any_reasoning_server: RealServer, stream: bool) -> None:
     # With --reasoning-parser, LMDeploy's parser moves the text up to `</think>` into
-    # `reasoning_content` (streamed: deltas with `reasoning_content` and no `content` key).
-    done = chat(exe, reasoning_server, *(["--stream"] if stream else []), "--show-reasoning",
+    # `reasoning_content` (streamed, 0.18: deltas with `reasoning_content` and no `content` key;
+    # 0.12: `"content": null` beside it, and a first delta with `"content": ""` for `<think>`).
+    done = chat(exe, any_reasoning_server, *(["--stream"] if stream else []), "--show-reasoning",
                 say={"reasoning": "hmm, let me think", "text": "answer"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == "answer\n"
     assert "hmm, let me think" in done.stderr
 
 
-def test_reasoning_hidden_unless_asked(exe: str, reasoning_server: RealServer) -> None:
-    done = chat(exe, reasoning_server, say={"reasoning": "hmm, let me think", "text": "answer"})
+def test_reasoning_hidden_unless_asked(exe: str, any_reasoning_server: RealServer) -> None:
+    done = chat(exe, any_reasoning_server, say={"reasoning": "hmm, let me think", "text": "answer"})
     assert (done.returncode, done.stdout) == (0, "answer\n")
     assert "hmm" not in done.stderr
 
@@ -242,7 +285,7 @@ def test_the_launcher_is_lmdeploys_own_server(python: str) -> None:
          str(LAUNCHER.parent)], capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     version, path = probe.stdout.split()
-    assert version == RELEASE
+    assert version == NEWEST
     assert "site-packages" in path and str(ROOT / "tests") not in path
 
 
