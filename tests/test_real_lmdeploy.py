@@ -161,7 +161,16 @@ def old_reasoning_server(old_python: str) -> Iterator[RealServer]:
     real.stop()
 
 
-_SERVERS = {NEWEST: ("server", "reasoning_server"), OLD: ("old_server", "old_reasoning_server")}
+@pytest.fixture(scope="module")
+def old_tool_server(old_python: str) -> Iterator[RealServer]:
+    """LMDeploy 0.12.3 with `--tool-call-parser internlm`."""
+    real = RealServer(old_python, "--tool-call-parser", "internlm")
+    yield real
+    real.stop()
+
+
+_SERVERS = {NEWEST: ("server", "reasoning_server", "tool_server"),
+            OLD: ("old_server", "old_reasoning_server", "old_tool_server")}
 
 
 @pytest.fixture(params=[NEWEST, OLD])
@@ -294,14 +303,18 @@ TOOLS = ("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
          "      properties: {city: {type: string}}\n    command: [echo, '{city}']\n")
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_tool_call_is_parsed_by_the_server(exe: str, tool_server: RealServer, tmp_path: Path, stream: bool) -> None:
+# 0.12's streamed tool calls are README "Known wrong today" item 12 (markup leaks, a fresh id per
+# piece), so only its non-streamed call is here.
+@pytest.mark.parametrize("release, stream", [(NEWEST, False), (NEWEST, True), (OLD, False)])
+def test_tool_call_is_parsed_by_the_server(exe: str, request: pytest.FixtureRequest, tmp_path: Path, release: str,
+                                           stream: bool) -> None:
     # The tool parser only runs when the request has `tools` (and tool_choice is not "none"); it
     # takes the markup out of the text. 0.18 streams the call as deltas: the first with the id,
-    # type and name, the arguments after it in pieces.
+    # type and name, the arguments after it in pieces; finish_reason "tool_calls".
     spec = tmp_path / "spec.yaml"
     spec.write_text(TOOLS)
-    done = chat(exe, tool_server, *(["--stream"] if stream else []), "--tools", str(spec),
+    server = request.getfixturevalue(_SERVERS[release][2])
+    done = chat(exe, server, *(["--stream"] if stream else []), "--tools", str(spec),
                 say={"text": "Let me check.", "tool_call": {"name": "get_weather", "arguments": {"city": "上海"}}})
     assert done.returncode == 0, done.stderr
     assert "<|action_start|>" not in done.stdout and "<|plugin|>" not in done.stdout
