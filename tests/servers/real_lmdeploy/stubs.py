@@ -18,11 +18,11 @@ import sys
 import types
 from typing import Any, Optional, Sequence
 
-# Top-level packages that are replaced. `openai_harmony` is the gpt-oss parser's dependency (a Rust
-# wheel); `xgrammar` the guided-decoding one; the rest are the deep-learning stack.
-STUBBED = frozenset({"torch", "torchvision", "transformers", "triton", "openai_harmony", "xgrammar",
-                     "safetensors", "sentencepiece", "tiktoken", "accelerate", "peft", "ray", "einops",
-                     "cv2", "timm", "flash_linear_attention", "tilelang", "tvm_ffi"})
+# Top-level packages that are replaced: what the server's import path of 0.12.3 and 0.18.0 asks
+# for (torch, transformers, openai_harmony — the gpt-oss parser's Rust wheel), plus the two the
+# notes name for other paths (torchvision, triton) and xgrammar, which 0.18 imports lazily for
+# `tool_choice: "required"`.
+STUBBED = frozenset({"torch", "torchvision", "transformers", "triton", "openai_harmony", "xgrammar"})
 
 
 class _AnyMeta(type):
