@@ -1,14 +1,15 @@
 """interncli (the installed command) against LMDeploy's REAL api_server, with a fake engine.
 
 `tests/servers/real_lmdeploy/run_server.py` runs the `lmdeploy` package from PyPI — its own `serve()`,
-FastAPI app, API-key middleware, validation handler, response parser and serialisation — in a venv
-of its own (`.venv-lmdeploy`, made by `tests/servers/real_lmdeploy/install.sh`, which `.ci/run`
-calls), so its pins (fastapi, pydantic, openai) never meet interncli's. Only torch & co. (stub
-modules) and the inference engine (`fake_engine.py`, scripted by the last user message) are not
-LMDeploy's. Where the profile server (`tests/servers/lmdeploy.py`) says what a version sends,
-these tests check the same against the real code.
+FastAPI app, API-key middleware, validation handler, parsers and serialisation — for two releases,
+the newest (0.18.0) and 0.12.3, each in a venv of its own (`.venv-lmdeploy`, `.venv-lmdeploy-0.12`,
+made by `tests/servers/real_lmdeploy/install.sh`, which `.ci/run` calls), so their pins (fastapi,
+pydantic, openai) never meet interncli's. Only torch & co. (`stubs.py`) and the inference engine
+(`fake_engine.py` for 0.16+, `fake_engine_012.py` for 0.12; what the model says is scripted by the
+last user message, `script.py`) are not LMDeploy's. The last part checks the profile server
+(`tests/servers/lmdeploy.py`) against the real servers.
 
-Without that venv every test here is skipped, saying why; `.ci/run` sets
+Without those venvs every test here is skipped, saying why; `.ci/run` sets
 INTERNCLI_REQUIRE_LMDEPLOY=1, which turns the skip into a failure, so CI cannot skip them silently.
 """
 
@@ -66,12 +67,12 @@ def lmdeploy_python(release: str) -> str:
 class RealServer:
     """One `run_server.py` subprocess: its base URL, and its log (uvicorn's and LMDeploy's)."""
 
-    def __init__(self, python: str, *flags: str) -> None:
+    def __init__(self, python: str, home: Path, *flags: str) -> None:
         self.process = subprocess.Popen(
             [python, str(LAUNCHER), "--model-name", MODEL, "--api-keys", SENTINEL, *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
-            # The server venv must not see interncli's venv or the test environment's settings.
-            env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "PYTHONNOUSERSITE": "1"})
+            # The server sees neither interncli's venv and settings nor the real home.
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONNOUSERSITE": "1"})
         self.log: List[str] = []
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         # Drain the log all along: a full pipe would block the server mid-request.
@@ -117,25 +118,25 @@ def python() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(python: str) -> Iterator[RealServer]:
+def server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """`lmdeploy serve api_server MODEL --api-keys KEY`: no reasoning or tool parser."""
-    real = RealServer(python)
+    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"))
     yield real
     real.stop()
 
 
 @pytest.fixture(scope="module")
-def reasoning_server(python: str) -> Iterator[RealServer]:
+def reasoning_server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The same with `--reasoning-parser default` (what a thinking model is served with)."""
-    real = RealServer(python, "--reasoning-parser", "default")
+    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"), "--reasoning-parser", "default")
     yield real
     real.stop()
 
 
 @pytest.fixture(scope="module")
-def tool_server(python: str) -> Iterator[RealServer]:
+def tool_server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The same with `--tool-call-parser internlm` (InternLM's tool-call markup)."""
-    real = RealServer(python, "--tool-call-parser", "internlm")
+    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"), "--tool-call-parser", "internlm")
     yield real
     real.stop()
 
@@ -146,25 +147,25 @@ def old_python() -> str:
 
 
 @pytest.fixture(scope="module")
-def old_server(old_python: str) -> Iterator[RealServer]:
+def old_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3, no parsers."""
-    real = RealServer(old_python)
+    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"))
     yield real
     real.stop()
 
 
 @pytest.fixture(scope="module")
-def old_reasoning_server(old_python: str) -> Iterator[RealServer]:
+def old_reasoning_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3 with `--reasoning-parser qwen-qwq` (0.12 has no "default" parser)."""
-    real = RealServer(old_python, "--reasoning-parser", "qwen-qwq")
+    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"), "--reasoning-parser", "qwen-qwq")
     yield real
     real.stop()
 
 
 @pytest.fixture(scope="module")
-def old_tool_server(old_python: str) -> Iterator[RealServer]:
+def old_tool_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3 with `--tool-call-parser internlm`."""
-    real = RealServer(old_python, "--tool-call-parser", "internlm")
+    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"), "--tool-call-parser", "internlm")
     yield real
     real.stop()
 
@@ -285,8 +286,10 @@ def test_reasoning_hidden_unless_asked(exe: str, any_reasoning_server: RealServe
     assert "hmm" not in done.stderr
 
 
-def test_the_launcher_is_lmdeploys_own_server(python: str) -> None:
+@pytest.mark.parametrize("release, venv_python", [(NEWEST, "python"), (OLD, "old_python")])
+def test_the_launcher_is_lmdeploys_own_server(request: pytest.FixtureRequest, release: str, venv_python: str) -> None:
     # What makes this suite worth its minute: the app is the installed LMDeploy's, not ours.
+    python = request.getfixturevalue(venv_python)
     probe = subprocess.run(
         [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import stubs; stubs.install(); "
          "import lmdeploy; from lmdeploy.serve.openai import api_server as a; "
@@ -294,9 +297,8 @@ def test_the_launcher_is_lmdeploys_own_server(python: str) -> None:
          str(LAUNCHER.parent)], capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     version, path = probe.stdout.split()
-    assert version == NEWEST
+    assert version == release
     assert "site-packages" in path and str(ROOT / "tests") not in path
-
 
 
 TOOLS = ("tools:\n  - name: get_weather\n    parameters:\n      type: object\n"
