@@ -12,7 +12,7 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import importlib.metadata
   exit 0
 fi
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q fastapi uvicorn pydantic shortuuid partial_json_parser mmengine-lite fire \
+"$venv/bin/pip" install -q -c tests/servers/real_lmdeploy/constraints.txt fastapi uvicorn pydantic shortuuid partial_json_parser mmengine-lite fire \
   numpy tqdm packaging psutil pillow requests pybase64 openai
 # Last, so pip has no installed lmdeploy whose (stubbed) dependencies it would report missing.
 "$venv/bin/pip" install -q --no-deps "lmdeploy==$release"
