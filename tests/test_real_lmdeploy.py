@@ -211,6 +211,16 @@ def test_plain_chat(exe: str, any_server: RealServer, stream: bool) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "hello there, real server\n", "")
 
 
+def test_streamed_json_is_every_chunk(exe: str, any_server: RealServer) -> None:
+    # --json --stream prints each chunk as the server sent it, one per line: 0.18's without null
+    # fields (a reasoning-free delta has no `reasoning_content` key), 0.12's with all of them.
+    done = chat(exe, any_server, "--stream", "--json", say="hello there")
+    assert done.returncode == 0, done.stderr
+    chunks = [json.loads(line) for line in done.stdout.splitlines()]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "hello there"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
 def test_models_list(exe: str, any_server: RealServer) -> None:
     # LMDeploy lists the served name (here --model-name), then one card per LoRA adapter.
     done = interncli(exe, any_server, "models", "list")
@@ -248,6 +258,17 @@ def test_engine_failure_is_exit_1(exe: str, server: RealServer) -> None:
     done = chat(exe, server, say={"text": "partial ", "fail": "engine"})
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("interncli: error: [500] An internal server error occurred.")
+
+
+def test_engine_failure_writes_no_conversation(exe: str, server: RealServer, tmp_path: Path) -> None:
+    # A failed turn must not be saved as the assistant's reply (contract §5): a good turn is.
+    conversation = tmp_path / "conv.json"
+    assert chat(exe, server, "--conversation", str(conversation), say="first").returncode == 0
+    saved = json.loads(conversation.read_text(encoding="utf-8"))
+    assert saved[-1] == {"role": "assistant", "content": "first"}
+    done = chat(exe, server, "--conversation", str(conversation), say={"text": "partial ", "fail": "engine"})
+    assert done.returncode == 1
+    assert json.loads(conversation.read_text(encoding="utf-8")) == saved
 
 
 def test_engine_failure_in_a_stream_is_exit_1(exe: str, server: RealServer) -> None:
