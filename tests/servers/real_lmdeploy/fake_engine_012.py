@@ -30,11 +30,10 @@ class FakeEngine:
     def __init__(self, model_path: str, model_name: Optional[str] = None, backend: str = "pytorch",
                  backend_config: Any = None, **kwargs: Any) -> None:
         self.model_name = model_name or model_path
-        self.backend = backend
         self.arch = "InternLM2ForCausalLM"
         self.session_len = scripts.SESSION_LEN
-        self.backend_config = SimpleNamespace(session_len=scripts.SESSION_LEN, adapters=None, logprobs_mode=None,
-                                              max_batch_size=8, enable_prefix_caching=False, enable_metrics=False)
+        # What the chat and models routes read: no LoRA adapters, logprobs not enabled.
+        self.backend_config = SimpleNamespace(adapters=None, logprobs_mode=None)
         self.tokenizer = scripts.FakeTokenizer()
         self.session_mgr = SessionManager()
         self.engine = SimpleNamespace(is_dummy=True)
