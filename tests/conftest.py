@@ -20,6 +20,10 @@ from interncli.cli import run
 from tests.apiserver import APIServer
 from tests.memkeyring import MemoryKeyring
 
+# The per-version profile servers' fixtures (serve, profile_servers), shared by the test files
+# that run interncli against them.
+pytest_plugins = ["tests.servers.fixtures"]
+
 # click 8.1 (the last for Python 3.9) mixes stderr into stdout unless told not to; 8.2 dropped the option.
 _SEPARATE_STDERR = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
 

@@ -6,56 +6,16 @@ parse_error), a full context, empty replies, fewer choices than -n, and the mess
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 
 from tests.apiserver import Json, Raw, Stream
 from tests.conftest import SENTINEL, Result, invoke
+from tests.servers.fixtures import model_of
 from tests.servers.lmdeploy import ENGINE_ERROR, INPUT_LENGTH_ERROR, LMDEPLOY_PROFILES, Engine, ProfileServer
 
 ERROR = "interncli: error: "
-
-
-class Pool:
-    """One server per profile for the whole session, started on first use."""
-
-    def __init__(self) -> None:
-        self.servers: Dict[str, ProfileServer] = {}
-
-    def get(self, profile: str) -> ProfileServer:
-        if profile not in self.servers:
-            self.servers[profile] = ProfileServer(profile, api_keys=[SENTINEL]).start()
-        return self.servers[profile]
-
-
-@pytest.fixture(scope="session")
-def replies_pool() -> Iterator[Pool]:
-    servers = Pool()
-    yield servers
-    for server in servers.servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def serve(replies_pool: Pool) -> Iterator[Callable[[str], ProfileServer]]:
-    """``serve(profile)``: that profile's server, emptied and with its settings restored."""
-    used: List[ProfileServer] = []
-
-    def get(profile: str) -> ProfileServer:
-        server = replies_pool.get(profile)
-        server.reset()
-        used.append(server)
-        return server
-
-    yield get
-    for server in used:
-        assert server.errors == []
-        server.reset()
-
-
-def model_of(server: ProfileServer) -> str:
-    return "intern-latest" if server.profile_name == "gateway" else server.model
 
 
 def run(server: ProfileServer, *args: str, key: str = SENTINEL) -> Result:

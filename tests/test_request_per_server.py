@@ -5,57 +5,16 @@ setting itself, --thinking, -u/--usage, --tools with --stream, -O/--option and -
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Dict
 
 import pytest
 
 from tests.conftest import SENTINEL, Result, invoke
+from tests.servers.fixtures import GATEWAY_MODEL, model_of
 from tests.servers.lmdeploy import LMDEPLOY_PROFILES, Engine, ProfileServer
 
-GATEWAY_MODEL = "intern-latest"
 # The profiles that read a thinking switch at all (LMDeploy 0.9+; README §4), and the gateway.
 THINKING_PROFILES = tuple(p for p in LMDEPLOY_PROFILES if p != "lmdeploy-0.6")
-
-
-class Pool:
-    """One server per profile for this module, started on first use."""
-
-    def __init__(self) -> None:
-        self.servers: Dict[str, ProfileServer] = {}
-
-    def get(self, profile: str) -> ProfileServer:
-        if profile not in self.servers:
-            self.servers[profile] = ProfileServer(profile, api_keys=[SENTINEL]).start()
-        return self.servers[profile]
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[Pool]:
-    servers = Pool()
-    yield servers
-    for server in servers.servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def serve(pool: Pool) -> Iterator[Callable[[str], ProfileServer]]:
-    """``serve(profile)``: that profile's server, emptied, its settings restored."""
-    used: List[ProfileServer] = []
-
-    def get(profile: str) -> ProfileServer:
-        server = pool.get(profile)
-        server.reset()
-        used.append(server)
-        return server
-
-    yield get
-    for server in used:
-        assert server.errors == []
-        server.reset()
-
-
-def model_of(server: ProfileServer) -> str:
-    return GATEWAY_MODEL if server.profile_name == "gateway" else server.model
 
 
 def run(server: ProfileServer, *args: str, api: str = "", globals_: tuple = (), env: Dict[str, str] = None,

@@ -9,12 +9,13 @@ import http.client
 import json
 import os
 import subprocess
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
 from tests.apiserver import Json, Stream
 from tests.conftest import SENTINEL, Result, invoke
+from tests.servers.fixtures import model_of
 from tests.servers.lmdeploy import (
     AUTH_DETAIL,
     ENGINE_ERROR,
@@ -26,58 +27,11 @@ from tests.servers.lmdeploy import (
 )
 
 CHAT = "/v1/chat/completions"
-GATEWAY_MODEL = "intern-latest"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 CALL = ("get_weather", {"city": "上海"})
 
 
 # ------------------------------------------------------------------------------ fixtures
-
-
-class Pool:
-    """One server per profile for the whole session, started on first use."""
-
-    def __init__(self) -> None:
-        self.servers: Dict[str, ProfileServer] = {}
-
-    def get(self, profile: str) -> ProfileServer:
-        if profile not in self.servers:
-            server = ProfileServer(profile, api_keys=[SENTINEL])
-            server.start()
-            self.servers[profile] = server
-        return self.servers[profile]
-
-
-@pytest.fixture(scope="session")
-def pool() -> Iterator[Pool]:
-    servers = Pool()
-    yield servers
-    for server in servers.servers.values():
-        server.stop()
-
-
-@pytest.fixture
-def serve(pool: Pool) -> Iterator[Callable[[str], ProfileServer]]:
-    """``serve(profile)``: that profile's server, emptied and with its settings restored."""
-    used: List[ProfileServer] = []
-
-    def get(profile: str) -> ProfileServer:
-        server = pool.get(profile)
-        server.reset()
-        used.append(server)
-        return server
-
-    yield get
-    for server in used:
-        assert server.errors == []
-        server.reset()
-
-
-# ------------------------------------------------------------------------ raw exchanges
-
-
-def model_of(server: ProfileServer) -> str:
-    return GATEWAY_MODEL if server.profile_name == "gateway" else server.model
 
 
 def exchange(server: ProfileServer, method: str, path: str, body: Any = None, key: Optional[str] = SENTINEL,

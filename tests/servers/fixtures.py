@@ -1,0 +1,59 @@
+"""Fixtures for tests against the per-version profile servers (registered by tests/conftest.py):
+one server per profile for the whole session, started on first use, emptied and its settings
+restored around each test."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterator, List
+
+import pytest
+
+from tests.conftest import SENTINEL
+from tests.servers.lmdeploy import ProfileServer
+
+GATEWAY_MODEL = "intern-latest"
+
+
+class Pool:
+    """One server per profile, started on first use; each takes the sentinel as its API key."""
+
+    def __init__(self) -> None:
+        self.servers: Dict[str, ProfileServer] = {}
+
+    def get(self, profile: str) -> ProfileServer:
+        if profile not in self.servers:
+            server = ProfileServer(profile, api_keys=[SENTINEL])
+            server.start()
+            self.servers[profile] = server
+        return self.servers[profile]
+
+
+@pytest.fixture(scope="session")
+def profile_servers() -> Iterator[Pool]:
+    """The session's profile servers."""
+    servers = Pool()
+    yield servers
+    for server in servers.servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def serve(profile_servers: Pool) -> Iterator[Callable[[str], ProfileServer]]:
+    """``serve(profile)``: that profile's server, emptied and with its settings restored."""
+    used: List[ProfileServer] = []
+
+    def get(profile: str) -> ProfileServer:
+        server = profile_servers.get(profile)
+        server.reset()
+        used.append(server)
+        return server
+
+    yield get
+    for server in used:
+        assert server.errors == []
+        server.reset()
+
+
+def model_of(server: ProfileServer) -> str:
+    """The model a profile's server serves (the gateway's is the official one)."""
+    return GATEWAY_MODEL if server.profile_name == "gateway" else server.model
