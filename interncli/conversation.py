@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from interncli.errors import UsageError
 from interncli.files import check_writable, locked, write_atomic
@@ -19,6 +19,24 @@ def load_messages(path: str) -> List[Dict[str, Any]]:
                          hint="Give the path of a JSON file, e.g. --conversation talk.json (created if missing).")
     check_writable(path, "conversation")
     return _read(path)
+
+
+def unanswered_calls(messages: Sequence[Dict[str, Any]]) -> List[str]:
+    """The ids of the tool calls still waiting for an answer: those of the last assistant
+    message's ``tool_calls`` that no later ``tool`` message answers (by its ``tool_call_id``), in
+    the order they were made. Only the last assistant message counts: LMDeploy 0.6 numbers calls
+    by the tool's place in the list ("0"), so ids recur from turn to turn, and may even repeat in
+    one message (each answer then takes one of them). A hand-edited file may hold anything: what
+    is not a call with a string id is passed over, not refused."""
+    waiting: List[str] = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            calls = message.get("tool_calls")
+            waiting = [call["id"] for call in calls if isinstance(call, dict) and isinstance(call.get("id"), str)] \
+                if isinstance(calls, list) else []
+        elif message.get("role") == "tool" and message.get("tool_call_id") in waiting:
+            waiting.remove(message["tool_call_id"])
+    return waiting
 
 
 def append_messages(path: str, new: List[Dict[str, Any]]) -> None:

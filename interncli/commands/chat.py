@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import click
 
@@ -57,6 +57,9 @@ def chat_options(f: Callable) -> Callable:
         click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
                      help="Offer the tools of a spec (nothing is run)."),
         click.option("--tool-choice", metavar="auto|none|required|NAME", help="Whether and which tool to call."),
+        click.option("--tool-call-id", "tool_call_ids", multiple=True, metavar="ID",
+                     help="The id of the tool call a -g tool message answers: one per -g tool, in order "
+                          "[default: the conversation's single unanswered call]."),
         click.option("--conversation", metavar="FILE", type=click.Path(dir_okay=False),
                      help="JSON file of earlier messages; the new turn is appended to it (with -n, "
                           "only the first reply, choice 0)."),
@@ -106,6 +109,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
     # "" and "-" are refused, not ignored: hence "is not None".
     history = conversation.load_messages(store) if store is not None else []
     turn = read_messages(opts["messages"], app.io)
+    link_tool_messages(history, turn, opts["tool_call_ids"])
     messages = history + turn
     if opts["thinking"] and settings.api == "intern" and any(m.get("role") == "system" for m in messages):
         raise UsageError("--thinking cannot be used with a system message",
@@ -133,6 +137,34 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
 
     send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
               usage=opts["usage"])
+
+
+def link_tool_messages(history: List[Dict[str, Any]], turn: List[Dict[str, Any]], ids: Sequence[str]) -> None:
+    """Give each ``tool`` message of ``turn`` the ``tool_call_id`` of the call it answers: the
+    next of ``ids`` (``--tool-call-id``), else the single call still unanswered before it. A
+    server cannot pair an answer without it (LMDeploy's templates and the service need it), so
+    an answer that fits no call, or could fit several, is refused before anything is sent."""
+    tools = [i for i, message in enumerate(turn) if message["role"] == "tool"]
+    if ids and len(ids) != len(tools):
+        raise UsageError("--tool-call-id was given {} time(s) for {} -g tool message(s)".format(len(ids), len(tools)),
+                         hint="Give one --tool-call-id ID per -g tool, in the same order, or none.")
+    for k, i in enumerate(tools):
+        waiting = conversation.unanswered_calls(history + turn[:i])
+        if ids:
+            call = ids[k]
+            if call not in waiting:
+                raise UsageError("--tool-call-id {}: not an unanswered tool call of the conversation".format(call),
+                                 hint="Unanswered: " + (", ".join(waiting) or "none"))
+        elif len(waiting) == 1:
+            call = waiting[0]
+        elif waiting:
+            raise UsageError("-g tool: the conversation has {} unanswered tool calls: {}".format(
+                len(waiting), ", ".join(waiting)), hint="Say which one it answers with --tool-call-id ID.")
+        else:
+            raise UsageError("-g tool: the conversation has no unanswered tool call to answer",
+                             hint="A tool message answers a call of an earlier reply: give the conversation "
+                                  "holding it with --conversation FILE (and --tool-call-id ID if it has several).")
+        turn[i] = {"role": "tool", "tool_call_id": call, "content": turn[i]["content"]}
 
 
 def fit_to_kind(app: AppContext, stream: bool, tools: Optional[List[Dict[str, Any]]],
