@@ -170,10 +170,14 @@ def tool_choice_value(choice: str) -> Any:
 # The image types the vision models take, told by their first bytes (magic numbers): a name
 # can lie (a PNG saved as .jpg), and a server decodes the bytes, not the name.
 IMAGE_TYPES = "PNG, JPEG, GIF, WebP or BMP"
+SNIFF_BYTES = 18
+# "BM" alone starts plenty of text ("BMW ..."): a BMP is also told by the size of the header
+# that follows its file header, one of the sizes the DIB header versions have.
+_BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 
 
 def sniff_image_type(head: bytes) -> Optional[str]:
-    """The MIME type of an image from its first bytes (at least 12), or None for any other."""
+    """The MIME type of an image from its first ``SNIFF_BYTES`` bytes, or None for any other."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -182,7 +186,7 @@ def sniff_image_type(head: bytes) -> Optional[str]:
         return "image/gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    if head.startswith(b"BM"):
+    if head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
         return "image/bmp"
     return None
 
@@ -208,7 +212,7 @@ def image_url(source: str) -> str:
     except OSError as exc:
         raise UsageError("cannot read image {}: {}".format(source, exc.strerror or exc),
                          hint="Check the path, or pass an http(s) URL.") from exc
-    mime = sniff_image_type(data[:12])
+    mime = sniff_image_type(data[:SNIFF_BYTES])
     if mime is None:
         raise UsageError(
             "{} does not look like an image: its bytes are not {} (the name does not count)".format(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 
 import pytest
 
@@ -21,7 +22,8 @@ HEADS = [
     (b"GIF89a\x01\x00\x01\x00\x00\x00", "image/gif"),
     (b"GIF87a\x01\x00\x01\x00\x00\x00", "image/gif"),
     (b"RIFF\x1a\x00\x00\x00WEBPVP8L", "image/webp"),
-    (b"BM\x3a\x00\x00\x00\x00\x00\x00\x00\x36\x00", "image/bmp"),
+    # A 1x1 24-bit BMP's file header and the start of its 40-byte info header.
+    (b"BM" + struct.pack("<IHHI", 58, 0, 0, 54) + struct.pack("<Iii", 40, 1, 1), "image/bmp"),
 ]
 
 
@@ -49,8 +51,9 @@ def test_each_accepted_type_is_told_by_its_bytes_whatever_the_name(cli, api, tmp
     assert image_parts(api.last.json)[0]["image_url"]["url"] == data_url(mime, head)
 
 
-@pytest.mark.parametrize("content", [b"just some notes\n", b"", b"%PDF-1.7\n", b"II*\x00\x08\x00\x00\x00"],
-                         ids=["text", "empty", "pdf", "tiff"])
+@pytest.mark.parametrize("content", [b"just some notes\n", b"", b"%PDF-1.7\n", b"II*\x00\x08\x00\x00\x00",
+                                     b"BMW service notes: oil, brakes, tyres\n", b"RIFF\x04\x00\x00\x00WAVEfmt "],
+                         ids=["text", "empty", "pdf", "tiff", "text-starting-BM", "wav"])
 def test_a_file_of_another_type_named_png_is_refused_before_anything_is_sent(cli, api, tmp_path, content):
     path = tmp_path / "photo.png"
     path.write_bytes(content)
