@@ -167,8 +167,33 @@ def tool_choice_value(choice: str) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
+# The image types the vision models take, told by their first bytes (magic numbers): a name
+# can lie (a PNG saved as .jpg), and a server decodes the bytes, not the name.
+IMAGE_TYPES = "PNG, JPEG, GIF, WebP or BMP"
+SNIFF_BYTES = 18
+# "BM" alone starts plenty of text ("BMW ..."): a BMP is also told by the size of the header
+# that follows its file header, one of the sizes the DIB header versions have.
+_BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+
+
+def sniff_image_type(head: bytes) -> Optional[str]:
+    """The MIME type of an image from its first ``SNIFF_BYTES`` bytes, or None for any other."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "image/bmp"
+    return None
+
+
 def image_url(source: str) -> str:
-    """An image reference for the API: URLs as they are, local files as ``data:`` URLs."""
+    """An image reference for the API: URLs as they are, local files as ``data:`` URLs whose
+    MIME type is sniffed from the file's bytes; any other file is refused (a usage error)."""
     if source.lower().startswith(("http://", "https://", "data:")):
         return source
     if source.lower().startswith("file://"):
@@ -176,14 +201,7 @@ def image_url(source: str) -> str:
 
         source = unquote(urlsplit(source).path)
     import base64
-    import mimetypes
 
-    mime, _ = mimetypes.guess_type(source)
-    if not mime or not mime.startswith("image/"):
-        raise UsageError(
-            "{} does not look like an image (type {})".format(source, mime or "unknown"),
-            hint="Pass a .png, .jpg, .gif, .webp or .bmp file, or an http(s) URL.",
-        )
     try:
         size = os.path.getsize(source)
         if size > IMAGE_LIMIT:
@@ -194,16 +212,25 @@ def image_url(source: str) -> str:
     except OSError as exc:
         raise UsageError("cannot read image {}: {}".format(source, exc.strerror or exc),
                          hint="Check the path, or pass an http(s) URL.") from exc
+    mime = sniff_image_type(data[:SNIFF_BYTES])
+    if mime is None:
+        raise UsageError(
+            "{} does not look like an image: its bytes are not {} (the name does not count)".format(
+                source, IMAGE_TYPES),
+            hint="Convert it to PNG or JPEG, or pass an http(s) or data: URL.",
+        )
     return "data:{};base64,{}".format(mime, base64.b64encode(data).decode("ascii"))
 
 
-def attach_images(messages: List[Dict[str, Any]], sources: Sequence[str]) -> None:
-    """Add image parts to the last user message, turning its content into a list of parts."""
-    for message in reversed(messages):
+def attach_images(turn: List[Dict[str, Any]], sources: Sequence[str]) -> None:
+    """Add image parts to the last user message of ``turn`` (this command's messages, never the
+    history of a conversation file), turning its content into a list of parts."""
+    for message in reversed(turn):
         if message.get("role") == "user":
             break
     else:
-        raise UsageError("--image needs a user message to attach to", hint="Add one: -g user 'Describe this'")
+        raise UsageError("--image needs a user message in this turn to attach to",
+                         hint="Add one: -g user 'Describe this' (a --conversation file's messages do not count).")
     content = message.get("content")
     parts = list(content) if isinstance(content, list) else [{"type": "text", "text": content or ""}]
     parts.extend({"type": "image_url", "image_url": {"url": image_url(s)}} for s in sources)

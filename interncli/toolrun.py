@@ -490,6 +490,8 @@ def _wait_for_exit(proc: "subprocess.Popen[bytes]", timeout: float, stopped: Lis
     return True
 
 
+# Whether a call may run. False means nobody could be asked (no terminal): hence the hint below.
+# An approver that did ask and was told no raises a ToolError of its own saying so.
 Approve = Callable[[ToolCall, List[str]], bool]
 
 

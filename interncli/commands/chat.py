@@ -53,7 +53,8 @@ def chat_options(f: Callable) -> Callable:
                      help="Thinking mode: thinking_mode to the official service (intern-s1; no system message), "
                           "enable_thinking and chat_template_kwargs to LMDeploy (see the api setting)."),
         click.option("--image", "images", multiple=True, metavar="PATH_OR_URL", type=click.Path(),
-                     help="An image for the last user message, repeatable."),
+                     help="An image (PNG, JPEG, GIF, WebP, BMP file, or a URL) for this turn's last user message, "
+                          "repeatable."),
         click.option("--tools", "tools_spec", metavar="SPEC.yaml", type=click.Path(dir_okay=False),
                      help="Offer the tools of a spec (nothing is run)."),
         click.option("--tool-choice", metavar="auto|none|required|NAME", help="Whether and which tool to call."),

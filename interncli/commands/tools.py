@@ -173,7 +173,8 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
 
 def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> toolrun.Approve:
     """Fail closed: --yes approves all; else, on a terminal and without CI set, a [y/N] prompt
-    showing exactly what would run; else nothing runs."""
+    showing exactly what would run (a no there is a ToolError saying it was declined); else
+    nothing runs."""
     from interncli import toolrun
 
     def approve(call: toolrun.ToolCall, argv: List[str]) -> bool:
@@ -190,6 +191,12 @@ def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> toolr
             raise ToolError("the call of {} is too long to show whole on the prompt ({} bytes of arguments): "
                             "nothing ran".format(toolrun.shown(call.name), len(call.stdin_text().encode("utf-8"))),
                             hint="Pass --yes to approve every call without seeing it.")
-        return confirm(io, text)
+        if confirm(io, text):
+            return True
+        # Said here, not in toolrun: the person was asked and said no, so "run it on a terminal"
+        # (toolrun's hint when nobody could be asked) would be wrong.
+        raise ToolError("the call of {} was not approved: you declined it at the prompt, so nothing "
+                        "ran".format(toolrun.shown(call.name)),
+                        hint="Answer y to run a call, or pass --yes to approve every call.")
 
     return approve
