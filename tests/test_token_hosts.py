@@ -207,3 +207,36 @@ def test_allow_http_must_be_a_boolean(config_dir):
     assert bad_env.exit_code == 2 and "INTERN_ALLOW_HTTP" in bad_env.stderr
     assert invoke(["config", "set", "allow_http", "yes"]).exit_code == 0
     assert invoke(["config", "get", "allow_http"]).stdout == "true\n"
+
+
+# A credential header (-H, the profile's headers) is a secret as much as the token: the same rule.
+# Found after issue 10 added -H: a key in X-Api-Key went over plain http:// to another machine
+# with no word, where the token would have been refused.
+
+
+def test_a_credential_header_over_plain_http_to_another_machine_is_refused(api):
+    result = invoke(["-b", "http://gpu-box.example:23333/v1", "--proxy", api.url,
+                     "-H", "X-Api-Key: " + SENTINEL] + HI)
+    assert result.exit_code == 2 and api.requests == []
+    assert "refusing to send the header X-Api-Key over plain http:// to gpu-box.example" in result.stderr
+    assert SENTINEL not in result.stderr
+
+
+def test_a_credential_header_opted_in_goes_with_one_warning(api):
+    result = invoke(["-b", "http://gpu-box.example:23333/v1", "--proxy", api.url,
+                     "-H", "X-Api-Key: " + SENTINEL, "-H", "X-Team: search"] + HI, env={"INTERN_ALLOW_HTTP": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("warning: the header X-Api-Key goes over plain http:// to gpu-box.example") == 1
+    assert api.last.headers.get("x-api-key") == SENTINEL  # the server records names lower-cased
+
+
+def test_a_plain_header_over_plain_http_needs_no_opt_in(api):
+    result = invoke(["-b", "http://gpu-box.example:23333/v1", "--proxy", api.url, "-H", "X-Team: search"] + HI)
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_the_token_and_a_credential_header_are_named_together(api):
+    result = invoke(["-b", "http://gpu-box.example:23333/v1", "--proxy", api.url, "-k", SENTINEL,
+                     "-H", "Cookie: session=" + SENTINEL] + HI)
+    assert result.exit_code == 2
+    assert "refusing to send the API token and the header Cookie over plain http://" in result.stderr

@@ -229,13 +229,23 @@ def require_token(app: AppContext) -> None:
 
 
 def check_plain_http(app: AppContext) -> None:
-    """A token over plain http:// to another machine can be read on the way: refused unless the
-    user opted in (profile key allow_http, or INTERN_ALLOW_HTTP=1), then a warning, once. A
-    proxy carries the request in clear too: one on another machine counts as that machine,
-    even for a server on this one (requests sends localhost through HTTP_PROXY as well)."""
+    """A token, or a credential header (-H, the profile's headers), over plain http:// to another
+    machine can be read on the way: refused unless the user opted in (profile key allow_http, or
+    INTERN_ALLOW_HTTP=1), then a warning, once. A proxy carries the request in clear too: one on
+    another machine counts as that machine, even for a server on this one (requests sends
+    localhost through HTTP_PROXY as well)."""
+    from interncli.config import is_secret_header
+
     url = app.settings.base_url
-    if not lookup_credential(app).token or not url.lower().startswith("http://"):
+    token = lookup_credential(app).token
+    # The token's Authorization replaces one of -H (wire.request_headers): that one is not sent.
+    names = [name for name in app.settings.headers
+             if is_secret_header(name) and not (token and name.lower() == "authorization")]
+    secrets = (["the API token"] if token else []) + (
+        ["the header{} {}".format("s" if len(names) > 1 else "", ", ".join(names))] if names else [])
+    if not secrets or not url.lower().startswith("http://"):
         return
+    what = " and ".join(secrets)
     proxy = proxy_for(url, app.settings.proxy, app.environ)
     if proxy is not None and not is_this_machine(host_of(proxy)):
         where = "to {} through the proxy {}".format(host_of(url), host_of(proxy))
@@ -244,8 +254,8 @@ def check_plain_http(app: AppContext) -> None:
     else:
         return
     if not app.settings.allow_http:
-        raise UsageError("refusing to send the API token over plain http:// {}: anyone on the way "
-                         "could read it".format(where),
+        raise UsageError("refusing to send {} over plain http:// {}: anyone on the way "
+                         "could read it".format(what, where),
                          hint="Use https://, or, on a network you trust, opt in: "
                               "interncli config set --profile {} allow_http true (or INTERN_ALLOW_HTTP=1){}".format(
                                   app.settings.profile,
@@ -255,7 +265,9 @@ def check_plain_http(app: AppContext) -> None:
         from interncli import output
 
         app.http_warned = True
-        output.warn("the API token goes over plain http:// {} (allow_http is on)".format(where), app.io)
+        plural = len(secrets) > 1 or (not token and len(names) > 1)
+        output.warn("{} {} over plain http:// {} (allow_http is on)".format(
+            what, "go" if plural else "goes", where), app.io)
 
 
 def warn_about_headers(app: AppContext) -> None:
