@@ -6,9 +6,7 @@ test_tools.py."""
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -16,12 +14,12 @@ from interncli import credentials
 from tests.apiserver import MODELS_PATH, Completion, Json, Stream, stream_chunks
 from tests.conftest import SENTINEL
 from tests.fakeio import fake_io, run_with, terminal_io
+from tests.toolhelpers import ECHO, write_spec
 
 SHARED_SERVER = True
 HOSTILE = "A\x1b]0;title\x07B"
 ESCAPED = "A\\x1b]0;title\\x07B"
 DIM, YELLOW, RED, RESET = "\x1b[2m", "\x1b[33m", "\x1b[31;1m", "\x1b[0m"
-ECHO = str(Path(__file__).resolve().parent / "tools" / "echo_argv.py")
 LOGIN_TOKEN = "login-token-0123456789"
 
 
@@ -100,11 +98,8 @@ def test_without_messages_a_piped_stdin_is_the_message(api):
 @pytest.fixture
 def spec(tmp_path, monkeypatch):
     monkeypatch.delenv("CI", raising=False)  # the machine running the tests may set it
-    path = tmp_path / "spec.yaml"
-    path.write_text(json.dumps({"tools": [{"name": "echo", "description": "echo",
-                                           "parameters": {"type": "object", "properties": {}},
-                                           "command": [ECHO, "--flag"]}]}), encoding="utf-8")
-    return path
+    return write_spec(tmp_path, [{"name": "echo", "description": "echo",
+                                  "parameters": {"type": "object", "properties": {}}, "command": [ECHO, "--flag"]}])
 
 
 def run_tool(api, spec, streams):

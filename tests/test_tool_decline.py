@@ -5,26 +5,22 @@ in process on injected terminal streams (tests/fakeio.py), so no pty is needed."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.apiserver import Completion
 from tests.conftest import SENTINEL
 from tests.fakeio import fake_io, run_with, terminal_io
+from tests.toolhelpers import ECHO, write_spec
 
 SHARED_SERVER = True
-ECHO = str(Path(__file__).resolve().parent / "tools" / "echo_argv.py")
 
 
 @pytest.fixture
 def spec(tmp_path, monkeypatch):
     monkeypatch.delenv("CI", raising=False)  # the machine running the tests may set it
-    path = tmp_path / "spec.yaml"
-    path.write_text(json.dumps({"tools": [{"name": "echo", "description": "echo",
-                                           "parameters": {"type": "object", "properties": {}},
-                                           "command": [ECHO, "--flag"]}]}), encoding="utf-8")
-    return path
+    return write_spec(tmp_path, [{"name": "echo", "description": "echo",
+                                  "parameters": {"type": "object", "properties": {}}, "command": [ECHO, "--flag"]}])
 
 
 def run_tool(api, spec, streams, *extra):
