@@ -253,7 +253,10 @@ def error_from_object(obj: Any, http_status: Optional[int] = None,
                       url: Optional[str] = None) -> Optional[InternCliError]:
     """The error an API JSON object describes, or None if it does not look like an error.
     ``url``: the address the request went to, named by a 404's hint."""
-    found = _extract(obj)
+    try:
+        found = _extract(obj)
+    except RecursionError:  # a hostile body, hundreds of `detail`s (or a message) deep
+        found = (None, "the server's error body is nested too deeply to read")
     if found is None:
         return None
     code, message = found

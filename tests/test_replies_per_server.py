@@ -455,3 +455,17 @@ def test_a_streamed_tool_call_without_a_name_is_left_out_with_a_warning(serve: C
     result = create(server, "--stream", "--tools", str(spec), "-g", "user", "w?")
     assert (result.exit_code, result.stdout) == (0, "hello\n")
     assert result.stderr == "interncli: warning: the reply has 1 tool call without a name; left out\n"
+
+
+@pytest.mark.parametrize("status, stream", [(422, False), (401, False), (200, True)])
+def test_an_error_body_nested_hundreds_deep_is_an_error_not_a_crash(serve, status, stream):
+    # Found in review: `detail` inside `detail` was unwrapped by recursion with no bound, so a
+    # hostile body 900 levels deep (valid JSON, a few KiB) ended in a RecursionError.
+    server = serve("lmdeploy-0.12")
+    deep = ('{"detail":' * 900 + '"x"' + "}" * 900).encode()
+    server.add(Raw(deep + (b"\n" if stream else b""), status, "text/event-stream" if stream else "application/json"))
+    result = invoke(["-b", server.base_url, "-k", SENTINEL, "--max-retries", "0", "chat", "create",
+                     "-m", model_of(server), *(["--stream"] if stream else []), "-g", "user", "hi"])
+    assert result.exit_code in (1, 3, 5), result.stderr
+    assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
