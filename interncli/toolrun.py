@@ -245,14 +245,13 @@ def run_tool(call: ToolCall, tool: Dict[str, Any], argv: List[str], cwd: str, en
         # stopped once the output has had a moment to arrive: nothing outlives the call.
         for worker in workers[:2]:
             worker.join(PIPE_GRACE)
-    except BaseException:  # Ctrl-C, or SIGTERM from a cancelled job, at any moment: the tool must not outlive us
+    finally:
+        # At the end, and on Ctrl-C or a cancelled job's SIGTERM at any moment (cleaning up in a
+        # `finally` leaves no gap between the wait and the clean-up): the tool must not outlive
+        # us, nor what left its group (setsid, a double fork), reparented to us, the subreaper.
         if proc is not None:
             _kill_group(proc)
         orphans.stop_leftovers(before)
-        raise
-    _kill_group(proc)
-    # What left the group (setsid, a double fork) was reparented to us, the subreaper.
-    orphans.stop_leftovers(before)
     for worker in workers:
         worker.join(PIPE_GRACE)
     run.duration = time.monotonic() - started
