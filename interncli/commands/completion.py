@@ -157,7 +157,9 @@ def completion() -> None:
 def _script_command(shell: str) -> click.Command:
     @click.pass_context
     def print_script(ctx: click.Context) -> None:
-        click.echo(completion_script(ctx.find_root().command, shell), nl=False)
+        app = ctx.find_object(AppContext)
+        click.echo(completion_script(ctx.find_root().command, shell), nl=False,
+                   file=app.io.stdout if app is not None else None)
 
     return click.command(shell, help="Print the {} completion script.".format(shell))(print_script)
 
@@ -193,10 +195,12 @@ def completion_install(app: AppContext, ctx: click.Context, shell: Optional[str]
     shell = shell or shell_of(app.environ)
     target = install_target(shell, app.environ)
     if print_path:
-        click.echo(target.path)
+        click.echo(target.path, file=app.io.stdout)
         return
+    from interncli import output
+
     changed = install_script(target.path, completion_script(ctx.find_root().command, shell))
-    click.echo(("interncli: wrote the {} completion to {}" if changed else
-                "interncli: the {} completion in {} is current").format(shell, target.path), err=True)
+    output.inform(("wrote the {} completion to {}" if changed else
+                   "the {} completion in {} is current").format(shell, target.path), app.io)
     if target.todo:
-        click.echo("interncli: {}".format(target.todo), err=True)
+        output.inform(target.todo, app.io)

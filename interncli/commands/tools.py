@@ -81,20 +81,17 @@ def tools_validate(app: AppContext, spec: str) -> None:
 @pass_app
 def tools_list(app: AppContext, spec: str, as_json: bool) -> None:
     """List the tools of a spec: name, then description (a broken spec: its problems, exit 2)."""
+    from interncli import output
+
     loaded = load_or_report(spec, app.io)
     if as_json:
-        from interncli import output
-
         output.write_json(loaded["tools"], app.io.stdout)
         return
-    from interncli.safetext import escape_line
-
     # A spec may come from anywhere: on a terminal its text must not act (a title, a screen
-    # clear); a pipe gets it as written. escape_line also keeps each tool on one line.
+    # clear), and each tool stays on one line; a pipe gets it as written.
     for tool in loaded["tools"]:
-        description = tool.get("description", "")
-        click.echo("{}\t{}".format(tool["name"], escape_line(description) if app.io.stdout_tty else description),
-                   file=app.io.stdout)
+        description = output.escape_line_for_terminal(tool.get("description", ""), app.io)
+        click.echo("{}\t{}".format(tool["name"], description), file=app.io.stdout)
 
 
 @tools.command("run")
