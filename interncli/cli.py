@@ -153,9 +153,11 @@ def run(argv: Optional[List[str]] = None, io: Optional[IOStreams] = None,
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         # Parsing stopped before --json's own callback could turn stderr to JSON: ask click's
-        # parser again, resiliently, whether --json was given as an option.
-        io.json = io.json or _json_given(args)
-        return _report_click_error(exc, app, args)
+        # parser again, resiliently, whether --json was given as an option of the command the
+        # line names (a message whose text is "--json", -g user --json, is a value, not it).
+        deepest, complete = _resilient_parse(args)
+        io.json = io.json or (complete and deepest is not None and bool(deepest.params.get("as_json")))
+        return _report_click_error(exc, app, deepest)
     except ReaderGone:
         # The reader has what it wanted: stop quietly, and keep Python's own flush at exit
         # from failing on the closed pipe.
@@ -214,15 +216,6 @@ def _report_traceback(text: str, io: IOStreams) -> None:
     io.stderr.flush()
 
 
-def _json_given(args: List[str]) -> bool:
-    """Whether ``--json`` is an option of the command that ``args`` names, by click's own
-    parser in resilient mode, told to set unknown options aside (a missing value still ends the
-    parse there). A message whose text is "--json" (``-g user --json``) is a value, not the
-    option, as in the real parse."""
-    ctx, complete = _resilient_parse(args)
-    return complete and ctx is not None and bool(ctx.params.get("as_json"))
-
-
 def _resilient_parse(args: List[str]) -> Tuple[Optional[click.Context], bool]:
     """The context of the deepest command ``args`` names, parsed as far as click's parser in
     resilient mode gets, and whether that command's own options parsed whole. None when even the
@@ -270,16 +263,15 @@ def _is_command_option(name: str, ctx: click.Context) -> bool:
                filter(None, (cli.get_command(ctx, sub) for sub in cli.list_commands(ctx))))
 
 
-def _report_click_error(exc: click.ClickException, app: AppContext, args: List[str]) -> int:
+def _report_click_error(exc: click.ClickException, app: AppContext, deepest: Optional[click.Context]) -> int:
     """A usage error in the contract's format: one line, then a hint naming the help of the
     command the line was for."""
     from interncli.errors import UsageError
 
     origin = getattr(exc, "ctx", None)  # the context click raised in
     ctx = origin
-    if ctx is None or ctx.parent is None:  # raised before a sub-command's context was made
-        deepest, _ = _resilient_parse(args)
-        ctx = deepest if deepest is not None else ctx
+    if (ctx is None or ctx.parent is None) and deepest is not None:
+        ctx = deepest  # raised before a sub-command's context was made: the one the line names
     path = ctx.command_path if ctx is not None else "interncli"
     message = exc.format_message()
     hint = "Try '{} --help' for help.".format(path)

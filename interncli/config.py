@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from interncli.errors import UsageError
 
 DEFAULT_BASE_URL = "https://chat.intern-ai.org.cn/api/v1"
+OFFICIAL_HOST = "chat.intern-ai.org.cn"  # the official service (the default base URL's host)
 DEFAULT_MODEL = "intern-latest"
 # The server kinds (contract §5): what --thinking sends, whether stream_options may be sent.
 API_KINDS = ("intern", "lmdeploy", "openai")
@@ -241,7 +242,7 @@ def parse_api(value: Any, source: str) -> str:
 def default_api(base_url: str) -> str:
     """The kind a base URL is taken for when ``api`` is not set: ``intern`` for the official
     service's host, ``lmdeploy`` for any other (contract §5)."""
-    return "intern" if host_of(base_url) == host_of(DEFAULT_BASE_URL) else "lmdeploy"
+    return "intern" if host_of(base_url) == OFFICIAL_HOST else "lmdeploy"
 
 
 # An HTTP header name is a token (RFC 9110 section 5.1).

@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Seque
 import click
 
 from interncli.commands.completers import complete_profiles, complete_roles
-from interncli.config import host_of, is_this_machine, proxy_for
+from interncli.config import OFFICIAL_HOST, host_of, is_this_machine, proxy_for
 from interncli.context import AppContext
 from interncli.credentials import Credential, missing_token
 from interncli.errors import AuthError, InternCliError, UsageError
@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # requests is imported only when a request is sent
     from interncli.transport import Transport
 
 T = TypeVar("T")
-OFFICIAL_HOST = "chat.intern-ai.org.cn"
 
 pass_app = click.make_pass_decorator(AppContext)
 
