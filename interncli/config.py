@@ -460,6 +460,25 @@ PARSERS: Dict[str, Callable[[Any, str], Any]] = {s.key: s.parse for s in SETTING
 FILE_KEYS: Tuple[str, ...] = tuple(s.key for s in SETTINGS if s.key and not s.parse)
 
 
+def state_dir(environ: Mapping[str, str]) -> str:
+    """The user's state folder for interncli (the shared rate budget, the repl's history): not
+    settings, so not in the config dir. ``$XDG_STATE_HOME/interncli``, else the XDG default
+    ``~/.local/state/interncli`` on Linux and other Unixes; on macOS
+    ``~/Library/Application Support/interncli/state``; on Windows ``%LOCALAPPDATA%\\interncli``."""
+    import sys
+
+    home = environ.get("HOME") or os.path.expanduser("~")
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored
+        return os.path.join(xdg, "interncli")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "interncli", "state")
+    if sys.platform.startswith("win"):
+        local = environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(local, "interncli")
+    return os.path.join(home, ".local", "state", "interncli")
+
+
 def config_path(config_dir: str) -> str:
     """Where the config file lives."""
     return os.path.join(config_dir, CONFIG_FILE)

@@ -35,7 +35,7 @@ PNG = base64.b64decode(
 SENTINEL = "sk-SENTINEL-token-0f9e8d7c6b5a"
 
 _CLEARED = ("INTERNCLI_KEYRING_TIMEOUT", "INTERN_BASE_URL", "INTERN_API_KEY", "INTERN_PROFILE", "INTERN_TIMEOUT",
-            "INTERN_MAX_RETRIES", "INTERN_API",
+            "INTERN_MAX_RETRIES", "INTERN_API", "INTERN_RPM",
             "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
             "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "NO_COLOR")
 
@@ -50,6 +50,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
     monkeypatch.setenv("INTERNCLI_CONFIG_DIR", str(home / "interncli"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     previous = keyring.get_keyring()

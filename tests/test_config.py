@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 import yaml
@@ -296,3 +297,12 @@ def test_an_anchor_on_a_known_key_keeps_the_key(config_dir):
     (config_dir / "config.yaml").write_text("profiles: &all\n  default: {model: d}\ndefault_profile: &dp default\n")
     assert invoke(["config", "get", "model"]).stdout == "d\n"
     assert invoke(["config", "get", "default_profile"]).stdout == "default\n"
+
+
+def test_the_state_folder_follows_xdg_state_home_and_ignores_a_relative_one(tmp_path):
+    from interncli.config import state_dir
+
+    assert state_dir({"XDG_STATE_HOME": str(tmp_path), "HOME": "/h"}) == str(tmp_path / "interncli")
+    if sys.platform.startswith("linux"):
+        assert state_dir({"XDG_STATE_HOME": "rel/dir", "HOME": "/h"}) == "/h/.local/state/interncli"
+        assert state_dir({"HOME": "/h"}) == "/h/.local/state/interncli"
