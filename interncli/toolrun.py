@@ -274,14 +274,14 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
-class _TooSlow(BaseException):
+class TooSlow(BaseException):
     """Checking the arguments ran out of time (a BaseException, so that no ``except Exception``
     on the way, ours or jsonschema's, takes it for a broken schema)."""
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise _TooSlow inside the block after ``seconds``: Python's re checks for signals while
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise TooSlow inside the block after ``seconds``: Python's re checks for signals while
     it backtracks, so SIGALRM stops a runaway match. Only where setitimer exists and on the main
     thread (signals are delivered there); elsewhere there is no limit."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
@@ -289,7 +289,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         return
 
     def alarm(_signum: int, _frame: Any) -> None:
-        raise _TooSlow()
+        raise TooSlow()
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -308,9 +308,9 @@ def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     if call.problem:
         return call.problem
     try:
-        with _time_limit(SCHEMA_TIME_LIMIT):
+        with time_limit(SCHEMA_TIME_LIMIT):
             return _schema_problem(call, tool)
-    except _TooSlow:
+    except TooSlow:
         return ("checking the arguments against the tool's schema took more than {:g}s (a pattern that "
                 "backtracks?), so the call did not run".format(SCHEMA_TIME_LIMIT))
 
