@@ -489,6 +489,9 @@ def _wait_for_exit(proc: "subprocess.Popen[bytes]", timeout: float, stopped: Lis
     return True
 
 
+# Whether a final answer is accepted: None, else the messages that ask again (--schema).
+Accept = Callable[[Dict[str, Any]], Optional[List[Dict[str, Any]]]]
+
 # Whether a call may run. False means nobody could be asked (no terminal): hence the hint below.
 # An approver that did ask and was told no raises a ToolError of its own saying so.
 Approve = Callable[[ToolCall, List[str]], bool]
@@ -500,7 +503,7 @@ class ToolLoop:
 
     def __init__(self, spec: Dict[str, Any], spec_dir: str, send: Callable[[List[Dict[str, Any]]], Dict[str, Any]],
                  approve: Approve, env: Dict[str, str], max_turns: int,
-                 notify: Callable[[str], None]) -> None:
+                 notify: Callable[[str], None], accept: Optional[Accept] = None) -> None:
         self.tools = {tool["name"]: tool for tool in spec["tools"]}
         self.spec_dir = spec_dir
         self.send = send
@@ -508,8 +511,10 @@ class ToolLoop:
         self.env = env
         self.max_turns = max_turns
         self.notify = notify
+        self.accept = accept
         self.runs: List[ToolRun] = []
         self.turns = 0
+        self.reasks = 0  # turns that asked again for an answer ``accept`` refused: not tool turns
 
     def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         """The final reply message; ``messages`` grows with every turn. While it runs, this
@@ -528,7 +533,7 @@ class ToolLoop:
         from interncli.client import assistant_message
 
         while True:
-            if self.turns >= self.max_turns:
+            if self.turns - self.reasks >= self.max_turns:
                 raise ToolError("the model was still calling tools after {} turns".format(self.max_turns),
                                 hint="Raise --max-turns (or max_turns in the spec), or ask more precisely.")
             self.turns += 1
@@ -541,7 +546,12 @@ class ToolLoop:
                                 "of them ran".format(len(calls), CALLS_LIMIT),
                                 hint="Ask for fewer things at once.")
             if not calls:
-                return message
+                follow = self.accept(message) if self.accept is not None else None
+                if not follow:
+                    return message
+                messages.extend(follow)
+                self.reasks += 1
+                continue
             for number, raw in enumerate(calls):
                 # A call without an id gets one (kept in the history too), so its answer matches it.
                 call = ToolCall(raw, fallback_id="call_{}_{}".format(self.turns, number))
