@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 import click
 
 from interncli import conversation
-from interncli.commands import schema as structured_chat
 from interncli.commands.common import (
     Group,
     Integer,
@@ -120,6 +119,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
     from interncli.client import ChatRequest, attach_images, build_chat_body, parse_options
+    from interncli.commands import schema as structured_chat
 
     settings = app.settings
     store = opts["conversation"]
@@ -170,6 +170,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
 def prepare_schema(opts: Dict[str, Any]) -> Optional[Schema]:
     """The checked --schema, if one was given, after refusing flags it cannot go with."""
     from interncli import structured
+    from interncli.commands import schema as structured_chat
 
     structured_chat.check_flags(opts)
     return structured.load_schema(opts["schema"]) if opts["schema"] is not None else None
