@@ -254,10 +254,13 @@ def instruct(messages: List[Dict[str, Any]], schema: Schema) -> List[Dict[str, A
     return out
 
 
-def reask(problems: List[str]) -> Dict[str, Any]:
-    """The user message that asks again, with each problem (``/path: message``)."""
+def reask(problems: List[str], schema: Optional[Schema] = None) -> Dict[str, Any]:
+    """The user message that asks again, with each problem (``/path: message``); with
+    ``schema``, the schema too (a model that was never told it: the server was to constrain it)."""
+    told = "\n" + instruction(schema) if schema is not None else ""
     return {"role": "user", "content": "Your reply does not fit the JSON Schema:\n" + "\n".join(
-        "- " + p for p in problems) + "\nReply again with only the corrected JSON value: no other text, no code fence."}
+        "- " + p for p in problems) + "\nReply again with only the corrected JSON value: no other text, "
+        "no code fence." + told}
 
 
 def find_json(text: str) -> Tuple[Any, Optional[str]]:

@@ -21,6 +21,7 @@ import pytest
 from interncli import structured
 from tests.apiserver import APIServer, Completion, Stream, err_object, stream_chunks
 from tests.conftest import SENTINEL, invoke
+from tests.fakeio import fake_io, run_with
 from tests.servers.lmdeploy import LMDEPLOY_PROFILES, Engine
 from tests.toolhelpers import chat_bodies, weather_tool, write_spec
 
@@ -196,6 +197,15 @@ def test_servers_that_constrain_output_get_response_format_and_are_still_validat
     assert first["response_format"] == second["response_format"] == expected
     assert first["messages"] == [{"role": "user", "content": "hi"}]  # not told: the server constrains
     assert "'age' is a required property" in second["messages"][-1]["content"]
+    # The server did not hold the model to the schema: the re-ask tells it the schema.
+    assert json.dumps(PERSON) in second["messages"][-1]["content"]
+
+
+def test_a_model_told_the_schema_is_not_told_it_again(cli, api):
+    api.add(Completion("prose"))
+    api.add(Completion(GOOD))
+    assert cli("chat", "create", "-g", "user", "hi", "--schema", PERSON_TEXT, env=INTERN).exit_code == 0
+    assert json.dumps(PERSON) not in chat_bodies(api)[1]["messages"][-1]["content"]
 
 
 def test_the_response_format_name_comes_from_the_title_or_the_file(cli, api, tmp_path):
@@ -294,6 +304,20 @@ def test_stream_with_json_prints_the_accepted_reply_put_together(cli, api):
     assert reply["object"] == "chat.completion"
     assert reply["choices"][0]["message"]["content"] == GOOD
     assert result.stderr == ""  # no text among the JSON lines of stderr
+
+
+@pytest.mark.parametrize("stderr_tty, shown", [(True, "A\\x1b]0;t\\x07B "), (False, "A\x1b]0;t\x07B ")])
+def test_streamed_text_on_stderr_is_escaped_on_a_terminal(api, stderr_tty, shown):
+    api.add(Stream(stream_chunks(["A\x1b", "]0;t\x07B "])))
+    api.add(Stream(stream_chunks([GOOD])))
+    result = run_with(fake_io(stderr_tty=stderr_tty, environ={"NO_COLOR": "1"}),
+                      ["-b", api.base_url, "-k", SENTINEL, "chat", "create", "-g", "user", "hi", "--stream",
+                       "--schema", PERSON_TEXT])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == GOOD + "\n"
+    assert result.stderr.startswith(shown + "\n")
+    assert result.stderr.endswith("\n" + GOOD + "\n")
+    assert ("\x1b" in result.stderr) is not stderr_tty
 
 
 def test_a_streamed_failure_is_not_shown_twice(cli, api):

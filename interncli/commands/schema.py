@@ -150,6 +150,9 @@ class SchemaCheck:
         self.streamed = streamed  # the replies went to stderr as they came: not shown again
         self.asked = 0
         self.value: Any = None
+        # The model was not told the schema (the server was to constrain its output, and did
+        # not, or ignores response_format): the re-ask tells it.
+        self.remind = False
 
     def __call__(self, message: Dict[str, Any]) -> Optional[List[Dict[str, Any]]]:
         """None when ``message`` is accepted, else the messages to send next."""
@@ -167,7 +170,7 @@ class SchemaCheck:
         output.inform("the reply does not fit the schema ({}); asking again ({} of {})".format(
             problems[0] if len(problems) == 1 else "{} and {} more".format(problems[0], len(problems) - 1),
             self.asked, self.retries), self.app.io)
-        return [structured.reask(problems)]
+        return [structured.reask(problems, self.schema if self.remind else None)]
 
 
 def send_structured(app: AppContext, body: Dict[str, Any], schema: Schema, *, retries: int, as_json: bool,
@@ -200,6 +203,7 @@ def send_structured(app: AppContext, body: Dict[str, Any], schema: Schema, *, re
         if show_reasoning and message.get("reasoning_content"):
             output.show_reasoning(message["reasoning_content"].rstrip("\n") + "\n", app.io)
         output.warn_about_reply(reply, app.io, app.redact)
+        check.remind = "response_format" in body
         follow = check(message)
         if follow is None:
             break
