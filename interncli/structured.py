@@ -173,17 +173,9 @@ def check_schema(document: Any, source: str) -> None:
             source, type(document).__name__), hint=hint)
     if _depth(document) > MAX_DEPTH:
         raise UsageError("{}: the schema is nested more than {} levels deep".format(source, MAX_DEPTH), hint=hint)
-    dialect = document.get("$schema")
-    if dialect is not None:
-        from referencing.jsonschema import UnknownDialect, specification_with
-
-        try:
-            specification_with(dialect) if isinstance(dialect, str) else None
-        except UnknownDialect:
-            dialect = None
-        if not isinstance(dialect, str):
-            raise UsageError("{}: $schema {!r} is not a known JSON Schema version; nothing is fetched".format(
-                source, document.get("$schema")), hint="Leave $schema out (2020-12 is used), or name a known draft.")
+    if "$schema" in document and not _known_dialect(document["$schema"]):
+        raise UsageError("{}: $schema {!r} is not a known JSON Schema version; nothing is fetched".format(
+            source, document["$schema"]), hint="Leave $schema out (2020-12 is used), or name a known draft.")
     try:
         cls = jsonschema.validators.validator_for(document, default=jsonschema.Draft202012Validator)
         cls.check_schema(document)
@@ -199,6 +191,19 @@ def check_schema(document: Any, source: str) -> None:
         path, key, why = problems[0]
         where = pointer(list(path) + ([key] if key else []))
         raise UsageError("{}: {}: {}".format(source, where, why), hint=hint)
+
+
+def _known_dialect(uri: Any) -> bool:
+    """Whether ``$schema`` names a draft jsonschema knows (any other would have to be fetched)."""
+    from referencing.jsonschema import UnknownDialect, specification_with
+
+    if not isinstance(uri, str):
+        return False
+    try:
+        specification_with(uri)
+    except UnknownDialect:
+        return False
+    return True
 
 
 def _depth(node: Any) -> int:

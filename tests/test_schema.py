@@ -43,6 +43,17 @@ def user_texts(body):
 # ------------------------------------------------------------------------------ the schema
 
 
+def test_the_schema_s_own_draft_is_used(cli, api):
+    draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer", "maximum": 5,
+              "exclusiveMaximum": True}  # draft 4's boolean form: 5 itself is out
+    api.add(Completion("5"))
+    api.add(Completion("4"))
+    result = cli("chat", "create", "-g", "user", "hi", "--schema", json.dumps(draft4))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "4\n"
+    assert "5 is greater than or equal to the maximum of 5" in chat_bodies(api)[1]["messages"][-1]["content"]
+
+
 def test_inline_file_and_shorthand_schemas(tmp_path):
     path = tmp_path / "person.json"
     path.write_text(PERSON_TEXT)
@@ -69,6 +80,7 @@ def test_what_is_no_file_and_not_the_shorthand_is_a_usage_error(cli, api, value)
     ("[1, 2]", "must be a JSON object"),
     ('{"type": "object",', "not valid JSON"),
     ('{"minimum": NaN}', "not valid JSON"),
+    ('{"$schema": 7}', "is not a known JSON Schema version"),
 ])
 def test_a_schema_that_is_not_json_schema_is_exit_2(cli, api, schema, said):
     result = cli("chat", "create", "-g", "user", "hi", "--schema", schema)
