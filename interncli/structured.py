@@ -106,13 +106,14 @@ def load_schema(value: str) -> Schema:
 
 
 def parse_shorthand(text: str) -> Optional[Dict[str, Any]]:
-    """The object schema of the shorthand ``name, age int, bio: what it holds`` (a comma or a
-    newline between fields; each a name, an optional type of str/int/float/bool, an optional
-    description after ``:``; every field required), or None when ``text`` is not the shorthand.
+    """The object schema of the shorthand ``name, age int, bio: what it holds`` (a comma between
+    fields, or a newline when there is one: then a description may hold commas; each a name, an
+    optional type of str/int/float/bool, an optional description after ``:``; every field
+    required), or None when ``text`` is not the shorthand.
     Kept apart from file names: a field name is a bare identifier (no dot, no slash), and a
     single bare word is the shorthand only with a type or a description, else it is taken as a
     file name that does not exist."""
-    items = [item.strip() for item in re.split(r"[,\n]", text)]
+    items = [item.strip() for item in text.split("\n" if "\n" in text.strip() else ",")]
     if not any(items):
         return None
     properties: Dict[str, Any] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.servers.lmdeploy import LMDEPLOY_PROFILES, Engine
 from tests.toolhelpers import chat_bodies, weather_tool, write_spec
 
 SHARED_SERVER = True
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"]}
@@ -41,6 +43,14 @@ def user_texts(body):
 
 
 # ------------------------------------------------------------------------------ the schema
+
+
+def test_the_example_schema_takes_the_example_record():
+    schema = structured.load_schema(str(EXAMPLES / "person.json"))
+    assert schema.name == "person"
+    record = {"name": "Ada Lovelace", "born": 1815, "known_for": "The first computer program."}
+    assert structured.check_reply(schema, json.dumps(record)) == (record, [])
+    assert (EXAMPLES / "bio.txt").read_text().startswith("Ada Lovelace")
 
 
 def test_the_schema_s_own_draft_is_used(cli, api):
@@ -64,6 +74,11 @@ def test_inline_file_and_shorthand_schemas(tmp_path):
         "type": "object", "required": ["name", "age", "bio"], "additionalProperties": False,
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
                        "bio": {"type": "string", "description": "one sentence"}}}
+
+
+def test_shorthand_on_several_lines_takes_commas_in_descriptions():
+    assert structured.parse_shorthand("kind: feat, fix or docs\nsummary str\n")["properties"] == {
+        "kind": {"type": "string", "description": "feat, fix or docs"}, "summary": {"type": "string"}}
 
 
 @pytest.mark.parametrize("value", ["person.json", "name", "people/x", "name, name"])
