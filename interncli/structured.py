@@ -55,6 +55,9 @@ class Schema:
                 CHECK_TIME_LIMIT)]
         except RecursionError:
             return ["the value is nested too deeply to check"]
+        except Exception as exc:  # noqa: BLE001 -- what stops the check is the schema's fault, not the reply's
+            raise UsageError("--schema cannot check a reply: {}".format(_cut(" ".join(str(exc).split()))),
+                             hint="Fix the schema (a reference it cannot resolve, say).") from None
         shown = ["{}: {}".format(pointer(e.absolute_path), _cut(" ".join(e.message.split())))
                  for e in found[:ERRORS_SHOWN]]
         if len(found) > ERRORS_SHOWN:

@@ -275,8 +275,9 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
 
 
 class TooSlow(BaseException):
-    """Checking the arguments ran out of time (a BaseException, so that no ``except Exception``
-    on the way, ours or jsonschema's, takes it for a broken schema)."""
+    """Checking a value against a schema (a call's arguments, a --schema reply) ran out of time
+    (a BaseException, so that no ``except Exception`` on the way, ours or jsonschema's, takes it
+    for a broken schema)."""
 
 
 @contextlib.contextmanager
