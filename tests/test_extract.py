@@ -9,6 +9,8 @@ import pytest
 
 from interncli.structured import code_blocks, extract_block, find_json
 from tests.apiserver import Completion, Stream, stream_chunks
+from tests.conftest import SENTINEL
+from tests.fakeio import run_with, terminal_io
 
 SHARED_SERVER = True
 
@@ -124,3 +126,16 @@ def test_extracted_code_is_the_bytes_in_a_pipe(cli, api):
     api.add(Completion("```\nprintf '\x1b[1mbold'\n```"))
     result = cli("chat", "create", "-g", "user", "code", "-x")
     assert result.stdout == "printf '\x1b[1mbold'\n"  # a pipe gets what the model sent
+
+
+def test_extracted_code_is_escaped_on_a_terminal(api):
+    api.add(Completion("```\nprintf '\x1b]0;owned\x07'\n```"))
+    result = run_with(terminal_io(), ["-b", api.base_url, "-k", SENTINEL, "chat", "create", "-g", "user", "x", "-x"])
+    assert result.exit_code == 0
+    assert result.stdout == "printf '\\x1b]0;owned\\x07'\n"
+
+
+def test_extract_with_usage(cli, api):
+    api.add(Completion(SEVERAL))
+    result = cli("chat", "create", "-g", "user", "code", "-x", "-u")
+    assert result.stdout == "print(1)\n" and "interncli: usage:" in result.stderr

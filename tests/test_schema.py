@@ -347,6 +347,15 @@ def test_streamed_text_on_stderr_is_escaped_on_a_terminal(api, stderr_tty, shown
     assert ("\x1b" in result.stderr) is not stderr_tty
 
 
+def test_usage_and_reasoning_go_to_stderr(cli, api):
+    api.add(Completion(GOOD, reasoning="The user wants a person."))
+    result = cli("chat", "create", "-g", "user", "hi", "--schema", PERSON_TEXT, "-u", "--show-reasoning")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == GOOD + "\n"
+    assert result.stderr.startswith("The user wants a person.\n")
+    assert "interncli: usage: prompt_tokens=" in result.stderr
+
+
 def test_a_streamed_failure_is_not_shown_twice(cli, api):
     api.add(Stream(stream_chunks(["no JSON here"])))
     result = cli("chat", "create", "-g", "user", "hi", "--schema", PERSON_TEXT, "--stream", "--schema-retries", "0",
