@@ -274,14 +274,15 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
-class _TooSlow(BaseException):
-    """Checking the arguments ran out of time (a BaseException, so that no ``except Exception``
-    on the way, ours or jsonschema's, takes it for a broken schema)."""
+class TooSlow(BaseException):
+    """Checking a value against a schema (a call's arguments, a --schema reply) ran out of time
+    (a BaseException, so that no ``except Exception`` on the way, ours or jsonschema's, takes it
+    for a broken schema)."""
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise _TooSlow inside the block after ``seconds``: Python's re checks for signals while
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise TooSlow inside the block after ``seconds``: Python's re checks for signals while
     it backtracks, so SIGALRM stops a runaway match. Only where setitimer exists and on the main
     thread (signals are delivered there); elsewhere there is no limit."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
@@ -289,7 +290,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         return
 
     def alarm(_signum: int, _frame: Any) -> None:
-        raise _TooSlow()
+        raise TooSlow()
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -308,9 +309,9 @@ def check_arguments(call: ToolCall, tool: Dict[str, Any]) -> Optional[str]:
     if call.problem:
         return call.problem
     try:
-        with _time_limit(SCHEMA_TIME_LIMIT):
+        with time_limit(SCHEMA_TIME_LIMIT):
             return _schema_problem(call, tool)
-    except _TooSlow:
+    except TooSlow:
         return ("checking the arguments against the tool's schema took more than {:g}s (a pattern that "
                 "backtracks?), so the call did not run".format(SCHEMA_TIME_LIMIT))
 
@@ -489,6 +490,9 @@ def _wait_for_exit(proc: "subprocess.Popen[bytes]", timeout: float, stopped: Lis
     return True
 
 
+# Whether a final answer is accepted: None, else the messages that ask again (--schema).
+Accept = Callable[[Dict[str, Any]], Optional[List[Dict[str, Any]]]]
+
 # Whether a call may run. False means nobody could be asked (no terminal): hence the hint below.
 # An approver that did ask and was told no raises a ToolError of its own saying so.
 Approve = Callable[[ToolCall, List[str]], bool]
@@ -500,7 +504,7 @@ class ToolLoop:
 
     def __init__(self, spec: Dict[str, Any], spec_dir: str, send: Callable[[List[Dict[str, Any]]], Dict[str, Any]],
                  approve: Approve, env: Dict[str, str], max_turns: int,
-                 notify: Callable[[str], None]) -> None:
+                 notify: Callable[[str], None], accept: Optional[Accept] = None) -> None:
         self.tools = {tool["name"]: tool for tool in spec["tools"]}
         self.spec_dir = spec_dir
         self.send = send
@@ -508,8 +512,10 @@ class ToolLoop:
         self.env = env
         self.max_turns = max_turns
         self.notify = notify
+        self.accept = accept
         self.runs: List[ToolRun] = []
         self.turns = 0
+        self.reasks = 0  # turns that asked again for an answer ``accept`` refused: not tool turns
 
     def run(self, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
         """The final reply message; ``messages`` grows with every turn. While it runs, this
@@ -528,7 +534,7 @@ class ToolLoop:
         from interncli.client import assistant_message
 
         while True:
-            if self.turns >= self.max_turns:
+            if self.turns - self.reasks >= self.max_turns:
                 raise ToolError("the model was still calling tools after {} turns".format(self.max_turns),
                                 hint="Raise --max-turns (or max_turns in the spec), or ask more precisely.")
             self.turns += 1
@@ -541,7 +547,12 @@ class ToolLoop:
                                 "of them ran".format(len(calls), CALLS_LIMIT),
                                 hint="Ask for fewer things at once.")
             if not calls:
-                return message
+                follow = self.accept(message) if self.accept is not None else None
+                if not follow:
+                    return message
+                messages.extend(follow)
+                self.reasks += 1
+                continue
             for number, raw in enumerate(calls):
                 # A call without an id gets one (kept in the history too), so its answer matches it.
                 call = ToolCall(raw, fallback_id="call_{}_{}".format(self.turns, number))

@@ -221,14 +221,20 @@ def parameters_validator(schema: Dict[str, Any]) -> Any:
     its registry refuses every retrieval, so only references inside the schema resolve. (With
     jsonschema's default registry an unknown ``$ref`` URL is fetched with urllib.)"""
     import jsonschema
+
+    return jsonschema.Draft202012Validator(schema, registry=refusing_registry())
+
+
+def refusing_registry() -> Any:
+    """A ``referencing`` registry that refuses every retrieval (no URL, no file is opened):
+    only references inside a schema resolve (also ``--schema``'s)."""
     from referencing import Registry
     from referencing.exceptions import NoSuchResource
 
     def refuse(uri: str) -> Any:
         raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
 
-    registry: Any = Registry(retrieve=refuse)  # type: ignore[call-arg]  # an attrs class
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+    return Registry(retrieve=refuse)  # type: ignore[call-arg]  # an attrs class
 
 
 # Keywords whose subschemas apply to the same value: a reference cycle through them alone

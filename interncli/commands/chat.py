@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 import click
 
@@ -25,6 +25,9 @@ from interncli.commands.common import (
 from interncli.commands.completers import complete_models
 from interncli.context import AppContext
 from interncli.errors import InternCliError, UsageError
+
+if TYPE_CHECKING:  # jsonschema is imported only when --schema is given
+    from interncli.structured import Schema
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
@@ -65,6 +68,18 @@ def chat_options(f: Callable) -> Callable:
                      help="JSON file of earlier messages; the new turn is appended to it (with -n, "
                           "only the first reply, choice 0)."),
         json_option,
+        click.option("--schema", metavar="FILE_OR_JSON",
+                     help="Print one JSON value, on one line, that validates against this JSON Schema (a file, "
+                          "inline JSON, or the shorthand 'name, age int, bio: a sentence'): sent as response_format "
+                          "where the server constrains output (api lmdeploy, openai); the official service is told "
+                          "the schema. Each reply is validated, and re-asked with the errors; still invalid: "
+                          "nothing on stdout, exit 5. With --json: the whole accepted response."),
+        click.option("--schema-retries", type=Integer(min=0), metavar="N",
+                     help="Re-asks when a reply does not fit --schema [default: 2]."),
+        click.option("-x", "--extract", is_flag=True,
+                     help="Print only the first fenced code block of the reply (none: the whole reply, and a "
+                          "warning)."),
+        click.option("--extract-last", is_flag=True, help="Like -x, the last fenced code block."),
         click.option("-O", "--option", "options", multiple=True, type=(str, str), metavar="KEY VALUE",
                      help="A server-specific field of the request body, repeatable (LMDeploy: top_k, seed, "
                           "repetition_penalty, ...); VALUE is JSON when it parses, else a string. Sent last, so "
@@ -104,6 +119,7 @@ def chat_create(app: AppContext, **opts: Any) -> None:
 def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream: bool = False) -> None:
     """Build the request from the flags, send it, print the reply, and extend the conversation."""
     from interncli.client import ChatRequest, attach_images, build_chat_body, parse_options
+    from interncli.commands import schema as structured_chat
 
     settings = app.settings
     store = opts["conversation"]
@@ -117,6 +133,7 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
                          hint="The service refuses system messages in thinking mode: drop one or the other.")
     if opts["images"]:
         attach_images(turn, opts["images"])  # this turn's user message, never one from history
+    schema = prepare_schema(opts)
     options = parse_options(opts["options"])
     tools = load_tools(opts["tools_spec"]) if opts["tools_spec"] else None
     stream = fit_to_kind(app, opts["stream"], tools, options)
@@ -127,6 +144,8 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         tool_choice=check_tool_choice(opts["tool_choice"], tools, opts["tools_spec"]),
         always_send_stream=always_send_stream, api=settings.api, usage=opts["usage"], options=options)
     body = build_chat_body(request)
+    if schema is not None:
+        body = structured_chat.fit_request(body, schema, native=settings.api != "intern")
     if opts["dry_run"]:
         show_dry_run(app, body, opts["as_json"])
         return
@@ -136,8 +155,25 @@ def create_completion(app: AppContext, opts: Dict[str, Any], always_send_stream:
         if store is not None:
             conversation.append_messages(store, turn + [reply])
 
-    send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
-              usage=opts["usage"])
+    if schema is not None:
+        structured_chat.send_structured(app, body, schema, retries=opts["schema_retries"] if opts["schema_retries"]
+                                        is not None else structured_chat.DEFAULT_RETRIES, as_json=opts["as_json"],
+                                        show_reasoning=opts["show_reasoning"], keep=keep, usage=opts["usage"])
+    elif opts["extract"] or opts["extract_last"]:
+        structured_chat.send_extracting(app, body, last=opts["extract_last"], show_reasoning=opts["show_reasoning"],
+                                        keep=keep, usage=opts["usage"])
+    else:
+        send_chat(app, body, as_json=opts["as_json"], show_reasoning=opts["show_reasoning"], keep=keep,
+                  usage=opts["usage"])
+
+
+def prepare_schema(opts: Dict[str, Any]) -> Optional[Schema]:
+    """The checked --schema, if one was given, after refusing flags it cannot go with."""
+    from interncli import structured
+    from interncli.commands import schema as structured_chat
+
+    structured_chat.check_flags(opts)
+    return structured.load_schema(opts["schema"]) if opts["schema"] is not None else None
 
 
 def link_tool_messages(history: List[Dict[str, Any]], turn: List[Dict[str, Any]], ids: Sequence[str]) -> None:

@@ -21,11 +21,12 @@ from interncli.commands.common import (
 )
 from interncli.commands.completers import complete_models
 from interncli.context import AppContext
-from interncli.errors import ToolError
+from interncli.errors import ToolError, UsageError
 from interncli.iostreams import IOStreams
 
-if TYPE_CHECKING:  # toolrun is imported only when a tool may run
+if TYPE_CHECKING:  # toolrun is imported only when a tool may run, jsonschema only with --schema
     from interncli import toolrun
+    from interncli.commands.schema import SchemaCheck
 
 SPEC = click.argument("spec", type=click.Path(dir_okay=False))
 
@@ -102,10 +103,16 @@ def tools_list(app: AppContext, spec: str, as_json: bool) -> None:
               help="Model [default: the spec's, the profile's, intern-latest].")
 @click.option("--yes", is_flag=True, help="Approve every tool call without asking.")
 @click.option("--max-turns", type=Integer(min=1), help="Model round-trips before giving up (exit 7).")
+@click.option("--schema", metavar="FILE_OR_JSON",
+              help="The final answer must be JSON that validates against this JSON Schema (as chat create "
+                   "--schema: the model is told it and re-asked with the errors); printed on one line.")
+@click.option("--schema-retries", type=Integer(min=0), metavar="N",
+              help="Re-asks when the final answer does not fit --schema [default: 2].")
 @json_option
 @pass_app
 def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tuple[Tuple[str, str], ...],
-              model: Optional[str], yes: bool, max_turns: Optional[int], as_json: bool) -> None:
+              model: Optional[str], yes: bool, max_turns: Optional[int], schema: Optional[str],
+              schema_retries: Optional[int], as_json: bool) -> None:
     """Ask the model, running the tools it calls, until it answers.
 
     Each call is shown on stderr (→ name {args} / ← N bytes, exit K) and confirmed on a
@@ -118,7 +125,7 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
       interncli tools run examples/weather.yaml "What's the weather in Shanghai?"
       interncli tools run examples/weather.yaml --yes --json "Weather in Paris?" | jq .final
     """
-    from interncli import output, toolrun, toolspec
+    from interncli import output, structured, toolrun, toolspec
     from interncli.client import ChatClient, ChatRequest, build_chat_body
     from interncli.errors import InternCliError
 
@@ -128,6 +135,9 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         history.append({"role": "user", "content": " ".join(prompt)})
     if messages or not prompt:
         history += read_messages(messages, app.io)
+    check = final_check(app, schema, schema_retries)
+    if check is not None:
+        history[:] = structured.instruct(history, check.schema)
     settings = app.settings
     require_token(app)
     client = ChatClient(open_transport(app))
@@ -142,11 +152,14 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         loaded, os.path.dirname(os.path.abspath(spec)), send, approve=make_approver(yes, app.environ, app.io),
         env=toolrun.tool_environment(app.environ, app.secrets()),
         max_turns=max_turns or loaded.get("max_turns") or toolrun.DEFAULT_MAX_TURNS,
-        notify=lambda line: output.progress(line, app.io))
+        notify=lambda line: output.progress(line, app.io), accept=check)
 
     def transcript(final: Optional[str]) -> Dict[str, Any]:
-        return {"model": chosen_model, "turns": loop.turns, "final": final, "messages": history,
+        done = {"model": chosen_model, "turns": loop.turns, "final": final, "messages": history,
                 "tool_runs": [r.to_dict() for r in loop.runs]}
+        if check is not None:  # the accepted JSON value (null when none was)
+            done["value"] = check.value
+        return done
 
     try:
         final = loop.run(history)
@@ -158,6 +171,11 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
         raise
     if as_json:
         output.write_json(transcript(final.get("content", "")), app.io.stdout)
+    elif check is not None:
+        from interncli.safetext import escape_json_text
+
+        app.io.stdout.write(escape_json_text(structured.dump_value(check.value)) + "\n")
+        app.io.stdout.flush()
     else:
         content = final.get("content") or ""
         if app.io.stdout_tty:  # a terminal would act on the model's escapes; a pipe gets the bytes
@@ -166,6 +184,19 @@ def tools_run(app: AppContext, spec: str, prompt: Tuple[str, ...], messages: Tup
             content = escape_controls(content)
         app.io.stdout.write(content if content.endswith("\n") else content + "\n")
         app.io.stdout.flush()
+
+
+def final_check(app: AppContext, schema: Optional[str], retries: Optional[int]) -> Optional[SchemaCheck]:
+    """The check of the final answer against --schema, or None without one. Never sent as
+    response_format: that would constrain the turns that call tools too."""
+    from interncli import structured
+    from interncli.commands.schema import DEFAULT_RETRIES, SchemaCheck
+
+    if schema is None:
+        if retries is not None:
+            raise UsageError("--schema-retries needs --schema", hint="Add --schema FILE_OR_JSON, or drop it.")
+        return None
+    return SchemaCheck(app, structured.load_schema(schema), DEFAULT_RETRIES if retries is None else retries)
 
 
 def make_approver(yes: bool, environ: Mapping[str, str], io: IOStreams) -> toolrun.Approve:
