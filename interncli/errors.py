@@ -49,7 +49,7 @@ EXIT_MEANINGS = (
                             "-20004, -20035, 401, 403"),
     (ExitCode.RATE_LIMITED, "rate limited", "rate limited after the retries: -20053, 429"),
     (ExitCode.REJECTED, "rejected", "request rejected: -10002, -20013, -20018, 400, 404, 422; a conversation "
-                                    "that fills the model's context"),
+                                    "that fills the model's context; a reply that never fitted --schema"),
     (ExitCode.NETWORK, "network", "network: connection, DNS, TLS, timeout; a stream cut or malformed; a reply "
                                   "too large (what was printed stays)"),
     (ExitCode.TOOL, "tool", "a tool call was refused or could not run"),
