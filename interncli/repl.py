@@ -14,7 +14,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from interncli import config, conversation, output
 from interncli.context import AppContext
-from interncli.errors import ExitCode, InternCliError, UsageError
+from interncli.errors import InternCliError, UsageError
 from interncli.safetext import escape_controls, escape_line
 
 Message = Dict[str, Any]
@@ -166,7 +166,7 @@ class Session:
         self.loaded = len(self.messages)
         self.failure = 0  # the exit code of the first failed turn (a script's exit code)
         if system is not None:
-            self.set_system(system)
+            self.place_system(system)
         self.check_thinking()
 
     # ------------------------------------------------------------------ the loop
@@ -378,10 +378,14 @@ class Session:
         return None
 
     def set_system(self, text: str) -> None:
-        """Make ``text`` the system message: the first message, replaced or put first."""
+        """/system TEXT: refused in thinking mode where the server refuses it."""
         if self.thinking and self.app.settings.api == "intern":
             raise UsageError("a system message cannot be used in thinking mode",
                              hint="The service refuses system messages in thinking mode: /thinking off first.")
+        self.place_system(text)
+
+    def place_system(self, text: str) -> None:
+        """Make ``text`` the system message: the first message, replaced or put first."""
         message = {"role": "system", "content": text}
         if self.messages and self.messages[0].get("role") == "system":
             self.messages[0] = message
@@ -411,13 +415,13 @@ class Session:
 
     def report(self, err: InternCliError) -> None:
         """An error on one line of stderr, its hint included, without any token; the session goes
-        on. A script's exit code is the first failed turn's."""
+        on. A script's exit code is the first error's (on a terminal, Ctrl-D leaves with 0)."""
         app = self.app
         message, hint = app.redact(err.message), app.redact(err.hint) if err.hint else None
         shown = InternCliError(message + (" (hint: {})".format(hint) if hint else ""),
                                code=app.redact_value(err.code))
         output.report_error(shown, self.io.stderr, color=self.io.color)
-        if not self.failure and err.exit_code != ExitCode.OK:
+        if not self.interactive and not self.failure:
             self.failure = int(err.exit_code)
 
 
