@@ -193,8 +193,13 @@ class Session:
             if not entry.strip():
                 continue
             self.remember(reader, entry)
-            if not self.handle(entry):
-                return self.failure
+            try:
+                if not self.handle(entry):
+                    return self.failure
+            except KeyboardInterrupt:
+                if not self.interactive:
+                    raise
+                self.say("")  # a Ctrl-C just outside a reply (a slow /save, say): back to the prompt
 
     def read_entry(self, reader: Reader) -> str:
         """One entry: a line, or a multi-line ``\"\"\"`` block (ended by a line ending with
