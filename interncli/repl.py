@@ -337,7 +337,8 @@ class Session:
             raise UsageError("/save needs a file name", hint="For example: /save talk.json")
         path = os.path.expanduser(path)  # no shell expands it here
         conversation.save_messages(path, self.messages)
-        self.say("saved {} message{} to {}".format(len(self.messages), "" if len(self.messages) == 1 else "s", path))
+        self.say("saved {} message{} to {}".format(len(self.messages), "" if len(self.messages) == 1 else "s",
+                                                   escape_line(path)))
 
     def reset(self) -> None:
         """/reset: a new conversation, keeping the system message. The --conversation file keeps
@@ -346,7 +347,8 @@ class Session:
         self.messages = [{"role": "system", "content": system}] if system is not None else []
         note = ""
         if self.store is not None:
-            note = "; {} keeps the old one and is no longer written (/save FILE keeps this one)".format(self.store)
+            note = "; {} keeps the old one and is no longer written (/save FILE keeps this one)".format(
+                escape_line(self.store))
             self.store = None
         self.say("new conversation" + note)
 
@@ -410,7 +412,8 @@ class Session:
         """The first line on a terminal: the model, the conversation picked up, how to get help."""
         picked = ""
         if self.store is not None and self.loaded:
-            picked = "; {} message{} from {}".format(self.loaded, "" if self.loaded == 1 else "s", self.store)
+            picked = "; {} message{} from {}".format(self.loaded, "" if self.loaded == 1 else "s",
+                                                     escape_line(self.store))
         self.say("chat with {}{}; /help for commands, Ctrl-D to leave".format(escape_line(self.model), picked))
 
     def say(self, text: str) -> None:

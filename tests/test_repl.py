@@ -82,6 +82,21 @@ def test_thinking_switches_on_with_the_fields_of_the_server_kind(cli, api):
     assert result.stderr.splitlines()[-1] == "thinking: on"
 
 
+def test_thinking_to_the_official_kind_sends_thinking_mode(cli, api):
+    result = cli("chat", "repl", "--thinking", input="a\n", env={"INTERN_API": "intern"})
+    assert result.exit_code == 0, result.stderr
+    assert sent(api)[0]["thinking_mode"] is True and "enable_thinking" not in sent(api)[0]
+
+
+def test_show_reasoning_puts_the_reasoning_on_stderr_and_only_the_answer_is_kept(cli, api, tmp_path):
+    api.add(Stream(stream_chunks(["42"], reasoning=["Let me ", "think."])))
+    talk = tmp_path / "talk.json"
+    result = cli("chat", "repl", "--show-reasoning", "--conversation", str(talk), input="a\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "42\n" and result.stderr == "Let me think.\n"
+    assert json.loads(talk.read_text())[-1] == {"role": "assistant", "content": "42"}
+
+
 def test_thinking_with_a_system_message_is_refused_by_the_official_kind(cli, api):
     env = {"INTERN_API": "intern"}
     result = cli("chat", "repl", "--thinking", "--system", "S", input="a\n", env=env)
