@@ -268,19 +268,17 @@ class Session:
             self.report(err)
         except KeyboardInterrupt:
             if not self.interactive:
-                self.record(user, got)
                 raise
             self.say("reply stopped" + (": the part received is kept, marked " + CUT_MARK if got and got[0]
                                         else "; nothing had come, so the message was not kept"))
-        self.record(user, got)
+        finally:  # also when the reader of stdout has gone, or a script is interrupted
+            self.record(user, got)
 
     def record(self, user: Message, got: List[Optional[Message]]) -> None:
         """Add the turn to the conversation and save it, if a reply (or part of one) came."""
         if not got or got[0] is None:
             return
-        reply = got[0]
-        got.clear()  # recorded once, whichever way the turn ended
-        self.messages += [user, reply]
+        self.messages += [user, got[0]]
         self.save()
 
     def save(self) -> None:

@@ -4,6 +4,7 @@ send path against the test server. The real terminal is tests/test_repl_pty.py's
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from interncli import repl
 from interncli.commands.chat import send_chat
 from interncli.context import AppContext
+from interncli.errors import UsageError
 from interncli.iostreams import IOStreams
 from tests.apiserver import Stream, err_code, err_msgcode, stream_chunks
 from tests.conftest import SENTINEL, Sleeps
@@ -178,6 +180,29 @@ def test_no_token_for_the_official_service_fails_before_reading(tmp_path):
     assert result.exit_code == 3 and "interncli auth login" in result.stderr
 
 
+def test_a_line_of_stdin_that_is_not_utf8_is_skipped_with_an_error():
+    reader = repl.LineReader(io.TextIOWrapper(io.BytesIO(b"\xff\xfe bad\nok\r\n")))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        reader.read("")
+    assert reader.read("") == "ok"
+    with pytest.raises(EOFError):
+        reader.read("")
+
+
+def test_a_reader_gone_still_keeps_the_turn(cli, api, tmp_path):
+    talk = tmp_path / "talk.json"
+    session = session_for(api, store=str(talk))
+
+    def send(body, keep, cut):
+        keep({"role": "assistant", "content": "whole"})
+        raise BrokenPipeError
+
+    session.send = send
+    with pytest.raises(BrokenPipeError):
+        session.run(ScriptedReader(["a"]))
+    assert json.loads(talk.read_text()) == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "whole"}]
+
+
 def test_model_text_reaches_a_pipe_as_received(cli, api):
     api.add(Stream(stream_chunks(["\x1b]52;c;aGk=\x07", "ok"])))
     result = cli("chat", "repl", input="a\n")
@@ -194,7 +219,7 @@ class ScriptedReader:
     """Entries as a person would type them; an exception class is raised instead (Ctrl-C is
     KeyboardInterrupt, Ctrl-D EOFError). Records the prompts shown and the entries kept."""
 
-    def __init__(self, entries: Sequence[Entry], on_read: Optional[Any] = None) -> None:
+    def __init__(self, entries: Sequence[Entry]) -> None:
         self.entries = list(entries)
         self.prompts: List[str] = []
         self.kept: List[str] = []

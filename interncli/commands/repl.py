@@ -40,7 +40,7 @@ def repl_command(send_chat: SendChat) -> click.Command:
         the commands: /exit, /save FILE, /reset, /model NAME, /system TEXT, /thinking on|off.
 
         Without a terminal, each line of stdin is a message (or a /command) and the replies go
-        to stdout; the exit code is the first failed turn's, else 0.
+        to stdout; the exit code is the first error's, else 0.
 
         \b
         Examples:
