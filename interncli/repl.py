@@ -164,7 +164,7 @@ class Session:
         self.models = list(dict.fromkeys([app.settings.model] + list(app.settings.models)))
         self.messages: List[Message] = conversation.load_messages(store) if store is not None else []
         self.loaded = len(self.messages)
-        self.failure = 0  # the exit code of the first failed turn (a script's exit code)
+        self.failure = 0  # the exit code of the first error (a script's exit code)
         if system is not None:
             self.place_system(system)
         self.check_thinking()
