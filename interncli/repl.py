@@ -435,7 +435,12 @@ def open_reader(app: AppContext, session: Session) -> Reader:
     """The line editor on a terminal (prompt_toolkit, imported only then), else stdin's lines."""
     if not session.interactive:
         return LineReader(app.io.stdin)
-    from interncli import lineedit
+    try:
+        from interncli import lineedit
+    except ImportError as exc:  # installed without its dependencies (pip --no-deps, a distro package)
+        raise UsageError("chat repl needs prompt_toolkit on a terminal: {}".format(exc),
+                         hint="Install it (pip install 'prompt_toolkit>=3.0.36'), or pipe the messages in: "
+                              "printf 'hi\\n' | interncli chat repl") from None
 
     path = history_path(app.environ)
     broken: List[str] = []  # the history file failed once: said once, then not tried again

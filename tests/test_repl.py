@@ -335,6 +335,17 @@ def test_help_lists_the_commands_and_keys(api):
         assert name in err
 
 
+def test_without_prompt_toolkit_a_terminal_is_told_how_to_proceed(api, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prompt_toolkit", None)  # import prompt_toolkit now fails
+    monkeypatch.delitem(sys.modules, "interncli.lineedit", raising=False)
+    session = session_for(api)
+    with pytest.raises(UsageError, match="needs prompt_toolkit") as caught:
+        repl.open_reader(session.app, session)
+    assert "printf 'hi\\n' | interncli chat repl" in (caught.value.hint or "")
+
+
 # ---------------------------------------------------------------- history file and completion
 
 
