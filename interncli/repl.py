@@ -322,10 +322,11 @@ class Session:
 
     def show_help(self) -> None:
         """The commands and keys, on stderr."""
-        lines = ["Commands:"]
-        lines += ["  {:<16} {}".format((name + " " + arg).strip(), text) for name, arg, text in SLASH_COMMANDS]
-        lines += ["  {:<16} {}".format("//TEXT", "send a message that starts with /"), "Keys:"]
-        lines += ["  {:<16} {}".format(key, text) for key, text in KEYS]
+        rows = [((name + " " + arg).strip(), text) for name, arg, text in SLASH_COMMANDS]
+        rows.append(("//TEXT", "send a message that starts with /"))
+        width = max(len(left) for left, _ in rows + list(KEYS))
+        lines = ["Commands:"] + ["  {:<{}}  {}".format(left, width, text) for left, text in rows]
+        lines += ["Keys:"] + ["  {:<{}}  {}".format(key, width, text) for key, text in KEYS]
         self.io.stderr.write("\n".join(lines) + "\n")
         self.io.stderr.flush()
 
