@@ -42,16 +42,27 @@ def unanswered_calls(messages: Sequence[Dict[str, Any]]) -> List[str]:
 def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
     """Add ``new`` to the end of the file as it is now, under its lock: another run may have
     added its own turn since this one read it, and that turn is kept."""
+    real = check_writable(path, "conversation")
+    with locked(real):
+        write_atomic(real, _dumped(_read(path) + new))
+
+
+def save_messages(path: str, messages: List[Dict[str, Any]]) -> None:
+    """Replace the file's messages with ``messages``, atomically and under its lock: the repl's
+    whole conversation, which it owns (its ``/system`` may change the first message)."""
+    real = check_writable(path, "conversation")
+    with locked(real):
+        write_atomic(real, _dumped(messages))
+
+
+def _dumped(messages: List[Dict[str, Any]]) -> str:
     import json  # here, not at the top: `chat create --help` imports this module for ROLES
 
     from interncli.safetext import replace_surrogates  # likewise: its patterns cost milliseconds
 
-    real = check_writable(path, "conversation")
-    with locked(real):
-        messages = _read(path) + new
-        # A lone surrogate (a server may send "\ud800") cannot be written as UTF-8, nor sent
-        # again next turn: it is kept as U+FFFD, so that the turn is never lost to it.
-        write_atomic(real, replace_surrogates(json.dumps(messages, ensure_ascii=False, indent=2)) + "\n")
+    # A lone surrogate (a server may send "\ud800") cannot be written as UTF-8, nor sent
+    # again next turn: it is kept as U+FFFD, so that the turn is never lost to it.
+    return replace_surrogates(json.dumps(messages, ensure_ascii=False, indent=2)) + "\n"
 
 
 def _read(path: str) -> List[Dict[str, Any]]:

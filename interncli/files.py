@@ -150,3 +150,26 @@ def _acquire(lock_path: str, fcntl: ModuleType) -> int:
         if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
             return fd
         os.close(fd)  # the path now names a newer lock file than the one we locked
+
+
+def append_private(path: str, text: str) -> None:
+    """Add ``text`` to the end of ``path`` in one write (appends of concurrent runs do not mix),
+    the file created private (0600) from the start, never readable by others for a moment, and
+    made private again if it was not; never through a symlink. Any failure is an error naming
+    ``path``."""
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    finally:
+        os.close(fd)

@@ -112,6 +112,9 @@ SPEC_PATH = "{home}/tools/spec.yaml"
 ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("api", "chat.completions.create"): CHAT_VARIANTS,
     ("chat", "create"): CHAT_VARIANTS,
+    ("chat", "repl"): [Variant((), stdin="hi\nmore\n", sends=True, expect="echo: more"),
+                       Variant(("--conversation", "{home}/conversation.json"), stdin="hi\n", sends=True,
+                               expect="echo: hi")],
     ("models", "list"): [Variant((), sends=True, expect="intern-latest"),
                          Variant(("--json",), sends=True, expect="intern-latest")],
     ("auth", "status"): [Variant((), expect=MASKED), Variant(("--json",), expect=MASKED),

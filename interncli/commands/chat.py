@@ -23,6 +23,7 @@ from interncli.commands.common import (
     with_retries,
 )
 from interncli.commands.completers import complete_models
+from interncli.commands.repl import repl_command
 from interncli.context import AppContext
 from interncli.errors import InternCliError, UsageError
 
@@ -225,10 +226,13 @@ def fit_to_kind(app: AppContext, stream: bool, tools: Optional[List[Dict[str, An
 
 
 def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reasoning: bool,
-              keep: Callable[[Dict[str, Any]], None], usage: bool = False) -> None:
+              keep: Callable[[Dict[str, Any]], None], usage: bool = False,
+              cut: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
     """Send the request, print the reply, and hand the first choice's message to ``keep``: also
     when the reader of stdout has gone (``| head``), as the reply itself came whole. ``usage``:
-    then show the token usage (of the reply, or the last a stream sent) on stderr."""
+    then show the token usage (of the reply, or the last a stream sent) on stderr. ``cut``: a
+    Ctrl-C during a stream hands it the part of the reply received (the repl keeps it), then
+    goes on as an interrupt."""
     from interncli import output
     from interncli.client import ChatClient, StreamAssembler, assistant_message
 
@@ -261,10 +265,12 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
     # The last usage the stream sent: LMDeploy puts it on every chunk (0.6 - 0.9), on the finish
     # chunk (0.10 - 0.13) or in a last chunk with no choices (0.14+).
     last_usage: List[Any] = [None]
+    current: List[StreamAssembler] = []  # the try under way, for ``cut``
 
     def attempt() -> StreamAssembler:
         # A fresh assembler each try: a retried stream starts the reply again from nothing.
         assembler = StreamAssembler()
+        current[:] = [assembler]
         last_usage[0] = None
         for chunk in client.stream(body):
             assembler.add(chunk)
@@ -282,6 +288,11 @@ def send_chat(app: AppContext, body: Dict[str, Any], *, as_json: bool, show_reas
     except InternCliError:
         if not gone:  # a reader that has left needs no line ended
             printer.abort()
+        raise
+    except KeyboardInterrupt:
+        if cut is not None and current:
+            printer.abort()
+            cut(current[0].message(0))
         raise
     try:
         if gone:
@@ -331,3 +342,6 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
     output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
                             redact_headers(request_headers(token, body, settings.headers)), body, app.io.stdout,
                             as_json)
+
+
+chat.add_command(repl_command(send_chat))
