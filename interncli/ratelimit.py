@@ -1,0 +1,191 @@
+"""The rate budget that every interncli process of an account shares on this machine (contract
+section 9): one small state file per profile and host, changed under a lock.
+
+Requests are spread evenly by reservation: each one takes the next free slot, ``max(now,
+next_free)``, and moves ``next_free`` on by ``60 / rpm`` seconds; then it waits for its slot
+with the lock released. Nothing is held while waiting, so a process that crashes holds nothing
+(at most the one slot it had reserved goes unused). The threads of one process take their slots
+one after another, so that a process has at most one slot reserved at a time and one-liners
+started beside a batch get their turn among its requests.
+
+A rate-limit answer that still arrives slows every process down together: nobody takes a slot
+before the server's Retry-After has passed, and for SLOW_FOR seconds the slots are further apart
+(twice as far for each further answer, up to MAX_SLOWDOWN times).
+
+The file is shared between processes, so it holds wall-clock times (a monotonic clock is
+per-process). The clock may step: a step forward only leaves past slots unused; a step back is
+seen by the time of the last change to the file being in the future, and every time in the file
+is moved back by the same amount, so the order of the slots survives and nobody waits for an
+hour because the clock was set back an hour. Waiting itself is by durations, so a step during a
+wait changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from urllib.parse import quote
+
+from interncli import files
+from interncli.errors import UsageError
+
+SLOW_FOR = 60.0  # seconds a rate-limit answer keeps the slots further apart
+MAX_SLOWDOWN = 8  # slots at most this many times further apart than --rpm says
+# Waits shorter than this are not worth a notice (a one-liner beside another one).
+NOTICE_AFTER = 1.0
+# Without a Retry-After, a rate-limit answer holds every process back this long.
+DEFAULT_PAUSE = 2.0
+# The state file is a few dozen bytes: anything much larger is not ours, and is started afresh.
+STATE_LIMIT = 4096
+# The clock may run a little back between processes (NTP slewing): not a step to correct for.
+CLOCK_TOLERANCE = 1.0
+
+
+def budget_path(state_dir: str, profile: str, host: str) -> str:
+    """The state file of the budget of a profile and host (the account) in the state folder."""
+    # quote: a profile name may hold '/' or '..'; the host is already a plain name.
+    return os.path.join(state_dir, "rate", "{}@{}.json".format(quote(profile, safe=""), quote(host, safe="")))
+
+
+class Budget:
+    """The shared budget of one account: ``rpm`` requests a minute, at most, from all processes.
+
+    ``clock`` gives wall time (time.time); ``sleep`` waits a duration (the app's, which a test
+    replaces); ``notify`` is told, once per Budget, of a wait of NOTICE_AFTER seconds or more."""
+
+    def __init__(self, path: str, rpm: float, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep,
+                 notify: Optional[Callable[[float], None]] = None) -> None:
+        if rpm <= 0:
+            raise ValueError("a budget needs rpm above 0")
+        self.path = path
+        self.rpm = rpm
+        self._clock = clock
+        self._sleep = sleep
+        self._notify = notify
+        self._told = False
+        # One thread at a time reserves and waits: see the module's docstring.
+        self._gate = threading.Lock()
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two slots at the full rate."""
+        return 60.0 / self.rpm
+
+    def take(self) -> float:
+        """Reserve the next slot and wait for it; the seconds waited."""
+        with self._gate:
+            now, slot = self._reserve()
+            waited = 0.0
+            while slot > now:
+                wait = slot - now
+                if not self._told and self._notify is not None and wait >= NOTICE_AFTER:
+                    self._told = True
+                    self._notify(wait)
+                self._sleep(wait)
+                waited += wait
+                # A rate-limit answer may have come while this slot was waited for: then wait
+                # until the pause it asked for is over too. The wait is taken as done even if
+                # the clock says otherwise (a sleep cut short, a clock step).
+                now = max(self._clock(), slot)
+                slot = self._paused_until()
+            return waited
+
+    def slow_down(self, retry_after: Optional[float]) -> None:
+        """A rate-limit answer arrived: hold every process back for ``retry_after`` seconds
+        (DEFAULT_PAUSE without one), and space the slots further apart for a while."""
+        pause = retry_after if retry_after is not None and retry_after >= 0 else DEFAULT_PAUSE
+        with self._locked():
+            now = self._clock()
+            state = self._load(now)
+            slowed = now < state["slow_until"]
+            state["factor"] = min(MAX_SLOWDOWN, state["factor"] * 2 if slowed else 2)
+            state["slow_until"] = now + SLOW_FOR
+            state["pause_until"] = max(state["pause_until"], now + pause)
+            state["next"] = max(state["next"], now + pause)
+            self._save(state, now)
+
+    def _reserve(self) -> Tuple[float, float]:
+        """(now, the slot reserved), under the file's lock."""
+        with self._locked():
+            now = self._clock()
+            state = self._load(now)
+            factor = state["factor"] if now < state["slow_until"] else 1
+            slot = max(now, state["next"], state["pause_until"])
+            state["next"] = slot + self.interval * factor
+            self._save(state, now)
+        return now, slot
+
+    def _paused_until(self) -> float:
+        with self._locked():
+            now = self._clock()
+            state = self._load(now)
+            self._save(state, now)
+        return state["pause_until"]
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The file's lock held; a state file that cannot be written is a clear error."""
+        try:
+            with files.locked(self.path):
+                yield
+        except OSError as exc:
+            raise UsageError("cannot use the shared rate budget {}: {}".format(self.path, exc.strerror or exc),
+                             hint="Check the state folder's permissions (XDG_STATE_HOME), or turn the budget "
+                                  "off with --rpm 0.") from exc
+
+    def _load(self, now: float) -> Dict[str, float]:
+        """The state (a fresh one if the file is missing or unreadable), its times moved back
+        if the clock has stepped back since the file was last changed."""
+        state = {"next": 0.0, "pause_until": 0.0, "slow_until": 0.0, "factor": 1.0, "stamp": now}
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return state
+        try:
+            raw = os.read(fd, STATE_LIMIT + 1)
+        finally:
+            os.close(fd)
+        found = _parse(raw)
+        if found is None:
+            return state
+        state.update(found)
+        step = state["stamp"] - now
+        if step > CLOCK_TOLERANCE:  # the clock went back: so do the times in the file
+            for key in ("next", "pause_until", "slow_until"):
+                state[key] -= step
+        return state
+
+    def _save(self, state: Dict[str, float], now: float) -> None:
+        """Write the state in place. The lock keeps other writers out; one small write is
+        never seen half done by another process, even after kill -9; and a crash of the
+        machine that loses it only forgets the spacing of a few requests, so nothing is synced."""
+        state["stamp"] = now
+        data = json.dumps(state, separators=(",", ":")).encode("ascii")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(fd, data)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
+
+
+def _parse(raw: bytes) -> Optional[Dict[str, float]]:
+    """The numbers of a state file, or None for anything that is not one."""
+    if len(raw) > STATE_LIMIT:
+        return None
+    try:
+        obj: Any = json.loads(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    keys = ("next", "pause_until", "slow_until", "factor", "stamp")
+    if not isinstance(obj, dict) or not all(type(obj.get(k)) in (int, float) for k in keys):
+        return None
+    values = {k: float(obj[k]) for k in keys}
+    if not all(v == v and abs(v) < 1e12 for v in values.values()):  # no NaN, no absurd times
+        return None
+    values["factor"] = min(float(MAX_SLOWDOWN), max(1.0, values["factor"]))
+    return values
