@@ -329,8 +329,10 @@ def rate_budget(app: AppContext) -> Optional[Budget]:
 
 
 def with_retries(app: AppContext, attempt: Callable[[], T],
-                 output_started: Optional[Callable[[], bool]] = None) -> T:
-    """Run ``attempt`` with the configured retries; nothing is retried once output has started."""
+                 output_started: Optional[Callable[[], bool]] = None,
+                 on_retry: Optional[Callable[[InternCliError], None]] = None) -> T:
+    """Run ``attempt`` with the configured retries; nothing is retried once output has started.
+    Each retry is told on stderr, or to ``on_retry`` instead (a batch counts them)."""
     from interncli import output
     from interncli.transport import call_with_retries
 
@@ -338,6 +340,9 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
         return err.retryable and not (output_started and output_started())
 
     def notify(err: InternCliError, delay: float, number: int) -> None:
+        if on_retry is not None:
+            on_retry(err)
+            return
         output.retry_notice(app.redact_value(err.code), app.redact(err.message), delay, number,
                             app.settings.max_retries, app.io)
 
