@@ -34,6 +34,10 @@ from interncli.errors import UsageError
 
 SLOW_FOR = 60.0  # seconds a rate-limit answer keeps the slots further apart
 MAX_SLOWDOWN = 8  # slots at most this many times further apart than --rpm says
+# Slots are this much further apart than --rpm says: a request sent on its slot reaches the
+# server a little early or late (scheduling, the network), and an exact spacing would then put
+# one over a limit counted in a window now and then.
+MARGIN = 1.02
 # Waits shorter than this are not worth a notice (a one-liner beside another one).
 NOTICE_AFTER = 1.0
 # Without a Retry-After, a rate-limit answer holds every process back this long.
@@ -72,8 +76,8 @@ class Budget:
 
     @property
     def interval(self) -> float:
-        """Seconds between two slots at the full rate."""
-        return 60.0 / self.rpm
+        """Seconds between two slots at the full rate (a little over 60 / rpm: see MARGIN)."""
+        return 60.0 / self.rpm * MARGIN
 
     def take(self) -> float:
         """Reserve the next slot and wait for it; the seconds waited."""

@@ -267,7 +267,7 @@ def test_the_batch_takes_its_slots_from_the_shared_budget(cli, api, tmp_path, sl
     result = cli("chat", "batch", str(write_input(tmp_path, 4)), "-o", str(out), "--rpm", "60")
     assert result.exit_code == 0, result.stderr
     waits = sorted(sleeps.delays)
-    assert len(waits) == 3 and waits[0] > 0.5 and waits[-1] <= 3.0  # a second apart each
+    assert len(waits) == 3 and waits[0] > 0.5 and waits[-1] <= 3.1  # a second apart each
     assert "shared rate budget: 60 requests a minute" in result.stderr
 
 
