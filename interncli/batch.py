@@ -188,6 +188,7 @@ class AnswerLog:
         self._lock = threading.Lock()
         self._clock = clock
         self._synced = clock()
+        self._dirty = False  # written since the last sync
 
     def append(self, row: Dict[str, Any]) -> bool:
         """Write one row as one line, at once (False once the log is closed: the run was stopped)."""
@@ -199,20 +200,23 @@ class AnswerLog:
             view = memoryview(data)
             while view:  # a regular file takes it whole; a short write (a full disk) raises next
                 view = view[os.write(self._fd, view):]
+            self._dirty = True
             if self._clock() - self._synced >= FSYNC_EVERY:
                 self._sync()
             return True
 
     def sync(self) -> None:
-        """Put what was written on the disk (called every few seconds, and at the end)."""
+        """Put what was written on the disk, if FSYNC_EVERY seconds have passed since the last
+        time (called often: it also covers a quiet spell after a last answer)."""
         with self._lock:
-            if self._fd is not None:
+            if self._fd is not None and self._dirty and self._clock() - self._synced >= FSYNC_EVERY:
                 self._sync()
 
     def _sync(self) -> None:
         assert self._fd is not None
         os.fsync(self._fd)
         self._synced = self._clock()
+        self._dirty = False
 
     def close(self) -> None:
         """Sync and close: rows that arrive later are dropped (their requests are sent again)."""
