@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from interncli import batch, files
-from tests.apiserver import Completion, Slow, err_code
+from tests.apiserver import Completion, Limited, Slow, err_code
 from tests.conftest import SENTINEL
 from tests.ptyrun import run_on_pty
 
@@ -370,3 +370,27 @@ def test_progress_on_a_terminal_is_a_bar(api, tmp_path):
     assert b"batch  [" in seen and b"3/3" in seen
     assert b"interncli: batch: 3 answered, 0 failed" in seen
     assert len(by_id(tmp_path / "out.jsonl")) == 3
+
+
+@pytest.mark.integration
+def test_a_batch_and_one_liners_beside_it_stay_under_the_limit_together(exe, api, tmp_path):
+    """A server that refuses more than 6 requests in any 3 s (120 a minute, in short windows);
+    a batch at 100 a minute and two one-liners started while it runs share the one budget, so
+    nothing is refused: the one-liners wait for their turns between the batch's requests."""
+    limited = Limited(120, window=3.0)
+    api.add(limited, times=1000)
+    source, out = write_input(tmp_path, 8), tmp_path / "out.jsonl"
+    env = {"INTERN_RPM": "100"}
+    proc = run_batch(exe, api, source, out, "--concurrency", "4", env=env)
+    wait_for_rows(out, 2, proc)
+    environ = dict(os.environ, INTERN_API_KEY=SENTINEL, **env)
+    singles = [subprocess.Popen([exe, "-b", api.base_url, "chat", "create", "-g", "user", "beside {}".format(i)],
+                                env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    results = [p.communicate(timeout=60) for p in singles]
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert [p.returncode for p in singles] == [0, 0], results
+    assert sorted(stdout for stdout, _ in results) == ["echo: beside 0\n", "echo: beside 1\n"]
+    assert limited.rejected == 0 and limited.accepted == 10
+    assert len(by_id(out)) == 8

@@ -56,9 +56,11 @@ def chat_batch(app: AppContext, input_path: str, output_path: str, concurrency: 
     is checked before anything is sent. Each answer is appended to OUTPUT.jsonl as
     {"id", "custom_id", "response": {"status_code", "body"}, "error"} as soon as it arrives;
     running the same command again skips the custom_ids answered (and repairs a line cut by a
-    crash). A failed request's row holds its error; rate-limit answers are retried, and auth
-    errors stop the batch. Ctrl-C stops sending (exit 130). Exit 0 when every request succeeded,
-    else 1.
+    crash). A failed request's row holds its error and the batch goes on; rate-limit answers are
+    retried (never written as failures) and slow every interncli run of the account down. An
+    auth error stops the batch (exit 3), and so does a rate limit that will not end (exit 4);
+    Ctrl-C stops sending (exit 130); the same command resumes it. Exit 0 when every request
+    succeeded, else 1.
 
     \b
     Examples:
