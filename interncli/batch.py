@@ -56,25 +56,25 @@ class InputError(UsageError):
 def load_input(path: str, model: str) -> List[BatchRequest]:
     """The requests of a batch input file, every line checked (InputError lists the bad ones).
     A body without ``model`` gets ``model``, the profile's; blank lines are skipped."""
-    try:
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
-    except OSError as exc:
-        raise UsageError("cannot read {}: {}".format(path, exc.strerror or exc),
-                         hint="Give the path of a JSONL batch file.") from exc
     requests: List[BatchRequest] = []
     problems: List[Tuple[int, str]] = []
     seen: Dict[str, int] = {}
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        found = _check_line(raw, seen)
-        if isinstance(found, str):
-            problems.append((number, found))
-            continue
-        custom_id, body = found
-        seen[custom_id] = number
-        requests.append(BatchRequest(custom_id, {"model": model, **body} if "model" not in body else body, number))
+    try:
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):  # a line at a time: only the bodies are kept
+                if not raw.strip():
+                    continue
+                found = _check_line(raw, seen)
+                if isinstance(found, str):
+                    problems.append((number, found))
+                    continue
+                custom_id, body = found
+                seen[custom_id] = number
+                requests.append(BatchRequest(custom_id, {"model": model, **body} if "model" not in body else body,
+                                             number))
+    except OSError as exc:
+        raise UsageError("cannot read {}: {}".format(path, exc.strerror or exc),
+                         hint="Give the path of a JSONL batch file.") from exc
     if problems:
         raise InputError(path, problems[:MAX_PROBLEMS], len(problems))
     if not requests:
