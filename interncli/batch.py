@@ -317,9 +317,18 @@ class Pool:
                 return
             try:
                 row = self._answer(send, request)
+                if row is None or not self._log.append(row):
+                    return
             except Stopped:
                 return
-            if row is None or not self._log.append(row):
+            except OSError as exc:  # the output cannot be written (a full disk): nothing more can be kept
+                self._halt(InternCliError("cannot write {}: {}".format(self._log.path, exc.strerror or exc),
+                                          hint="Free some space (or fix the file), then run the same command "
+                                               "again to resume."))
+                return
+            except BaseException as exc:  # a worker's own bug must stop the batch, not vanish with its thread
+                self._halt(InternCliError("unexpected {}: {}".format(type(exc).__name__, self._redact(str(exc))),
+                                          hint="Please report it; run the same command again to resume."))
                 return
             with self._counts:
                 if row["error"] is None:

@@ -260,6 +260,18 @@ def test_the_token_is_in_no_row(cli, api, tmp_path):
     assert SENTINEL not in out.read_text()
 
 
+def test_an_output_that_cannot_be_written_stops_the_batch(cli, api, tmp_path, monkeypatch):
+    def full(self, row):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch.AnswerLog, "append", full)
+    result = cli("chat", "batch", str(write_input(tmp_path, 5)), "-o", str(tmp_path / "out.jsonl"),
+                 "--concurrency", "1")
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr and "No space left on device" in result.stderr
+    assert len(api.calls()) == 1  # stopped after the first answer could not be kept
+
+
 # ------------------------------------------------------------------ the budget and progress
 
 def test_the_batch_takes_its_slots_from_the_shared_budget(cli, api, tmp_path, sleeps):
