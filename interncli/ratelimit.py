@@ -41,6 +41,9 @@ MARGIN = 1.02
 NOTICE_AFTER = 1.0
 # Without a Retry-After, a rate-limit answer holds every process back this long.
 DEFAULT_PAUSE = 2.0
+# A longer Retry-After holds them back only this long (what the transport waits for at most): a
+# server's answer must not stop every run of the account for a day.
+MAX_PAUSE = 120.0
 # The state file is a few dozen bytes: anything much larger is not ours, and is started afresh.
 STATE_LIMIT = 4096
 # The clock may run a little back between processes (NTP slewing): not a step to correct for.
@@ -102,7 +105,7 @@ class Budget:
     def slow_down(self, retry_after: Optional[float]) -> None:
         """A rate-limit answer arrived: hold every process back for ``retry_after`` seconds
         (DEFAULT_PAUSE without one), and space the slots further apart for a while."""
-        pause = retry_after if retry_after is not None and retry_after >= 0 else DEFAULT_PAUSE
+        pause = min(MAX_PAUSE, retry_after) if retry_after is not None and retry_after >= 0 else DEFAULT_PAUSE
 
         def slow(state: Dict[str, float], now: float) -> None:
             slowed = now < state["slow_until"]

@@ -13,7 +13,7 @@ from typing import List
 import pytest
 
 from interncli import config
-from interncli.ratelimit import MARGIN, MAX_SLOWDOWN, SLOW_FOR, Budget, budget_path
+from interncli.ratelimit import MARGIN, MAX_PAUSE, MAX_SLOWDOWN, SLOW_FOR, Budget, budget_path
 from tests.apiserver import Completion, err_code
 from tests.conftest import SENTINEL
 from tests.toolhelpers import tool_calls_reply, weather_tool, write_spec
@@ -115,6 +115,13 @@ def test_a_rate_limit_answer_without_retry_after_still_pauses(tmp_path):
     one = budget(tmp_path, clock)
     one.slow_down(None)
     assert one.take() > 0
+
+
+def test_a_huge_retry_after_holds_everyone_back_only_so_long(tmp_path):
+    clock = Clock()
+    one = budget(tmp_path, clock)
+    one.slow_down(10 ** 9)
+    assert one.take() == near(MAX_PAUSE)
 
 
 def test_a_rate_limit_answer_during_a_wait_extends_it(tmp_path):
