@@ -2,7 +2,7 @@
 section 9): one small state file per profile and host, changed under its own ``flock``.
 
 Requests are spread evenly by reservation: each one takes the next free slot, ``max(now,
-next_free)``, and moves ``next_free`` on by ``60 / rpm`` seconds; then it waits for its slot
+next_free)``, and moves ``next_free`` on by ``60 / rpm`` seconds (and MARGIN); then it waits for its slot
 with the lock released. Nothing is held while waiting, so a process that crashes holds nothing
 (at most the one slot it had reserved goes unused). The threads of one process take their slots
 one after another, so that a process has at most one slot reserved at a time and one-liners
