@@ -20,6 +20,8 @@ DEFAULT_MAX_RETRIES = 2
 CONFIG_FILE = "config.yaml"
 MAX_TIMEOUT = 86400.0
 MAX_RETRIES = 100
+OFFICIAL_RPM = 30  # the official service's limit: requests a minute per account
+MAX_RPM = 100000
 # A config file is a few profiles: more than this is a mistake or an attack. YAML aliases let a
 # small file stand for billions of values ("billion laughs"): PyYAML loads them as shared
 # references, cheaply, but printing or checking them would take hours, so they are counted.
@@ -239,6 +241,25 @@ def parse_api(value: Any, source: str) -> str:
     return str(text)
 
 
+def parse_rpm(value: Any, source: str) -> int:
+    """Requests a minute for the shared budget: a whole number from 0 (no limit) to MAX_RPM."""
+    try:
+        number = int(str(value).strip()) if not isinstance(value, (bool, float)) else -1
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_RPM:
+        raise UsageError("{} must be a whole number of requests a minute from 0 to {}, not {!r}".format(
+            source, MAX_RPM, value), hint="For example: --rpm 30 (the official service's limit); 0 turns the "
+                                          "shared budget off")
+    return number
+
+
+def default_rpm(base_url: str) -> int:
+    """The shared budget a base URL gets when ``rpm`` is not set: the official service's limit
+    for its host, none (0) for any other (contract section 9)."""
+    return OFFICIAL_RPM if host_of(base_url) == OFFICIAL_HOST else 0
+
+
 def default_api(base_url: str) -> str:
     """The kind a base URL is taken for when ``api`` is not set: ``intern`` for the official
     service's host, ``lmdeploy`` for any other (contract §5)."""
@@ -432,6 +453,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("max_retries", "Retries on rate limits, 5xx and connection failures", flags=("--max-retries",),
             metavar="N", envs=("INTERN_MAX_RETRIES",), key="max_retries", parse=parse_max_retries,
             default=DEFAULT_MAX_RETRIES),
+    Setting("rpm", "Requests a minute that all interncli runs of the profile share on this machine; 0: no limit",
+            flags=("--rpm",), metavar="N", envs=("INTERN_RPM",), key="rpm", parse=parse_rpm,
+            default_text="30 for the official service's host, else 0"),
     Setting("proxy", "HTTP(S) proxy", flags=("-p", "--proxy"), metavar="URL",
             envs=("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
             key="proxy", parse=parse_proxy, default_text="none", env_parsed=False,

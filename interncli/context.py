@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from interncli import config, credentials
 from interncli.errors import UsageError
 from interncli.iostreams import IOStreams
+
+if TYPE_CHECKING:
+    from interncli.ratelimit import Budget
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -27,6 +30,7 @@ class Settings:
     models: List[str]
     timeout: float
     max_retries: int
+    rpm: int  # requests a minute of the shared budget (0: none)
     proxy: Optional[str]
     ca_bundle: Optional[str]
     allow_http: bool  # a token may go over plain http:// to another machine
@@ -65,6 +69,9 @@ class AppContext:
         self.headers_warned = False
         # How the commands wait between retries; a test gives one that records the delay instead.
         self.sleep: Callable[[float], None] = time.sleep
+        # The shared rate budget, made by the first request sent (commands.common.rate_budget).
+        self.budget: Optional[Budget] = None
+        self.budget_made = False
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
 
@@ -199,6 +206,8 @@ def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config
     picked["proxy"] = _pick_proxy(picked["proxy"], environ, picked["base_url"][0])
     if picked["api"][0] is None:  # the default follows the base URL in effect
         picked["api"] = (config.default_api(picked["base_url"][0]), "default")
+    if picked["rpm"][0] is None:  # so does this one
+        picked["rpm"] = (config.default_rpm(picked["base_url"][0]), "default")
     picked["headers"], withheld = _pick_headers(picked["headers"], profile, picked["base_url"])
     settings = Settings(
         values={key: value for key, (value, _) in picked.items()},

@@ -104,10 +104,11 @@ def _sync_folder(folder: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: str) -> Iterator[None]:
+def locked(path: str, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on ``path``.lock while a file is read, changed and written back,
     so that two runs changing it at once do not lose each other's change. The lock file is
-    removed on release, so none is left behind."""
+    removed on release, so none is left behind. Without ``wait``, a lock another run holds is
+    an error (a run that holds it long, such as a batch writing its output)."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, atomic writes still
@@ -115,7 +116,7 @@ def locked(path: str) -> Iterator[None]:
         return
     lock_path = path + ".lock"
     make_dir(os.path.dirname(os.path.abspath(path)))
-    fd = _acquire(lock_path, fcntl)
+    fd = _acquire(lock_path, fcntl, wait)
     try:
         yield
     finally:
@@ -128,7 +129,7 @@ def locked(path: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(lock_path: str, fcntl: ModuleType) -> int:
+def _acquire(lock_path: str, fcntl: ModuleType, wait: bool = True) -> int:
     """An fd holding the lock on the file now at ``lock_path``."""
     while True:
         try:
@@ -138,12 +139,16 @@ def _acquire(lock_path: str, fcntl: ModuleType) -> int:
             raise UsageError("cannot lock {}: {}".format(lock_path[:-len(".lock")], exc.strerror),
                              hint="Check the folder's permissions.") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             held = os.fstat(fd)
             current = os.lstat(lock_path)
         except FileNotFoundError:  # removed by the run that held it before us: start again
             os.close(fd)
             continue
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError("{} is in use by another interncli run".format(lock_path[:-len(".lock")]),
+                             hint="Wait for it to finish, or choose another file.") from None
         except BaseException:
             os.close(fd)
             raise

@@ -350,7 +350,10 @@ class Transport:
         trace: Optional[Trace] = None,
         environ: Mapping[str, str],
         headers: Optional[Dict[str, str]] = None,
+        pace: Optional[Callable[[], Any]] = None,
     ) -> None:
+        """``pace``: called before every request is sent, retries included, and may wait (the
+        shared rate budget's turn)."""
         if ca_bundle:
             check_ca_bundle(ca_bundle, full=_uses_tls(base_url, proxy, environ))
         self.base_url = base_url
@@ -358,6 +361,7 @@ class Transport:
         self._headers = dict(headers or {})  # -H and the profile's, checked by config.parse_headers
         self._timeout = timeout
         self._trace = trace
+        self._pace = pace
         self._session = requests.Session()
         # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
         # Basic credentials then replace our Authorization header. An auth hook that leaves the
@@ -379,6 +383,8 @@ class Transport:
 
     def send(self, method: str, path: str, body: Optional[dict] = None) -> Response:
         """One attempt at a request; a non-2xx reply or a network failure raises the mapped error."""
+        if self._pace is not None:
+            self._pace()
         url = self.url(path)
         headers = request_headers(self._token, body, self._headers)
         data = encode_body(body) if body is not None else None

@@ -223,6 +223,50 @@ class Drop(Reply):
         h.abort(reset=self.reset)
 
 
+class Slow(Reply):
+    """The server's default answer, after ``seconds`` (cut short by ``stop()``): a batch that is
+    still running when a test stops it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        h.server.stopping.wait(self.seconds)
+        default_reply(req).respond(h, req)
+
+
+class Limited(Reply):
+    """A rate limit, as the service enforces one: the default answer while fewer than
+    ``rpm * window / 60`` requests arrived in the last ``window`` seconds, else 429 with code
+    -20053 and a Retry-After. Queue it with a large ``times``; ``accepted`` and ``rejected``
+    count the answers."""
+
+    def __init__(self, rpm: float, window: float = 10.0, retry_after: float = 1.0) -> None:
+        self.allowed = max(1, int(rpm * window / 60))
+        self.window = window
+        self.retry_after = retry_after
+        self.accepted = 0
+        self.rejected = 0
+        self._arrivals: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        with self._lock:
+            while self._arrivals and self._arrivals[0] <= req.at - self.window:
+                self._arrivals.popleft()
+            refused = len(self._arrivals) >= self.allowed
+            if refused:
+                self.rejected += 1
+            else:
+                self._arrivals.append(req.at)
+                self.accepted += 1
+        if refused:
+            err_code(-20053, "Exceeded frequency limit", status=429,
+                     headers={"Retry-After": "{:g}".format(self.retry_after)}).respond(h, req)
+        else:
+            default_reply(req).respond(h, req)
+
+
 def split_text(text: str, parts: int = 3) -> List[str]:
     """``text`` cut into up to ``parts`` non-empty pieces of near-equal length."""
     size = max(1, -(-len(text) // parts))

@@ -108,6 +108,9 @@ TOOL_SPEC = json.dumps({"tools": [{"name": "env_dump", "description": "Show the 
                                    "command": [sys.executable, "-c", DUMP_ENV], "timeout": 20}]})
 TOOL_FILES = {"tools/spec.yaml": TOOL_SPEC}  # JSON is YAML
 SPEC_PATH = "{home}/tools/spec.yaml"
+BATCH_FILES = {"batch/in.jsonl": json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                                             "body": {"messages": [{"role": "user", "content": "hi"}]}}) + "\n"}
+BATCH = ("{home}/batch/in.jsonl", "-o", "{home}/batch/out.jsonl")
 
 ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("api", "chat.completions.create"): CHAT_VARIANTS,
@@ -137,6 +140,9 @@ ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     # environment moves; bash's follows XDG_DATA_HOME, which it does not.
     ("completion", "install"): [Variant(("zsh",), creates=".zfunc/_interncli"),
                                 Variant(("fish",), creates=".config/fish/completions/interncli.fish")],
+    ("chat", "batch"): [Variant(BATCH, files=BATCH_FILES, sends=True, creates="batch/out.jsonl"),
+                        Variant(BATCH + ("--json", "--rpm", "6"), files=BATCH_FILES, sends=True,
+                                creates="batch/out.jsonl")],
     ("tools", "validate"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="ok, 1 tool")],
     ("tools", "list"): [Variant((SPEC_PATH,), files=TOOL_FILES, expect="env_dump"),
                         Variant((SPEC_PATH, "--json"), files=TOOL_FILES, expect="env_dump")],

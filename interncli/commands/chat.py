@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 import click
 
 from interncli import conversation
+from interncli.commands.batch import chat_batch
 from interncli.commands.common import (
     Group,
     Integer,
@@ -100,6 +101,9 @@ def chat_options(f: Callable) -> Callable:
 @click.group(cls=Group)
 def chat() -> None:
     """Chat completions."""
+
+
+chat.add_command(chat_batch)
 
 
 @chat.command("create")

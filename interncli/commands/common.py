@@ -11,10 +11,11 @@ from interncli.commands.completers import complete_profiles, complete_roles
 from interncli.config import OFFICIAL_HOST, host_of, is_this_machine, proxy_for
 from interncli.context import AppContext
 from interncli.credentials import Credential, missing_token
-from interncli.errors import AuthError, InternCliError, UsageError
+from interncli.errors import AuthError, InternCliError, RateLimitError, UsageError
 from interncli.iostreams import IOStreams
 
 if TYPE_CHECKING:  # requests is imported only when a request is sent
+    from interncli.ratelimit import Budget
     from interncli.transport import Transport
 
 T = TypeVar("T")
@@ -295,17 +296,43 @@ def open_transport(app: AppContext) -> Transport:
     settings = app.settings
     check_plain_http(app)
     warn_about_headers(app)
+    budget = rate_budget(app)
     return Transport(settings.base_url, token=lookup_credential(app).token, timeout=settings.timeout,
-                     headers=settings.headers,
+                     headers=settings.headers, pace=budget.take if budget is not None else None,
                      proxy=settings.proxy, ca_bundle=settings.ca_bundle, environ=app.environ,
                      # The transport redacts the token; this also catches proxy passwords, which
                      # a proxy's error page may quote back (as Proxy-Authorization: Basic ...).
                      trace=(lambda line: output.trace(app.redact(line), app.io)) if settings.verbose else None)
 
 
+def rate_budget(app: AppContext) -> Optional[Budget]:
+    """The shared rate budget of the profile and host in use (one per run, shared by its
+    threads), or None when ``rpm`` is 0: then no file is touched at all."""
+    if app.budget_made:
+        return app.budget
+    app.budget_made = True
+    settings = app.settings
+    if settings.rpm:
+        from interncli import output
+        from interncli.config import state_dir
+        from interncli.ratelimit import Budget, budget_path
+
+        host = host_of(settings.base_url)
+
+        def notify(wait: float) -> None:
+            output.inform("waiting {:.1f}s for the shared rate budget: {} requests a minute for profile {} at {} "
+                          "(--rpm sets it)".format(wait, settings.rpm, settings.profile, host), app.io)
+
+        app.budget = Budget(budget_path(state_dir(app.environ), settings.profile, host), settings.rpm,
+                            sleep=app.sleep, notify=notify)
+    return app.budget
+
+
 def with_retries(app: AppContext, attempt: Callable[[], T],
-                 output_started: Optional[Callable[[], bool]] = None) -> T:
-    """Run ``attempt`` with the configured retries; nothing is retried once output has started."""
+                 output_started: Optional[Callable[[], bool]] = None,
+                 on_retry: Optional[Callable[[InternCliError], None]] = None) -> T:
+    """Run ``attempt`` with the configured retries; nothing is retried once output has started.
+    Each retry is told on stderr, or to ``on_retry`` instead (a batch counts them)."""
     from interncli import output
     from interncli.transport import call_with_retries
 
@@ -313,11 +340,24 @@ def with_retries(app: AppContext, attempt: Callable[[], T],
         return err.retryable and not (output_started and output_started())
 
     def notify(err: InternCliError, delay: float, number: int) -> None:
+        if on_retry is not None:
+            on_retry(err)
+            return
         output.retry_notice(app.redact_value(err.code), app.redact(err.message), delay, number,
                             app.settings.max_retries, app.io)
 
+    def paced() -> T:
+        try:
+            return attempt()
+        except RateLimitError as err:
+            # Every process of the account backs off, not only this one.
+            budget = rate_budget(app)
+            if budget is not None:
+                budget.slow_down(err.retry_after)
+            raise
+
     try:
-        return call_with_retries(attempt, app.settings.max_retries, notify, may_retry, sleep=app.sleep)
+        return call_with_retries(paced, app.settings.max_retries, notify, may_retry, sleep=app.sleep)
     except AuthError as err:
         # The server wants a token that was not sent: say why (the stored one is for another
         # host, or the keyring could not be read), not that the token is wrong.
