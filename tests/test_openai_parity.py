@@ -104,7 +104,9 @@ def same(openai_cli: str, exe: str, api: APIServer, args: Sequence[str],
     return ours
 
 
-def queue(reply: Callable[[], Reply], path: str = COMPLETIONS_PATH, method: str = "POST") -> Callable[[APIServer], None]:
+def queue(reply: Callable[[], Reply], path: str = COMPLETIONS_PATH,
+          method: str = "POST") -> Callable[[APIServer], None]:
+    """What queues a fresh ``reply()`` for one run."""
     return lambda api: api.add(reply(), path=path, method=method)
 
 
