@@ -337,6 +337,17 @@ def test_text_goes_to_a_pipe_as_received_and_to_a_terminal_escaped(api):
             assert ("\x1b" in result.stdout) is not tty and result.stdout.startswith("ok")
 
 
+def test_the_test_server_completes_and_shows_its_models_by_default(cli, api):
+    # What the README's examples meet: tests/apiserver.py answers these routes without a script.
+    assert cli(*CREATE, "-m", "m", "-p", "hi").stdout == "echo: hi\n"
+    assert cli(*CREATE, "-m", "m", "-p", "hi", "--stream").stdout == "echo: hi\n"
+    several = cli(*CREATE, "-m", "m", "-p", "hi", "-n", "2")
+    assert several.stdout == "===== Completion 0 =====\necho 0: hi\n===== Completion 1 =====\necho 1: hi\n"
+    shown = cli("api", "models.retrieve", "-i", "intern-s1")
+    assert (shown.exit_code, json.loads(shown.stdout)["id"]) == (0, "intern-s1")
+    assert cli("api", "models.retrieve", "-i", "no-such-model").exit_code == 5
+
+
 # ----------------------------------------------------------------- completions.create: errors
 
 

@@ -112,10 +112,11 @@ SPEC_PATH = "{home}/tools/spec.yaml"
 ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("api", "chat.completions.create"): CHAT_VARIANTS,
     ("api", "models.list"): [Variant((), sends=True, expect='"id": "intern-latest"')],
-    # The test server has neither /v1/models/ID nor /v1/completions: their errors quote the URL.
-    ("api", "models.retrieve"): [Variant(("-i", "intern-latest"), sends=True, code=5)],
-    ("api", "completions.create"): [Variant(("-m", "m", "-p", "hi"), sends=True, code=5),
-                                    Variant(("-m", "m", "-p", "hi", "--stream"), sends=True, code=5),
+    # A model the test server does not list is a 404, whose error quotes the URL.
+    ("api", "models.retrieve"): [Variant(("-i", "intern-latest"), sends=True, expect='"id": "intern-latest"'),
+                                 Variant(("-i", "no-such-model"), sends=True, code=5)],
+    ("api", "completions.create"): [Variant(("-m", "m", "-p", "hi"), sends=True, expect="echo: hi"),
+                                    Variant(("-m", "m", "-p", "hi", "--stream"), sends=True, expect="echo: hi"),
                                     Variant(("-m", "m", "-p", "hi", "--dry-run"), expect="Bearer ***")],
     ("chat", "create"): CHAT_VARIANTS,
     ("models", "list"): [Variant((), sends=True, expect="intern-latest"),
