@@ -8,7 +8,8 @@
 Without a queued reply the server answers like the service: chat completions echo the last
 user message (streamed when the body says ``"stream": true``), ``GET /v1/models`` lists three
 models; like a private OpenAI-compatible server, text completions (``POST /v1/completions``)
-echo the prompt and ``GET /v1/models/ID`` shows a listed model; anything else is a 404. Proxy-style absolute URIs in the request line are accepted.
+echo the prompt and ``GET /v1/models/ID`` shows a listed model; anything else is a 404.
+Proxy-style absolute URIs in the request line are accepted.
 """
 
 from __future__ import annotations
