@@ -24,6 +24,7 @@ side-by-side checks are in tests/test_openai_parity.py):
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -480,3 +481,59 @@ def test_an_engine_failure_on_lmdeploy_is_a_failure(serve: Callable[[str], Profi
     # What was streamed before the failure stays; the error text is never printed as the answer.
     assert result.stdout == ("partial" if stream else "")
     assert result.stderr.count(ERROR) == 1
+
+
+# -------------------------------------------------------------- the installed command, on a terminal
+
+# OSC 52 (write the clipboard), a screen clear and CSI as the C1 character U+009B, cut into pieces
+# inside the sequences, as a stream may send them: each piece is escaped on its own.
+HOSTILE_PIECES = ["A\x1b", "]52;c;SGVsbG8=\x07B\x1b", "[2JC\x9b", "31mD"]
+ESCAPED = "A\\x1b]52;c;SGVsbG8=\\x07B\\x1b[2JC\\x9b31mD"
+RAW = [b"\x1b]52", b"\x1b[2J", "\x9b".encode("utf-8"), b"\x07"]
+
+
+def on_terminal(exe: str, api: Any, *args: str) -> Any:
+    from tests.terminal import run_on_terminal
+
+    return run_on_terminal(exe, ["-b", api.base_url, "--max-retries", "0", *args])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_completion_on_a_terminal_is_escaped(exe, api, stream):
+    if stream:
+        api.add(Stream([chunk(p) for p in HOSTILE_PIECES] + [chunk("", finish="stop")]), path=COMPLETIONS_PATH)
+    else:
+        api.add(Json(completion("".join(HOSTILE_PIECES))), path=COMPLETIONS_PATH)
+    run = on_terminal(exe, api, *CREATE, "-m", "m", "-p", "hi", *(["--stream"] if stream else []))
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == (ESCAPED + "\n").encode()
+    assert not any(raw in run.stdout + run.stderr for raw in RAW)
+
+
+@pytest.mark.integration
+def test_a_model_on_a_terminal_is_escaped_and_the_same_json(exe, api):
+    api.add(Json({"object": "list", "data": [{"id": "m", "owned_by": "".join(HOSTILE_PIECES)}]}), path="/v1/models",
+            method="GET")
+    run = on_terminal(exe, api, "api", "models.list")
+    assert run.exit_code == 0, run.stderr
+    assert not any(raw in run.stdout for raw in RAW)
+    assert json.loads(run.stdout)["owned_by"] == "".join(HOSTILE_PIECES)
+
+
+@pytest.mark.integration
+def test_a_stream_cut_mid_line_ends_the_line_on_a_terminal_before_the_error(exe, api):
+    api.add(Stream([chunk("Hel")], cut=True), path=COMPLETIONS_PATH)
+    run = on_terminal(exe, api, *CREATE, "-m", "m", "-p", "hi", "--stream")
+    assert run.exit_code == 6
+    assert run.stdout == b"Hel\n"  # the error on the terminal starts a line of its own
+    assert b"the reply stream was cut" in run.stderr
+
+
+@pytest.mark.integration
+def test_a_reader_that_leaves_ends_the_run_quietly(exe, api):
+    api.add(Stream([chunk("x" * 100) for _ in range(200)] + [chunk("", finish="stop")]), path=COMPLETIONS_PATH)
+    done = subprocess.run("{} -b {} -k {} api completions.create -m m -p hi --stream | head -c 10".format(
+        exe, api.base_url, SENTINEL), shell=True, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "x" * 10)
+    assert "Traceback" not in done.stderr and "error" not in done.stderr
