@@ -409,6 +409,13 @@ def test_a_stream_line_without_end_is_too_large(cli, api):
     assert "longer than 1 MiB" in result.stderr
 
 
+def test_a_reply_too_large_to_hold_is_refused(cli, api):
+    api.add(Json(completion("x" * (5 << 20))), path=COMPLETIONS_PATH)
+    result = cli(*CREATE, "-m", "m", "-p", "hi")
+    assert (result.exit_code, result.stdout) == (6, "")
+    assert "MiB" in result.stderr.splitlines()[0]
+
+
 def test_a_failed_reply_is_an_error_not_the_answer(cli, api):
     api.add(Json(completion("partial " + ENGINE_ERROR, finish="error")), path=COMPLETIONS_PATH)
     result = cli(*CREATE, "-m", "m", "-p", "hi")
