@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # only for the annotation: importing requests costs start-up 
     from interncli.transport import Transport
 
 CHAT_PATH = "chat/completions"
+COMPLETIONS_PATH = "completions"
 MODELS_PATH = "models"
 IMAGE_LIMIT = 20 * 1024 * 1024
 
@@ -110,6 +111,59 @@ def build_chat_body(req: ChatRequest) -> Dict[str, Any]:
         mine = body.get(key)
         body[key] = {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
     return body
+
+
+# The optional fields of a text completion, in the order openai 2.34.0's client writes them after
+# ``model`` and ``prompt`` (its CLI's flags; logit_bias, seed and stream_options it has none for).
+COMPLETION_FIELDS = ("best_of", "echo", "frequency_penalty", "logprobs", "max_tokens", "n", "presence_penalty", "stop",
+                     "stream", "suffix", "temperature", "top_p", "user")
+
+
+def build_completion_body(model: str, prompt: Optional[str], fields: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON body for a text completion (``/completions``) as openai 2.34.0's CLI sends it:
+    ``model``, ``prompt`` (null when not given, as that CLI sends it), then each of
+    COMPLETION_FIELDS that is set (not None), in that order; ``stream`` only when true."""
+    body: Dict[str, Any] = {"model": model, "prompt": prompt}
+    for key in COMPLETION_FIELDS:
+        value = fields.get(key)
+        if value is not None and not (key == "stream" and value is False):
+            body[key] = value
+    return body
+
+
+def text_view(obj: Any, part: str) -> Any:
+    """A text completion, or one chunk of a streamed one, in the shape of a chat completion:
+    each choice's ``text`` as the ``content`` of its ``part`` (``message``, or ``delta`` for a
+    chunk), so that one set of checks, limits, assemblers and printers serves both. Anything
+    that is not shaped like a completion is returned as it is, for the checks to name."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+        return obj
+    choices: List[Any] = []
+    for choice in obj["choices"]:
+        if isinstance(choice, dict):
+            choice = {**{k: v for k, v in choice.items() if k != "text"}, part: {"content": choice.get("text")}}
+        choices.append(choice)
+    return {**obj, "choices": choices}
+
+
+def _as_is(obj: Any, part: str) -> Any:
+    return obj
+
+
+# Characters a model id keeps in the URL path, as openai's client quotes a path segment (RFC 3986
+# pchar): "/" is quoted, so an id names one model, never another route.
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+
+
+def model_path(model_id: str) -> str:
+    """The path of one model (``models/ID``), its id quoted as one path segment; an empty id,
+    or ``.`` and ``..`` (which would name another route), are refused."""
+    from urllib.parse import quote
+
+    if model_id in ("", ".", ".."):
+        raise UsageError("-i needs a model id, not {!r}".format(model_id),
+                         hint="`interncli api models.list` prints the ids the server offers.")
+    return MODELS_PATH + "/" + quote(model_id, safe=_SEGMENT_SAFE)
 
 
 # -O may not set these: interncli builds the conversation (-g, --conversation, --image) and reads
@@ -257,7 +311,8 @@ def parse_arguments(arguments: Any) -> Any:
 
 
 def check_completion(obj: Any, http_status: int) -> Dict[str, Any]:
-    """A parsed reply that must be a completion: an error body raises its error."""
+    """A parsed reply that must be a completion (a text completion as its text_view): an error
+    body raises its error."""
     err = error_from_object(obj, http_status)
     if err is not None:
         raise err
@@ -614,6 +669,36 @@ class ChatClient:
         response = self.transport.send("POST", CHAT_PATH, body)
         return check_completion(load_json(response.read(), "reply", response.status), response.status)
 
+    def complete(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """A non-streamed text completion, as its text_view (checked as a chat completion is)."""
+        response = self.transport.send("POST", COMPLETIONS_PATH, body)
+        return check_completion(text_view(load_json(response.read(), "reply", response.status), "message"),
+                                response.status)
+
+    def retrieve_model(self, model_id: str) -> Dict[str, Any]:
+        """One model, from ``models/ID``. A server without that route (LMDeploy: none of its
+        versions has one) is a rejected request that says so."""
+        try:
+            response = self.transport.send("GET", model_path(model_id))
+        except RequestRejected as err:
+            if err.http_status == 404 and (err.message == "Not Found" or err.message.startswith("HTTP 404")):
+                # The framework's answer for an unknown path (LMDeploy's {"detail": "Not Found"}), or a
+                # front proxy's page: no route, not "no such model".
+                raise RequestRejected(
+                    "the server has no route for a single model: GET {} answers HTTP 404 Not Found (LMDeploy "
+                    "has none in any version)".format(self.transport.url(model_path(model_id))),
+                    code=err.code, http_status=404,
+                    hint="`interncli api models.list` prints every model the server offers.") from None
+            raise
+        obj = load_json(response.read(), "model", response.status)
+        found = error_from_object(obj, response.status)
+        if found is not None:
+            raise found
+        if not isinstance(obj, dict) or type(obj.get("id")) is not str:
+            raise ServerError("the reply is not a model with a text id: " + body_snippet(json.dumps(obj).encode()),
+                              hint="Check the base URL (-b) and any proxy in between.")
+        return obj
+
     def list_models(self) -> Dict[str, Any]:
         """The models the server offers."""
         response = self.transport.send("GET", MODELS_PATH)
@@ -637,22 +722,32 @@ class ChatClient:
 
         Raises the API's error if one comes inside the stream, and StreamError if the stream
         is malformed, too large, stalls, or ends before it is complete."""
-        response = self.transport.send("POST", CHAT_PATH, body)
+        return self._stream(CHAT_PATH, body, _as_is)
+
+    def stream_text(self, body: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+        """The chunks of a streamed text completion, each as its text_view, with the checks and
+        limits of ``stream``."""
+        return self._stream(COMPLETIONS_PATH, body, text_view)
+
+    def _stream(self, path: str, body: Dict[str, Any], view: Callable[[Any, str], Any]) -> Iterator[Dict[str, Any]]:
+        response = self.transport.send("POST", path, body)
         try:
             if response.content_type == "application/json":
                 # A server that answers a stream request with one JSON document: an error,
                 # or a whole completion from a server that does not stream.
-                yield _as_chunk(check_completion(load_json(response.read(), "reply", response.status),
-                                                 response.status))
+                yield _as_chunk(check_completion(view(load_json(response.read(), "reply", response.status),
+                                                      "message"), response.status))
                 return
-            yield from _chunks(response.iter_bytes(), response.renew_deadline)
+            yield from _chunks(response.iter_bytes(), response.renew_deadline, view)
         finally:
             response.close()
 
 
-def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: None) -> Iterator[Dict[str, Any]]:
-    """The chunks of an event stream, checked; ``on_content`` is called for each chunk that
-    carries content (comments, empty events and empty deltas are not progress)."""
+def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: None,
+            view: Callable[[Any, str], Any] = _as_is) -> Iterator[Dict[str, Any]]:
+    """The chunks of an event stream, checked, each as ``view`` shows it (text_view for text
+    completions); ``on_content`` is called for each chunk that carries content (comments,
+    empty events and empty deltas are not progress)."""
     unfinished: Dict[int, bool] = {}  # choice index -> still waiting for its finish_reason
     calls: Dict[int, set] = {}  # choice index -> tool-call indexes seen
     produced: set = set()  # choice indexes that have sent content, reasoning or a tool call
@@ -681,7 +776,7 @@ def _chunks(pieces: Iterator[bytes], on_content: Callable[[], None] = lambda: No
                 return
             if not data:
                 continue
-            obj = _event_object(data, item.event)
+            obj = _event_object(data, item.event, view)
             _check_failed(obj)
             added = _count(obj, unfinished, calls, produced)
             _check_context(obj, produced)
@@ -751,8 +846,8 @@ def _utf8_size(text: Optional[str]) -> int:
 
 
 
-def _event_object(data: str, event: str) -> Dict[str, Any]:
-    """The chunk an event carries; an error it carries is raised."""
+def _event_object(data: str, event: str, view: Callable[[Any, str], Any] = _as_is) -> Dict[str, Any]:
+    """The chunk an event carries, as ``view`` shows it; an error it carries is raised."""
     try:
         obj = parse_json(data, "stream event")
     except BadNumber as exc:
@@ -762,6 +857,7 @@ def _event_object(data: str, event: str) -> Dict[str, Any]:
     err = error_from_object(obj)
     if err is not None or event == "error":
         raise err or ServerError(body_snippet(data.encode()))
+    obj = view(obj, "delta")
     problem = shape_problem(obj, "delta", "a chunk")
     if problem:
         raise StreamError("the reply stream is malformed: {}: {}".format(problem, body_snippet(data.encode())),

@@ -41,9 +41,10 @@ def escape_line_for_terminal(text: str, io: IOStreams) -> str:
     return escape_line(text) if io.stdout_tty else replace_surrogates(text)
 
 
-def header(index: Any, io: IOStreams) -> str:
-    """The line before one choice of several, as the openai CLI prints it."""
-    return "===== Chat Completion {} =====\n".format(escape_line_for_terminal(str(index), io))
+def header(index: Any, io: IOStreams, label: str = "Chat Completion") -> str:
+    """The line before one choice of several, as the openai CLI prints it (``label``: "Completion"
+    before the choices of a whole text completion)."""
+    return "===== {} {} =====\n".format(label, escape_line_for_terminal(str(index), io))
 
 
 def paint(text: str, code: str, color: bool) -> str:
@@ -271,6 +272,37 @@ def warn_about_reply(reply: Dict[str, Any], io: IOStreams, redact: Redact = _unc
     warn_if_flagged(reply, io, redact)
 
 
+def write_text_completion(reply: Dict[str, Any], io: IOStreams) -> None:
+    """A whole text completion (its client.text_view) as openai 2.34.0's CLI prints it: one
+    choice, its text and a newline if it does not end with one; several, in the order received,
+    each under ``===== Completion {index} =====`` and followed by a newline."""
+    out = io.stdout
+    choices = reply.get("choices") or []
+    many = len(choices) > 1
+    for choice in choices:
+        # A null text is no text (that CLI fails on it with a traceback).
+        text = (choice.get("message") or {}).get("content") or ""
+        if many:
+            out.write(header(choice.get("index", 0), io, "Completion"))
+        out.write(escape_for_terminal(text, io))
+        if many or not text.endswith("\n"):
+            out.write("\n")
+    out.flush()
+
+
+# The keys openai's Model type declares, first in its JSON and null when the server sends none.
+MODEL_KEYS = ("id", "created", "object", "owned_by")
+
+
+def write_model(model: Dict[str, Any], io: IOStreams) -> None:
+    """One model as openai 2.34.0's CLI prints it: a JSON object indented by 2, the keys of
+    MODEL_KEYS first, then the server's others in the order received (DEL and C1 controls
+    escaped, as ``--json`` does: the same JSON value)."""
+    shown = {key: model.get(key) for key in MODEL_KEYS}
+    shown.update((key, value) for key, value in model.items() if key not in shown)
+    write_json(shown, io.stdout)
+
+
 class StreamPrinter(Protocol):
     """What prints a streamed reply: each chunk as it comes, the end, or a failure midway.
     ``started``: something of the reply has been shown, so a retry would repeat it."""
@@ -418,6 +450,53 @@ class JsonStreamPrinter:
         for index, state in sorted(assembler.choices.items()):
             warn_if_stream_ended(state, bool(assembler.message(index).get("tool_calls")),
                                  " {}".format(index) if many else "", self.io)
+
+
+class TextCompletionPrinter:
+    """Prints a streamed text completion (its chunks as client.text_view shows them) as openai
+    2.34.0's CLI does: each chunk's text at once, flushed; a chunk that holds several choices,
+    each by index under ``===== Chat Completion {index} =====`` (that CLI's spelling) and
+    followed by a newline; at the end one newline."""
+
+    def __init__(self, io: IOStreams) -> None:
+        self.io = io
+        self.out = io.stdout
+        self.started = False
+        self._open_line = False  # the text printed so far does not end with a newline
+
+    def show(self, chunk: Dict[str, Any], assembler: StreamAssembler) -> None:
+        """Print the text one chunk adds."""
+        choices = sorted(chunk.get("choices") or [], key=lambda c: c.get("index", 0))
+        many = len(choices) > 1
+        for choice in choices:
+            text = (choice.get("delta") or {}).get("content") or ""
+            if many:
+                self._write(header(choice.get("index", 0), self.io) + escape_for_terminal(text, self.io) + "\n")
+            elif text:
+                self._write(escape_for_terminal(text, self.io))
+        self.out.flush()
+
+    def _write(self, text: str) -> None:
+        self.started = True
+        self.out.write(text)
+        self._open_line = not text.endswith("\n")
+
+    def finish(self, assembler: StreamAssembler) -> None:
+        """The final newline, then the warnings the end of each choice calls for."""
+        self.out.write("\n")
+        self.out.flush()
+        self.started = True
+        many = len(assembler.choices) > 1
+        for index, state in sorted(assembler.choices.items()):
+            warn_if_stream_ended(state, False, " {}".format(index) if many else "", self.io)
+
+    def abort(self) -> None:
+        """The stream failed after some text was shown: on a terminal end its open line, so that
+        the error starts a line of its own (into a pipe the text stays as received)."""
+        if self._open_line and self.io.stdout_tty:
+            self._open_line = False
+            self.out.write("\n")
+            self.out.flush()
 
 
 def warn_if_stream_ended(state: ChoiceState, calls: bool, label: str, io: IOStreams) -> None:

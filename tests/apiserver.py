@@ -7,7 +7,9 @@
 
 Without a queued reply the server answers like the service: chat completions echo the last
 user message (streamed when the body says ``"stream": true``), ``GET /v1/models`` lists three
-models, anything else is a 404. Proxy-style absolute URIs in the request line are accepted.
+models; like a private OpenAI-compatible server, text completions (``POST /v1/completions``)
+echo the prompt and ``GET /v1/models/ID`` shows a listed model; anything else is a 404.
+Proxy-style absolute URIs in the request line are accepted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 MODELS_PATH = "/v1/models"
 MODELS = ["intern-latest", "intern-s1", "internvl2.5-latest"]
 NO_MODERATION = {"sensitive": False, "category": ""}
@@ -365,10 +368,36 @@ def last_user_text(body: Any) -> str:
 UNKNOWN_MODEL = "no-such-model"
 
 
+def text_completion_reply(body: Any) -> Reply:
+    """A text completion echoing the prompt (``echo: …``; ``echo i: …`` for each of n > 1),
+    streamed when asked, in the shape openai's Completion has."""
+    body = body if isinstance(body, dict) else {}
+    prompt = body.get("prompt")
+    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n") > 1 else 1
+    texts = [f"echo: {prompt}"] if n == 1 else [f"echo {i}: {prompt}" for i in range(n)]
+    base = {"id": "cmpl-test", "object": "text_completion", "created": int(time.time()),
+            "model": str(body.get("model") or "intern-latest")}
+    if body.get("stream") is True:
+        events: List[Union[Dict[str, Any], str, bytes]] = [
+            {**base, "choices": [{"index": i, "text": piece, "logprobs": None, "finish_reason": None}]}
+            for i, text in enumerate(texts) for piece in split_text(text)]
+        events += [{**base, "choices": [{"index": i, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+                   for i in range(n)]
+        return Stream(events)
+    words = sum(len(t.split()) for t in texts)
+    return Json({**base, "choices": [{"index": i, "text": t, "logprobs": None, "finish_reason": "stop"}
+                                     for i, t in enumerate(texts)],
+                 "usage": {"prompt_tokens": 1, "completion_tokens": words, "total_tokens": words + 1}})
+
+
 def default_reply(req: Recorded) -> Reply:
     """What the server answers when nothing is queued for the request's route."""
     if req.method == "GET" and req.route == MODELS_PATH:
         return Json({"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+    if req.method == "GET" and req.route.startswith(MODELS_PATH + "/") and req.route[len(MODELS_PATH) + 1:] in MODELS:
+        return Json({"id": req.route[len(MODELS_PATH) + 1:], "object": "model"})
+    if req.method == "POST" and req.route == COMPLETIONS_PATH:
+        return text_completion_reply(req.json)
     if req.method != "POST" or req.route != CHAT_PATH:
         return Json({"detail": "Not Found"}, 404)
     body = req.json

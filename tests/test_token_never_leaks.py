@@ -114,6 +114,13 @@ BATCH = ("{home}/batch/in.jsonl", "-o", "{home}/batch/out.jsonl")
 
 ARGS: Dict[Tuple[str, ...], List[Variant]] = {
     ("api", "chat.completions.create"): CHAT_VARIANTS,
+    ("api", "models.list"): [Variant((), sends=True, expect='"id": "intern-latest"')],
+    # A model the test server does not list is a 404, whose error quotes the URL.
+    ("api", "models.retrieve"): [Variant(("-i", "intern-latest"), sends=True, expect='"id": "intern-latest"'),
+                                 Variant(("-i", "no-such-model"), sends=True, code=5)],
+    ("api", "completions.create"): [Variant(("-m", "m", "-p", "hi"), sends=True, expect="echo: hi"),
+                                    Variant(("-m", "m", "-p", "hi", "--stream"), sends=True, expect="echo: hi"),
+                                    Variant(("-m", "m", "-p", "hi", "--dry-run"), expect="Bearer ***")],
     ("chat", "create"): CHAT_VARIANTS,
     ("chat", "repl"): [Variant((), stdin="hi\nmore\n", sends=True, expect="echo: more"),
                        Variant(("--conversation", "{home}/conversation.json"), stdin="hi\n", sends=True,

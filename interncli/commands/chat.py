@@ -334,8 +334,8 @@ def check_tool_choice(choice: Optional[str], tools: Optional[List[Dict[str, Any]
     return choice
 
 
-def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
-    """Print the request that would be sent, without the token."""
+def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool, path: Optional[str] = None) -> None:
+    """Print the request that would be sent to ``path`` (by default chat completions'), without the token."""
     from interncli import output
     from interncli.client import CHAT_PATH
     from interncli.wire import join_url, redact_headers, request_headers
@@ -343,7 +343,7 @@ def show_dry_run(app: AppContext, body: Dict[str, Any], as_json: bool) -> None:
     settings = app.settings
     token = lookup_credential(app).token
     warn_about_headers(app)
-    output.describe_request("POST", join_url(settings.base_url, CHAT_PATH),
+    output.describe_request("POST", join_url(settings.base_url, path or CHAT_PATH),
                             redact_headers(request_headers(token, body, settings.headers)), body, app.io.stdout,
                             as_json)
 

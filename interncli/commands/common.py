@@ -37,6 +37,10 @@ class Integer(click.IntRange):
                 self.fail("{!r} is not an integer".format(value), param, ctx)
         return super().convert(value, param, ctx)
 
+    def _describe_range(self) -> str:
+        # Unbounded (the openai CLI's numbers, which the server checks): click would show "[x<=None]".
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 class Number(click.FloatRange):
     """A number, maybe bounded: "'abc' is not a number" where click would say "is not a valid
@@ -51,6 +55,9 @@ class Number(click.FloatRange):
             except (TypeError, ValueError):
                 self.fail("{!r} is not a number".format(value), param, ctx)
         return super().convert(value, param, ctx)
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
 
 
 class Group(click.Group):

@@ -199,12 +199,15 @@ class ProfileServer(APIServer):
         super().reset()
         self._restore()
 
-    def script(self, engine: Engine, times: int = 1) -> None:
-        """What the fake engine produces for the next ``times`` chat completion requests."""
+    def script(self, engine: Engine, times: int = 1, path: str = CHAT_PATH) -> None:
+        """What the fake engine produces for the next ``times`` chat completion requests (or,
+        with ``path=COMPLETIONS_PATH``, text completion requests: ``text``, and ``fail="engine"``)."""
         allowed = GATEWAY_FAILURES if self.profile_name == "gateway" else LMDEPLOY_FAILURES
         if engine.fail is not None and engine.fail not in allowed:
             raise ValueError(f"{self.profile_name} has no {engine.fail!r} failure (known: {allowed})")
-        self.add(_Scripted(engine), path=CHAT_PATH, times=times)
+        if path == COMPLETIONS_PATH and engine.fail not in (None, "engine"):
+            raise ValueError(f"text completions script only the engine failure, not {engine.fail!r}")
+        self.add(_Scripted(engine), path=path, times=times)
 
     def fail(self, kind: str, times: int = 1, text: str = "") -> None:
         """Script a failure (one of FAILURES) after ``text`` was generated."""
@@ -378,6 +381,13 @@ class LMDeploy(_Profile):
                    "float_type", "Input should be a valid number"),
                   ("top_p", lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
                    "float_type", "Input should be a valid number")]
+        if "prompt" in required and "prompt" in body and not isinstance(body["prompt"], (str, list)):
+            # `prompt: Union[str, List[Any]]`: pydantic reports the value against each member
+            # (a null prompt is what the openai CLI sends without -p).
+            items += [{"type": "string_type", "loc": ["body", "prompt", "str"], "msg": "Input should be a valid "
+                       "string", "input": body["prompt"]},
+                      {"type": "list_type", "loc": ["body", "prompt", "list[any]"], "msg": "Input should be a "
+                       "valid list", "input": body["prompt"]}]
         if self.v >= (0, 18):  # a string as `messages` stopped being accepted
             checks.append(("messages", lambda x: isinstance(x, list), "list_type", "Input should be a valid list"))
         for name, ok, kind, msg in checks:
@@ -686,6 +696,8 @@ class LMDeploy(_Profile):
         tokens = sum(_words(t) for t in texts)
         usage = self.usage({"messages": [{"content": p} for p in prompts]}, tokens)
         chat_id, created = self.chat_id(), int(time.time())
+        if script is not None and script.fail == "engine":
+            return self.completions_failure(body, texts[0], chat_id, created)
         if body.get("stream") is not True:
             choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": f}
                        for i, (t, f) in enumerate(zip(texts, finishes))]
@@ -699,6 +711,33 @@ class LMDeploy(_Profile):
                        "choices": [{"index": 0, "text": piece, "logprobs": None, "finish_reason": end}]}
                 events.append(_event(_compact(doc) if self.v < (0, 14) else _spaced(_drop_none(doc))))
         return Stream(events)
+
+
+    def completions_failure(self, body: Dict[str, Any], partial: str, chat_id: str, created: int) -> Reply:
+        """An engine failure after ``partial`` in the era's form [I]: the completions handler
+        reads the same engine as chat's (README §2.3), so the same shapes, text in ``text``."""
+        stream = body.get("stream") is True
+
+        def doc(text: Optional[str], finish: Optional[str]) -> bytes:
+            obj = {"id": chat_id, "object": "text_completion", "created": created, "model": self.server.model,
+                   "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+            return _compact(obj) if self.v < (0, 14) else _spaced(_drop_none(obj))
+
+        pieces = [_event(doc(p, None)) for p in split_text(partial)] if partial else []
+        if self.v >= (0, 16):
+            if not stream:
+                return self.error(500, "An internal server error occurred.")
+            error = {"message": "An internal server error occurred.", "type": "server_error", "code": 500,
+                     "param": None, "object": "error"}
+            return Stream(pieces + [_event(_compact({"error": error}))])
+        if self.v >= (0, 10):
+            if not stream:
+                obj = json.loads(doc(partial + ENGINE_ERROR, "error"))
+                return Raw(_compact(obj), 200, "application/json")
+            return Stream(pieces + [_event(doc(ENGINE_ERROR, "error"))])
+        if not stream:
+            return Raw(b"Internal Server Error", 500, "text/plain; charset=utf-8")
+        return Stream(pieces, cut=True)
 
 
 class Gateway(_Profile):

@@ -1,6 +1,6 @@
-"""What the fake model says, decided by the last user message: shared by the fake engines of
-every LMDeploy era (`fake_engine.py` 0.16+, `fake_engine_012.py` 0.12.x). Pure Python: it imports
-nothing from LMDeploy, so one file serves every release.
+"""What the fake model says, decided by the last user message (or a text completion's prompt):
+shared by the fake engines of every LMDeploy era (`fake_engine.py` 0.16+, `fake_engine_012.py`
+0.12.x). Pure Python: it imports nothing from LMDeploy, so one file serves every release.
 
 A JSON object as the last user message is a script, anything else is echoed back:
 
@@ -46,7 +46,10 @@ class FakeTokenizer:
 
 
 def last_user_text(messages: Any) -> str:
-    """The text of the last user message (string or content parts)."""
+    """The text of the last user message (string or content parts); a string is the prompt of a
+    text completion (`/v1/completions` hands it to the engine as it is)."""
+    if isinstance(messages, str):
+        return messages
     for message in reversed(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
