@@ -30,8 +30,9 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from tests.apiserver import Json, Raw, Stream, err_code, err_object
-from tests.conftest import SENTINEL, Result, invoke
+from tests.conftest import SENTINEL
 from tests.fakeio import fake_io, run_with
+from tests.servers.fixtures import run_on as run
 from tests.servers.lmdeploy import (
     COMPLETIONS_PATH,
     ENGINE_ERROR,
@@ -63,13 +64,6 @@ def chunk(*parts: Any, finish: Any = None) -> Dict[str, Any]:
 def keys(api: Any) -> List[str]:
     """The keys of the last request's body, in the order sent."""
     return list(json.loads(api.last.body))
-
-
-def run(server: ProfileServer, *args: str, key: str = SENTINEL) -> Result:
-    """interncli in-process against ``server`` (no retries: a failure is one request)."""
-    result = invoke(["-b", server.base_url, "-k", key, "--max-retries", "0", *args])
-    assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
-    return result
 
 
 # ------------------------------------------------------------------------------ models.list

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
@@ -27,31 +26,9 @@ from tests.servers.lmdeploy import COMPLETIONS_PATH, ProfileServer
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
-OPENAI = ROOT / ".venv-openai" / "bin" / "openai"
-RELEASE = "2.34.0"
 # LMDeploy eras whose completions differ in bytes (compact JSON up to 0.13, nulls dropped from 0.14,
 # max_tokens 16 by default up to 0.14); each openai run costs seconds of start-up, so not all of them.
 ERAS = ("lmdeploy-0.6", "lmdeploy-0.13", "lmdeploy-0.14", "lmdeploy-0.18")
-
-
-@pytest.fixture(scope="module")
-def openai_cli() -> str:
-    """The openai 2.34.0 command, or skip (fail under .ci/run) saying why."""
-    todo = "python3 -m venv .venv-openai && .venv-openai/bin/pip install openai=={} (.ci/run does)".format(RELEASE)
-    reason = None
-    if not OPENAI.exists():
-        reason = "the openai CLI is missing ({}): {}".format(OPENAI, todo)
-    else:
-        found = subprocess.run([str(OPENAI), "--version"], capture_output=True, text=True, timeout=60)
-        if found.stdout.strip() != "openai " + RELEASE:
-            reason = "{} is not openai {} ({}): {}".format(OPENAI, RELEASE, found.stdout.strip() or found.stderr[-200:],
-                                                          todo)
-    if reason is not None:
-        if os.environ.get("INTERNCLI_REQUIRE_OPENAI") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return str(OPENAI)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import json
 import os
 import re
 import subprocess
-from typing import Dict, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.conftest import SENTINEL
-from tests.test_real_lmdeploy import MODEL, NEWEST, OLD, RealServer, lmdeploy_python
+from tests.servers.real import MODEL, NEWEST, OLD, RealServer, interncli, lmdeploy_python
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +27,6 @@ def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     server.release = request.param  # type: ignore[attr-defined]
     yield server
     server.stop()
-
-
-def interncli(exe: str, server: RealServer, *args: str, key: str = SENTINEL) -> subprocess.CompletedProcess:
-    """The installed command against `server`, the key from the environment, no retries."""
-    env: Dict[str, str] = {**os.environ, "INTERN_API_KEY": key}
-    done = subprocess.run([exe, "-b", server.base_url, "--max-retries", "0", *args],
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert SENTINEL not in done.stdout and SENTINEL not in done.stderr
-    return done
 
 
 def complete(exe: str, server: RealServer, *args: str, prompt: object = "hello there",
@@ -117,21 +108,6 @@ def test_logprobs_without_the_engine_s_logprobs_mode_is_exit_5(exe: str, real: R
     done = complete(exe, real, "--logprobs", "1")
     assert (done.returncode, done.stdout) == (5, "")
     assert "logprobs" in done.stderr.splitlines()[0]
-
-
-@pytest.fixture(scope="module")
-def openai_cli() -> str:
-    """openai 2.34.0's command (tests/test_openai_parity.py says where it comes from)."""
-    from tests.test_openai_parity import OPENAI, RELEASE
-
-    found = subprocess.run([str(OPENAI), "--version"], capture_output=True, text=True,
-                           timeout=60) if OPENAI.exists() else None
-    if found is None or found.stdout.strip() != "openai " + RELEASE:
-        reason = "openai {} is not in {} (.ci/run installs it)".format(RELEASE, OPENAI)
-        if os.environ.get("INTERNCLI_REQUIRE_OPENAI") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return str(OPENAI)
 
 
 @pytest.mark.parametrize("args", [["-p", "hello there"], ["-p", "hello there", "--stream"],

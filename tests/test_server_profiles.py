@@ -14,8 +14,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import pytest
 
 from tests.apiserver import Json, Stream
-from tests.conftest import SENTINEL, Result, invoke
+from tests.conftest import SENTINEL
+from tests.servers.fixtures import create_on as create
 from tests.servers.fixtures import model_of
+from tests.servers.fixtures import run_on as run
 from tests.servers.lmdeploy import (
     AUTH_DETAIL,
     ENGINE_ERROR,
@@ -688,19 +690,6 @@ def test_06_era_engine_failure_variants(serve: Callable[[str], ProfileServer], r
 
 
 # ------------------------------------------------------------- interncli against the profiles
-
-
-def run(server: ProfileServer, *args: str, key: str = SENTINEL) -> Result:
-    """interncli in-process against ``server`` (no retries, so failures are one request); the
-    gateway profile, on 127.0.0.1 rather than the official host, is named by INTERN_API."""
-    env = {"INTERN_API": "intern"} if server.profile_name == "gateway" else None
-    result = invoke(["-b", server.base_url, "-k", key, "--max-retries", "0", *args], env=env)
-    assert SENTINEL not in result.stdout and SENTINEL not in result.stderr
-    return result
-
-
-def create(server: ProfileServer, *args: str, key: str = SENTINEL) -> Result:
-    return run(server, "chat", "create", "-m", model_of(server), *args, key=key)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -183,8 +183,8 @@ TOOLS_SPEC = ("tools:\n  - name: get_weather\n    parameters:\n      type: objec
 def test_each_turn_answers_the_call_of_the_last_reply(serve, tmp_path, profile):
     # LMDeploy 0.6 gives every call of a tool the same id ("0") in each turn; later servers and
     # the gateway a fresh one. Either way the answer names the call of the reply just before it.
+    from tests.servers.fixtures import create_on as create
     from tests.servers.lmdeploy import Engine
-    from tests.test_server_profiles import create
 
     server = serve(profile)
     spec, talk = tmp_path / "spec.yaml", tmp_path / "talk.json"
