@@ -74,6 +74,7 @@ class AppContext:
         self.budget_made = False
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
+        self._config_file: Optional[Dict[str, Any]] = None
 
     def secrets(self) -> List[str]:
         """Every token in play: the flag's, the variable's, one read as input, the one in use
@@ -105,11 +106,19 @@ class AppContext:
         """A JSON-like value (an error code) without any token or password."""
         return credentials.redact_value(value, self.hidden())
 
+    def config_file(self) -> Dict[str, Any]:
+        """The parsed config file, read once per command: the settings, the profile's name and
+        the hosts a token belongs to all need it (three reads and YAML parses before). The
+        commands that write it (config set and unset) read it afresh, under its lock."""
+        if self._config_file is None:
+            self._config_file = config.load_config(self.config_dir)
+        return self._config_file
+
     @property
     def settings(self) -> Settings:
         """The resolved settings (reads the config file the first time)."""
         if self._settings is None:
-            self._settings = resolve_settings(self.options, self.environ, self.config_dir)
+            self._settings = resolve_settings(self.options, self.environ, self.config_dir, self.config_file())
         return self._settings
 
     @property
@@ -125,7 +134,7 @@ class AppContext:
         """The host requests go to, and the host of the profile's own base URL (or the default),
         which a stored token belongs to unless another was recorded at login. Only the base URLs
         are read, so that `auth token` works while another setting is being fixed."""
-        cfg = config.load_config(self.config_dir)
+        cfg = self.config_file()
         name = choose_profile(self.options, self.environ, cfg)
         config.check_profile(cfg, name)
         own = config.profile_entry(cfg, name, config.config_path(self.config_dir)).get("base_url")
@@ -143,7 +152,7 @@ class AppContext:
         It must exist in the file unless ``must_exist`` is False (auth login creates it); its
         settings need not be valid (so that `auth token` works while a profile's timeout is being
         fixed, say)."""
-        cfg = config.load_config(self.config_dir)
+        cfg = self.config_file()
         name = choose_profile(self.options, self.environ, cfg)
         if must_exist:
             config.check_profile(cfg, name)
@@ -195,9 +204,12 @@ def _pick_proxy(picked: Tuple[Any, str], environ: Mapping[str, str], base_url: s
     return picked
 
 
-def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config_dir: str) -> Settings:
-    """Resolve every setting of the table from the flags given, the environment and the config file."""
-    cfg = config.load_config(config_dir)
+def resolve_settings(options: Dict[str, Any], environ: Mapping[str, str], config_dir: str,
+                     cfg: Optional[Dict[str, Any]] = None) -> Settings:
+    """Resolve every setting of the table from the flags given, the environment and the config
+    file (``cfg``, the file as parsed, if it was read already)."""
+    if cfg is None:
+        cfg = config.load_config(config_dir)
     profile_name = choose_profile(options, environ, cfg)
     config.check_profile(cfg, profile_name)
     profile = config.profile_settings(cfg, profile_name, config.config_path(config_dir))

@@ -421,6 +421,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "InternTestAPI/1.0"
     sys_version = ""
+    # TCP_NODELAY, as real servers set it: the headers and the body are two writes, and with
+    # Nagle's algorithm the second waits for the client's delayed ACK of the first, 40 ms, on a
+    # kept-alive connection (a retry, a tool loop's second request) and between stream events.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -233,6 +233,7 @@ def test_hold_after_waits_for_release(server: APIServer) -> None:
     assert stream.finished.wait(5) and stream.released is True
 
 
+@pytest.mark.integration  # real time: it waits for the hold, the delay, the timeout
 def test_hold_times_out_and_records_it(server: APIServer) -> None:
     stream = server.add(Stream(["data: 1\n\n", "data: 2\n\n"], hold_after=1, release=threading.Event(),
                                hold_timeout=0.2))
@@ -240,6 +241,7 @@ def test_hold_times_out_and_records_it(server: APIServer) -> None:
     assert sse_data(body) == ["1", "2", "[DONE]"] and stream.released is False
 
 
+@pytest.mark.integration  # real time: it waits for the hold, the delay, the timeout
 def test_stream_delay_and_custom_status_and_headers(server: APIServer) -> None:
     server.add(Stream(['data: {"object": "error", "message": "boom", "code": 1}\n\n'] * 2, delay=0.1,
                       done=False, status=500, headers={"X-Request-Id": "r1"}))
@@ -250,6 +252,7 @@ def test_stream_delay_and_custom_status_and_headers(server: APIServer) -> None:
     assert [json.loads(d)["message"] for d in sse_data(body)] == ["boom", "boom"]
 
 
+@pytest.mark.integration  # real time: it waits for the hold, the delay, the timeout
 def test_hang_makes_a_client_time_out(server: APIServer) -> None:
     server.add(Hang(5))
     started = time.monotonic()

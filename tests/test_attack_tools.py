@@ -194,7 +194,9 @@ def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: L
 
 # Every program known to run an option's value, both ways: that option given a placeholder,
 # and a placeholder as plain data.
-GENERATED = [case for name, spec in RUNS.items()
+# Sorted: RUNS is built from sets, whose order changes from run to run, and parallel workers
+# (pytest -n) must all collect the same tests in the same order.
+GENERATED = [case for name, spec in sorted(RUNS.items())
              for case in (([name, sorted(spec.code or spec.rest_is_command or spec.program_after)[0], X], [2]),
                           ([name, "--", X] if spec.plus else [name, X], []))]
 

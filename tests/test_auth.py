@@ -158,8 +158,8 @@ def test_a_401_without_a_token_blames_the_keyring_when_it_is_to_blame(api):
 
 def test_a_keyring_that_never_answers_does_not_hang_the_run():
     keyring.set_keyring(HangingKeyring())
-    result = invoke(["auth", "status"], env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
-    assert result.exit_code == 3 and "did not answer within 0.3s" in result.stderr
+    result = invoke(["auth", "status"], env={"INTERNCLI_KEYRING_TIMEOUT": "0.05"})
+    assert result.exit_code == 3 and "did not answer within 0.05s" in result.stderr
 
 
 def test_a_token_from_flag_or_env_never_asks_the_keyring():
@@ -172,8 +172,8 @@ def test_a_token_from_flag_or_env_never_asks_the_keyring():
 def test_a_keyring_that_never_answers_does_not_hang_login_either():
     keyring.set_keyring(HangingKeyring())
     result = invoke(["auth", "login", "--with-token"], input="tok-123456789",
-                    env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
-    assert result.exit_code == 3 and "did not answer within 0.3s" in result.stderr
+                    env={"INTERNCLI_KEYRING_TIMEOUT": "0.05"})
+    assert result.exit_code == 3 and "did not answer within 0.05s" in result.stderr
 
 
 def test_insecure_login_removes_an_older_keyring_token_that_would_shadow_it(memory_keyring):
@@ -224,7 +224,7 @@ def test_logout_with_no_keyring_still_removes_the_file_token(config_dir):
 
 def test_logout_with_a_keyring_that_fails_warns_that_a_token_may_remain():
     keyring.set_keyring(HangingKeyring())
-    result = invoke(["auth", "logout"], env={"INTERNCLI_KEYRING_TIMEOUT": "0.3"})
+    result = invoke(["auth", "logout"], env={"INTERNCLI_KEYRING_TIMEOUT": "0.05"})
     assert result.exit_code == 0, result.stderr
-    assert "warning: the OS keyring did not answer within 0.3s" in result.stderr
+    assert "warning: the OS keyring did not answer within 0.05s" in result.stderr
     assert "if any, is still there" in result.stderr and "no stored token" not in result.stderr

@@ -253,7 +253,9 @@ _OPERAND = {"timeout": "5", "chroot": "/srv", "taskset": "0x1", "chrt": "1", "fl
 _FIXED = {"awk": ["-f", "p.awk", X], "gawk": ["-f", "p.awk", X], "mawk": ["-f", "p.awk", X],
           "nawk": ["-f", "p.awk", X], "sed": ["-f", "s.sed", X], "gsed": ["-f", "s.sed", X],
           "powershell": ["-File", "s.ps1", X]}
-GENERATED = [
+# Sorted: the tables are built from sets, whose order changes from run to run, and parallel
+# workers (pytest -n) must all collect the same tests in the same order.
+GENERATED = sorted([
     *[case for name in WRAPPERS for prefix in [[name] + ([_OPERAND[name]] if name in _OPERAND else [])]
       for case in ((prefix + ["sh", "-c", X], [len(prefix) + 2]), (prefix + ["./tool", X], []))],
     *[case for name, subs in LAUNCHERS.items() for sub in subs
@@ -266,7 +268,7 @@ GENERATED = [
     *[case for name, spec in INTERPRETERS.items()
       for case in (([name, X], [1]) if not spec.shell_c else ([name, "-c", X], [2]),
                    ([name] + _FIXED.get(name, ["script.file", X]), []))],
-]
+])
 
 
 def test_the_table_tries_every_known_name_both_ways():

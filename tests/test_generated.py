@@ -6,9 +6,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration  # a real program: the generator, in a Python of its own
 def test_committed_completions_and_man_pages_are_current():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--check"],
                             capture_output=True, text=True)

@@ -169,7 +169,7 @@ def config_list(app: AppContext, as_json: bool) -> None:
 
         output.write_json({"profile": settings.profile, "settings": values, "sources": settings.sources,
                            "config_file": configfile.config_path(app.config_dir),
-                           "profiles": configfile.profile_names(configfile.load_config(app.config_dir))},
+                           "profiles": configfile.profile_names(app.config_file())},
                           app.io.stdout)
         return
     from interncli.output import escape_line_for_terminal
