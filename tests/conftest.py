@@ -73,6 +73,18 @@ def tmp_path(request, fresh_dirs: FreshDirs) -> Path:
     return fresh_dirs.make(re.sub(r"\W", "_", request.node.name)[:30])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the tests however the suite was started. A shell without job control
+    starts a background command (`.ci/run &`, a CI runner's step) with SIGINT ignored; an ignored
+    signal stays ignored across exec, so the interncli processes the tests interrupt would ignore
+    it too, and Python would raise no KeyboardInterrupt in-process. A handler, unlike SIG_IGN, is
+    reset to the default by exec."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(fresh_dirs, monkeypatch):
     """No test reads the user's settings, writes into the real home or touches a real keyring:
