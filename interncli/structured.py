@@ -333,10 +333,10 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
 
     A block closes at a fence of its own character at least as long as its opening one, with
     nothing after it (so a ```` ```` ```` block holds ``` lines as text); one left open runs
-    to the end of the text. Inside a block, a fence of the same kind that carries an info
-    string (```python) opens a nested block, which the next bare fence closes: a model that
-    shows markdown with code in it writes it that way. Content loses the opening fence's
-    indentation."""
+    to the end of the text, and is no block if nothing but blank lines follow its fence. Inside
+    a block, a fence of the same kind that carries an info string (```python) opens a nested
+    block, which the next bare fence closes: a model that shows markdown with code in it writes
+    it that way. Content loses the opening fence's indentation."""
     blocks: List[Tuple[str, str]] = []
     lines = text.splitlines()
     i = 0
@@ -360,7 +360,10 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
                     depth += 1
             body.append(line[len(indent):] if line.startswith(indent) else line.lstrip(" \t"))
             i += 1
-        blocks.append((info.strip(), "\n".join(body) + ("\n" if body else "")))
+        # A fence left open with nothing after it is no block: its opening was likely written in
+        # mid-line ("here: ```sh"), where it does not count, and only the closing one stood alone.
+        if i < len(lines) or any(line.strip() for line in body):
+            blocks.append((info.strip(), "\n".join(body) + ("\n" if body else "")))
         i += 1
     return blocks
 

@@ -65,6 +65,20 @@ def test_an_empty_block():
     assert code_blocks("```\n```") == [("", "")]
 
 
+@pytest.mark.parametrize("text", ["here: ```sh\nls -la\n```", "Done.\n```", "Done.\n```py\n\n  \n"])
+def test_a_fence_left_open_with_nothing_after_it_is_no_block(text):
+    # The opening fence written in mid-line does not count; the closing one alone opened an
+    # empty block, which printed nothing, with no warning, exit 0.
+    assert code_blocks(text) == [] and extract_block(text) is None
+
+
+def test_a_reply_whose_only_fence_stands_last_is_printed_whole_with_a_warning(cli, api):
+    api.add(Completion("here: ```sh\nls -la\n```"))
+    result = cli("chat", "create", "-x", "-g", "user", "hi")
+    assert result.exit_code == 0 and result.stdout == "here: ```sh\nls -la\n```\n"
+    assert "no fenced code block" in result.stderr
+
+
 def test_json_found_in_a_fence_among_prose():
     text = "Here is the record:\n```python\nnot json\n```\n```json\n{\"a\": 1}\n```\n"
     assert find_json(text) == ({"a": 1}, None)
