@@ -160,7 +160,9 @@ def _take_row(path: str, number: int, raw: bytes, answered: Answered, kept: Opti
         row = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         row = None
-    if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str):
+    # The keys every row has: a request line (the input given as -o by mistake) has a custom_id
+    # too, and would otherwise be taken for an answer, and its request never sent.
+    if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str) or not {"response", "error"} <= set(row):
         raise UsageError("{}:{}: not a batch answer: is it the output of another program?".format(path, number),
                          hint="Give -o the output of this batch (an earlier run's, to resume it), or a new file.")
     custom_id = row["custom_id"]
@@ -352,6 +354,8 @@ class Pool:
                 return None
             except InternCliError as err:
                 err.message = self._redact(err.message)
+                if isinstance(err.code, str):  # the server's, which may quote the token back
+                    err.code = self._redact(err.code)
                 return error_row(request.custom_id, err, row_id)
         last.message = "{} (refused for its rate {} times in a row)".format(last.message, RATE_LIMIT_ROUNDS)
         last.hint = "The account's quota may be spent for now: run the same command later to resume the batch."

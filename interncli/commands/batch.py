@@ -72,7 +72,9 @@ def chat_batch(app: AppContext, input_path: str, output_path: str, concurrency: 
 
     started = time.monotonic()
     out = files.check_writable(output_path, "output")
-    if os.path.realpath(input_path) == out:
+    # The same file by another name (a hard link) counts too: the inode, not the path.
+    if os.path.realpath(input_path) == out or (os.path.exists(out) and os.path.exists(input_path)
+                                               and os.path.samefile(input_path, out)):
         raise UsageError("the output would overwrite the input {}".format(input_path),
                          hint="Give -o another file.")
     try:

@@ -1,0 +1,57 @@
+"""``chat batch`` and the shared rate budget under attack: outputs that are not this batch's, a
+disk that fills up in the middle of a line, a hostile server's error codes, and a budget whose
+waiters give up."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List
+
+from tests.apiserver import err_code
+from tests.conftest import SENTINEL
+
+SHARED_SERVER = True
+
+
+def request_line(custom_id: str, text: str, **body: Any) -> str:
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                       "body": {"messages": [{"role": "user", "content": text}], **body}})
+
+
+def write_input(folder: Path, count: int = 5, name: str = "in.jsonl") -> Path:
+    path = folder / name
+    path.write_text("".join(request_line("r{}".format(i), "hello {}".format(i)) + "\n" for i in range(count)))
+    return path
+
+
+def rows(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_an_output_that_is_the_input_under_another_name_is_refused(cli, api, tmp_path):
+    source = write_input(tmp_path, 3)
+    os.link(source, tmp_path / "out.jsonl")  # a hard link: another path, the same file
+    result = cli("chat", "batch", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2 and "overwrite the input" in result.stderr
+    assert api.calls() == []
+
+
+def test_a_copy_of_the_input_given_as_output_is_not_taken_for_answers(cli, api, tmp_path):
+    source = write_input(tmp_path, 3)
+    out = tmp_path / "out.jsonl"
+    out.write_text(source.read_text())  # the wrong file given to -o
+    result = cli("chat", "batch", str(source), "-o", str(out))
+    assert result.exit_code == 2
+    assert "out.jsonl:1: not a batch answer" in result.stderr
+    assert api.calls() == [] and out.read_text() == source.read_text()
+
+
+def test_a_servers_error_code_holding_the_token_is_redacted_in_the_row(cli, api, tmp_path):
+    api.add(err_code("bad key " + SENTINEL, "rejected", status=400))
+    out = tmp_path / "out.jsonl"
+    result = cli("chat", "batch", str(write_input(tmp_path, 1)), "-o", str(out))
+    assert result.exit_code == 1
+    assert SENTINEL not in out.read_text()
+    assert rows(out)[0]["error"]["code"] is not None
