@@ -199,13 +199,31 @@ class AnswerLog:
         with self._lock:
             if self._fd is None:
                 return False
+            # Only this run writes the file (its lock): its size is where this line starts.
+            start = os.fstat(self._fd).st_size
             view = memoryview(data)
-            while view:  # a regular file takes it whole; a short write (a full disk) raises next
-                view = view[os.write(self._fd, view):]
+            try:
+                while view:  # a regular file takes it whole; a short write (a full disk) raises next
+                    view = view[os.write(self._fd, view):]
+            except OSError:
+                self._take_back(start)
+                raise
             self._dirty = True
             if self._clock() - self._synced >= FSYNC_EVERY:
                 self._sync()
             return True
+
+    def _take_back(self, start: int) -> None:
+        """A line could not be written whole: remove its part, and write no more (the batch
+        stops), so that no later row lands after a cut line, in the middle of the file, where
+        no resume could repair it."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, start)
+        except OSError:  # then the cut part is the file's last line, which a resume repairs
+            pass
+        os.close(self._fd)
+        self._fd = None
 
     def sync(self) -> None:
         """Put what was written on the disk, if FSYNC_EVERY seconds have passed since the last

@@ -55,3 +55,34 @@ def test_a_servers_error_code_holding_the_token_is_redacted_in_the_row(cli, api,
     assert result.exit_code == 1
     assert SENTINEL not in out.read_text()
     assert rows(out)[0]["error"]["code"] is not None
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_only_whole_lines(tmp_path):
+    """A full disk takes part of a line, then fails: that part is taken back at once, so that a
+    row written later (space freed meanwhile, by another worker of the run) does not follow it
+    on the same line, which would make the output unreadable for the run that resumes it."""
+    import resource
+
+    from interncli import batch
+
+    out = tmp_path / "out.jsonl"
+    log = batch.AnswerLog(str(out))
+    assert log.append({"id": "1", "custom_id": "a", "response": None, "error": None})
+    size = out.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, hard))  # room for 10 bytes more
+    try:
+        big = {"id": "2", "custom_id": "b", "response": {"body": "x" * 1000}, "error": None}
+        try:
+            log.append(big)
+        except OSError:
+            pass
+        else:
+            raise AssertionError("the write did not fail")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert not log.append({"id": "3", "custom_id": "c", "response": None, "error": None})  # the batch stops
+    log.close()
+    text = out.read_text()
+    assert text.endswith("\n")
+    assert [row["custom_id"] for row in rows(out)] == ["a"]
