@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List
 
+import pytest
+
 from tests.apiserver import err_code
 from tests.conftest import SENTINEL
 
@@ -86,3 +88,44 @@ def test_a_write_cut_short_by_a_full_disk_leaves_only_whole_lines(tmp_path):
     text = out.read_text()
     assert text.endswith("\n")
     assert [row["custom_id"] for row in rows(out)] == ["a"]
+
+
+class Clock:
+    """Wall time for a budget, moved on only by its sleep."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class GaveUp(Exception):
+    """A wait given up (Ctrl-C; a stopped batch's worker)."""
+
+
+def test_a_slot_given_up_while_waiting_for_it_goes_to_the_next_request(tmp_path):
+    """A batch stopped by an auth error has a worker per --concurrency queued for its turn: each
+    reserved a slot on its way out, and pushed every later request of the account (the next run,
+    with the right token) one slot further back. A slot whose wait is given up is handed back."""
+    from interncli.ratelimit import MARGIN, Budget
+
+    clock = Clock()
+    path = str(tmp_path / "rate" / "default@host.json")
+
+    def give_up(seconds: float) -> None:
+        raise GaveUp()
+
+    assert Budget(path, 60, clock=clock, sleep=clock.sleep).take() == 0.0
+    quitter = Budget(path, 60, clock=clock, sleep=give_up)
+    for _ in range(5):
+        try:
+            quitter.take()
+        except GaveUp:
+            pass
+        else:
+            raise AssertionError("the wait was not given up")
+    assert Budget(path, 60, clock=clock, sleep=clock.sleep).take() == pytest.approx(MARGIN)
