@@ -26,6 +26,7 @@ FSYNC_EVERY = 2.0  # seconds: answers reach the disk at least this often
 # the batch, unwritten: the account's quota is spent, and the next run can resume.
 RATE_LIMIT_ROUNDS = 10
 MAX_PROBLEMS = 50  # bad input lines listed; the count says how many more there were
+QUOTE_LIMIT = 100  # characters of a bad value quoted in its problem
 _MEANINGS = {int(code): word for code, word, _ in EXIT_MEANINGS}
 
 
@@ -96,11 +97,11 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     if not isinstance(custom_id, str) or not custom_id:
         return "custom_id must be a non-empty string"
     if custom_id in seen:
-        return "custom_id {!r} is used already, on line {}".format(custom_id[:100], seen[custom_id])
+        return "custom_id {} is used already, on line {}".format(_quoted(custom_id), seen[custom_id])
     if obj.get("method", "POST") != "POST":
-        return "method must be POST, not {!r}".format(obj.get("method"))
+        return "method must be POST, not {}".format(_quoted(obj.get("method")))
     if obj.get("url") not in CHAT_URLS:
-        return "url must be /v1/chat/completions (a chat batch), not {!r}".format(obj.get("url"))
+        return "url must be /v1/chat/completions (a chat batch), not {}".format(_quoted(obj.get("url")))
     body = obj.get("body")
     if not isinstance(body, dict):
         return "body must be a JSON object (the chat completion request)"
@@ -111,6 +112,13 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     if "model" in body and (not isinstance(body["model"], str) or not body["model"]):
         return "body.model must be a non-empty string"
     return custom_id, body
+
+
+def _quoted(value: Any) -> str:
+    """``value`` as Python shows it, cut to QUOTE_LIMIT characters: a bad value may be megabytes
+    long, and each bad line is one line on the terminal."""
+    shown = repr(value[:QUOTE_LIMIT + 1] if isinstance(value, str) else value)
+    return shown if len(shown) <= QUOTE_LIMIT else shown[:QUOTE_LIMIT] + "..."
 
 
 class Answered:

@@ -129,3 +129,18 @@ def test_a_slot_given_up_while_waiting_for_it_goes_to_the_next_request(tmp_path)
         else:
             raise AssertionError("the wait was not given up")
     assert Budget(path, 60, clock=clock, sleep=clock.sleep).take() == pytest.approx(MARGIN)
+
+
+def test_a_huge_bad_value_is_named_not_printed_whole(cli, api, tmp_path):
+    """A bad method or url is quoted in the problem's line: a megabyte of it, on each of many
+    lines, flooded the terminal with 50 MB."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"custom_id": "r{}".format(i), "method": method, "url": url,
+                                          "body": {"messages": [{"role": "user", "content": "hi"}]}}) + "\n"
+                              for i, (method, url) in enumerate([("POST", "/v1/" + "x" * 100000),
+                                                                 ("P" * 100000, "/v1/chat/completions")])))
+    result = cli("chat", "batch", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2
+    problems = [line for line in result.stderr.splitlines() if line.startswith(str(source) + ":")]
+    assert len(problems) == 2 and all(len(line) < 400 for line in problems)
+    assert "url must be /v1/chat/completions" in problems[0] and "method must be POST" in problems[1]
