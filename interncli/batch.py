@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from interncli.errors import EXIT_MEANINGS, AuthError, InternCliError, RateLimitError, UsageError
 from interncli.safetext import escape_json_text
+from interncli.transport import MAX_RETRY_AFTER
 
 # The request urls a chat batch accepts (the OpenAI batch file names /v1/chat/completions; the
 # base URL already holds the API's prefix, so both are sent to its chat/completions).
@@ -373,6 +374,11 @@ class Pool:
             try:
                 return answer_row(request.custom_id, send(request.body), row_id)
             except RateLimitError as err:
+                if err.retry_after is not None and err.retry_after > MAX_RETRY_AFTER:
+                    # The server asked for a longer wait than interncli makes (its hint says
+                    # so): every round would be refused the same way.
+                    self._halt(err)
+                    return None
                 last = err
                 self.count_retry(err)
             except AuthError as err:

@@ -144,3 +144,15 @@ def test_a_huge_bad_value_is_named_not_printed_whole(cli, api, tmp_path):
     problems = [line for line in result.stderr.splitlines() if line.startswith(str(source) + ":")]
     assert len(problems) == 2 and all(len(line) < 400 for line in problems)
     assert "url must be /v1/chat/completions" in problems[0] and "method must be POST" in problems[1]
+
+
+def test_a_retry_after_longer_than_interncli_waits_stops_the_batch_at_once(cli, api, tmp_path, sleeps):
+    """A server that asks for a wait of 1e9 s: retrying it ten times (each after a pause of two
+    minutes with the budget on) kept a batch busy for twenty minutes before it said so."""
+    api.add(err_code(-20053, "Exceeded frequency limit", status=429, headers={"Retry-After": "1e9"}), times=1000)
+    out = tmp_path / "out.jsonl"
+    result = cli("chat", "batch", str(write_input(tmp_path, 3)), "-o", str(out), "--concurrency", "1")
+    assert result.exit_code == 4
+    assert len(api.calls()) == 1
+    assert "Retry-After" in result.stderr and "try again later" in result.stderr
+    assert out.read_text() == ""
