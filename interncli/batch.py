@@ -9,11 +9,12 @@ is not complete in the file is sent again by the next run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from interncli.errors import EXIT_MEANINGS, AuthError, InternCliError, RateLimitError, UsageError
 from interncli.safetext import escape_json_text
@@ -129,6 +130,32 @@ class Answered:
         self.succeeded: Set[str] = set()
         self.failed: Set[str] = set()
         self.repaired = False  # a cut last line was removed
+
+
+@contextlib.contextmanager
+def holding(path: str) -> Iterator[None]:
+    """Hold the output file itself (created if missing) locked while a run writes it, or
+    UsageError if another run holds it: the lock file beside a path (files.locked) does not see
+    the same file given by another name, a hard link, and two runs would answer every request."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the path's lock alone
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise UsageError("cannot write {}: {}".format(path, exc.strerror or exc),
+                         hint="Give a writable file for -o (it is created if missing).") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("{} is in use by another interncli run".format(path),
+                             hint="Wait for it to finish, or choose another file.") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def read_output(path: str, retry_failed: bool) -> Answered:

@@ -156,3 +156,29 @@ def test_a_retry_after_longer_than_interncli_waits_stops_the_batch_at_once(cli, 
     assert len(api.calls()) == 1
     assert "Retry-After" in result.stderr and "try again later" in result.stderr
     assert out.read_text() == ""
+
+
+@pytest.mark.integration
+def test_two_runs_writing_one_output_by_two_names_do_not_answer_twice(exe, api, tmp_path):
+    """The lock of a run that writes an output is the lock file beside its path: a run given
+    another name of the same file (a hard link) took its own, and both sent every request."""
+    import subprocess
+
+    from tests.apiserver import Slow
+
+    api.add(Slow(0.2), times=1000)
+    source, out, other = write_input(tmp_path, 10), tmp_path / "out.jsonl", tmp_path / "link.jsonl"
+    out.write_text("")
+    os.link(out, other)
+    environ = dict(os.environ, INTERN_API_KEY=SENTINEL)
+    runs = [subprocess.Popen([exe, "-b", api.base_url, "chat", "batch", str(source), "-o", str(path),
+                              "--concurrency", "2"], env=environ, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for path in (out, other)]
+    results = [(run.wait(60), run.stderr.read() if run.stderr else "") for run in runs]
+    for run in runs:
+        for stream in (run.stdout, run.stderr):
+            if stream:
+                stream.close()
+    ids = [row["custom_id"] for row in rows(out)]
+    assert sorted(ids) == sorted(set(ids)) == ["r{}".format(i) for i in range(10)], results
+    assert all(code == 0 or (code == 2 and "in use by another interncli run" in err) for code, err in results)

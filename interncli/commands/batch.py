@@ -84,7 +84,7 @@ def chat_batch(app: AppContext, input_path: str, output_path: str, concurrency: 
             output.spec_problem(input_path, line, message, app.io)
         raise
     require_token(app)
-    with files.locked(out, wait=False):  # one run at a time writes an output file
+    with files.locked(out, wait=False), batch.holding(out):  # one run at a time writes an output file
         answered = batch.read_output(out, retry_failed)
         if answered.repaired:
             output.warn("{}: its last line was cut (a run was stopped while writing it): removed, and that "
