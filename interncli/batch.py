@@ -88,7 +88,7 @@ def load_input(path: str, model: str) -> List[BatchRequest]:
 def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     """(custom_id, body) of a good line, else what is wrong with it."""
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         return "not UTF-8 text"
     except (ValueError, RecursionError) as exc:
@@ -114,6 +114,11 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     if "model" in body and (not isinstance(body["model"], str) or not body["model"]):
         return "body.model must be a non-empty string"
     return custom_id, body
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python reads NaN and Infinity, which JSON has not (and no request can carry)."""
+    raise ValueError("{} is not a JSON number".format(name))
 
 
 def _quoted(value: Any) -> str:

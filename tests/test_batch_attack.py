@@ -182,3 +182,18 @@ def test_two_runs_writing_one_output_by_two_names_do_not_answer_twice(exe, api, 
     ids = [row["custom_id"] for row in rows(out)]
     assert sorted(ids) == sorted(set(ids)) == ["r{}".format(i) for i in range(10)], results
     assert all(code == 0 or (code == 2 and "in use by another interncli run" in err) for code, err in results)
+
+
+def test_a_line_with_nan_is_bad_input_found_before_anything_is_sent(cli, api, tmp_path):
+    """Python's JSON reader takes NaN and Infinity, which JSON has not: such a line passed the
+    check, and its request failed later, as a row, after the rest had been sent."""
+    source = tmp_path / "in.jsonl"
+    good = request_line("a", "hi")
+    source.write_text(good + "\n" + good.replace('"a"', '"b"').replace("]}}", '], "temperature": NaN}}') + "\n"
+                      + good.replace('"a"', '"c"').replace("]}}", '], "top_p": -Infinity}}') + "\n")
+    result = cli("chat", "batch", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2
+    problems = [line for line in result.stderr.splitlines() if line.startswith(str(source) + ":")]
+    assert [p.split(":")[1] for p in problems] == ["2", "3"]
+    assert "NaN" in problems[0] and "-Infinity" in problems[1]
+    assert api.calls() == []
