@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
@@ -29,6 +30,9 @@ FSYNC_EVERY = 2.0  # seconds: answers reach the disk at least this often
 RATE_LIMIT_ROUNDS = 10
 MAX_PROBLEMS = 50  # bad input lines listed; the count says how many more there were
 QUOTE_LIMIT = 100  # characters of a bad value quoted in its problem
+# A \uD800-\uDFFF escape: maybe half of a pair written out, maybe a lone surrogate that no
+# UTF-8 request can carry (wire.encode_body would refuse it when its turn came).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _MEANINGS = {int(code): word for code, word, _ in EXIT_MEANINGS}
 
 
@@ -113,6 +117,11 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
         return "body.stream must not be true: each answer is written whole"
     if "model" in body and (not isinstance(body["model"], str) or not body["model"]):
         return "body.model must be a non-empty string"
+    if _SURROGATE_ESCAPE.search(raw) is not None:  # rare: only then is the body encoded to see
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "body holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
     return custom_id, body
 
 

@@ -197,3 +197,16 @@ def test_a_line_with_nan_is_bad_input_found_before_anything_is_sent(cli, api, tm
     assert [p.split(":")[1] for p in problems] == ["2", "3"]
     assert "NaN" in problems[0] and "-Infinity" in problems[1]
     assert api.calls() == []
+
+
+def test_a_line_with_a_lone_surrogate_in_its_body_is_bad_input(cli, api, tmp_path):
+    """A \\ud800 with no pair is valid JSON text but no UTF-8 request can carry it: found when
+    the line is checked, not when its turn comes."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(request_line("a", "hi") + "\n" + request_line("b", "x\ud800y") + "\n"
+                      + request_line("c", "pair \U0001f600 and \\ud800 written out") + "\n")
+    result = cli("chat", "batch", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2
+    problems = [line for line in result.stderr.splitlines() if line.startswith(str(source) + ":")]
+    assert [p.split(":")[1] for p in problems] == ["2"] and "not valid Unicode" in problems[0]
+    assert api.calls() == []
