@@ -177,7 +177,6 @@ def read_output(path: str, retry_failed: bool) -> Answered:
     line (a run killed while writing it) is removed; with ``retry_failed`` its failed rows are
     removed too (the file is rewritten atomically), so that every custom_id ends with one row."""
     answered = Answered()
-    kept: List[str] = []  # the rows kept, only when the file is to be rewritten
     try:
         fh = open(path, "r+b", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NOFOLLOW", 0)))
     except FileNotFoundError:
@@ -195,21 +194,25 @@ def read_output(path: str, retry_failed: bool) -> Answered:
                 break
             offset += len(raw)
             if raw.strip():
-                _take_row(path, number, raw, answered, kept if retry_failed else None)
+                _take_row(path, number, _parse_row(raw), answered)
     if retry_failed and answered.failed:
         from interncli.files import write_atomic
 
-        write_atomic(path, "".join(kept))
+        # Read again rather than held: the output of a long batch may be gigabytes.
+        write_atomic(path, _kept_rows(path, answered.succeeded))
         answered.failed = set()
     return answered
 
 
-def _take_row(path: str, number: int, raw: bytes, answered: Answered, kept: Optional[List[str]]) -> None:
-    """Count one row of the output in; ``kept``: the rows to write back, failed ones left out."""
+def _parse_row(raw: bytes) -> Any:
     try:
-        row = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        row = None
+        return None
+
+
+def _take_row(path: str, number: int, row: Any, answered: Answered) -> None:
+    """Count one row of the output in."""
     # The keys every row has: a request line (the input given as -o by mistake) has a custom_id
     # too, and would otherwise be taken for an answer, and its request never sent.
     if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str) or not {"response", "error"} <= set(row):
@@ -221,9 +224,16 @@ def _take_row(path: str, number: int, raw: bytes, answered: Answered, kept: Opti
         answered.failed.discard(custom_id)
     elif custom_id not in answered.succeeded:
         answered.failed.add(custom_id)
-        return  # not kept when rewritten: it is sent again
-    if kept is not None:
-        kept.append(raw.decode("utf-8"))
+
+
+def _kept_rows(path: str, succeeded: Set[str]) -> Iterator[str]:
+    """The rows of the output (read by read_output already) but those of failed requests, a line
+    at a time: a request that failed is sent again, so its row goes."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            row = _parse_row(raw) if raw.strip() else None
+            if row is not None and (row.get("error") is None or row["custom_id"] in succeeded):
+                yield raw.decode("utf-8")
 
 
 class AnswerLog:
