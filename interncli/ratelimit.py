@@ -164,13 +164,15 @@ class Budget:
             try:
                 _lock(fd)
                 now = self._clock()
-                state = _load(os.pread(fd, STATE_LIMIT + 1, 0), now)
+                raw = os.pread(fd, STATE_LIMIT + 1, 0)
+                state = _load(raw, now)
                 result = update(state, now)
                 state["stamp"] = now
                 # One small write in place: never seen half done by another process (they wait
                 # for the lock), and a crash of the machine that loses it forgets only the
-                # spacing of a few requests, so nothing is synced.
-                data = json.dumps(state, separators=(",", ":")).encode("ascii")
+                # spacing of a few requests, so nothing is synced. Padded with spaces over the
+                # old state, so that a run killed before the truncation leaves valid JSON.
+                data = json.dumps(state, separators=(",", ":")).encode("ascii").ljust(min(len(raw), STATE_LIMIT))
                 os.pwrite(fd, data, 0)
                 os.ftruncate(fd, len(data))
                 return result

@@ -210,3 +210,31 @@ def test_a_line_with_a_lone_surrogate_in_its_body_is_bad_input(cli, api, tmp_pat
     problems = [line for line in result.stderr.splitlines() if line.startswith(str(source) + ":")]
     assert [p.split(":")[1] for p in problems] == ["2"] and "not valid Unicode" in problems[0]
     assert api.calls() == []
+
+
+def test_a_state_file_left_between_its_write_and_its_truncation_still_holds_the_pause(tmp_path, monkeypatch):
+    """The state is written in place, then cut to its length: a run killed between the two left
+    the new state followed by the tail of a longer old one, which is no JSON, so the next run
+    started afresh and sent at once, inside the pause a Retry-After had asked every run for."""
+    from interncli import ratelimit
+    from interncli.errors import UsageError
+    from interncli.ratelimit import Budget
+
+    clock = Clock()
+    path = tmp_path / "rate" / "default@host.json"
+    path.parent.mkdir()
+    # An old state written with long numbers; the new one (a pause) is shorter.
+    path.write_text(json.dumps({"next": 0.123456789012345, "pause_until": 0.123456789012345,
+                                "slow_until": 0.123456789012345, "factor": 1.0, "stamp": clock.now}))
+    first = Budget(str(path), 60, clock=clock, sleep=clock.sleep)
+
+    def killed(fd: int, length: int) -> None:
+        raise OSError(4, "killed before the truncation")
+
+    monkeypatch.setattr(ratelimit.os, "ftruncate", killed)
+    try:
+        first.slow_down(30.0)
+    except UsageError:
+        pass
+    monkeypatch.undo()
+    assert Budget(str(path), 60, clock=clock, sleep=clock.sleep).take() == pytest.approx(30.0)
