@@ -238,3 +238,26 @@ def test_a_state_file_left_between_its_write_and_its_truncation_still_holds_the_
         pass
     monkeypatch.undo()
     assert Budget(str(path), 60, clock=clock, sleep=clock.sleep).take() == pytest.approx(30.0)
+
+
+@pytest.mark.integration
+def test_an_auth_error_ends_the_batch_without_waiting_out_the_turns_queued(exe, api, tmp_path):
+    """At one request a minute, a worker waits most of a minute for its turn; the batch stopped
+    by an auth error still waited for it to end before it exited: a stopped run that looked
+    hung for a minute (and up to eight, slowed down). The bound here is half that minute."""
+    import subprocess
+
+    api.add(err_code("A0202", "invalid token", status=401), times=1000)
+    source, out = write_input(tmp_path, 4), tmp_path / "out.jsonl"
+    environ = dict(os.environ, INTERN_API_KEY=SENTINEL, INTERN_RPM="1")
+    proc = subprocess.Popen([exe, "-b", api.base_url, "chat", "batch", str(source), "-o", str(out),
+                             "--concurrency", "2"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the stopped batch was still waiting for a turn after 30 s")
+    assert proc.returncode == 3, stderr
+    assert "[A0202] invalid token" in stderr and len(api.calls()) == 1

@@ -116,10 +116,16 @@ def _run(app: AppContext, todo: list, out: str, concurrency: int) -> Tuple[Pool,
     inner = app.sleep
 
     def sleep(seconds: float) -> None:
-        # Waits (a retry's, the rate budget's) end the worker once the batch is stopped.
+        # Waits (a retry's, the rate budget's) end the worker once the batch is stopped; a real
+        # one at once, on the stop itself: at one request a minute a turn is a minute away, and
+        # a run stopped by an auth error must not sit that long before it exits. (Another
+        # sleep, injected, is called as it is.)
         if stop.is_set():
             raise batch.Stopped()
-        inner(seconds)
+        if inner is time.sleep:
+            stop.wait(seconds)
+        else:
+            inner(seconds)
         if stop.is_set():
             raise batch.Stopped()
 
