@@ -261,3 +261,14 @@ def test_an_auth_error_ends_the_batch_without_waiting_out_the_turns_queued(exe, 
         pytest.fail("the stopped batch was still waiting for a turn after 30 s")
     assert proc.returncode == 3, stderr
     assert "[A0202] invalid token" in stderr and len(api.calls()) == 1
+
+
+def test_an_input_file_name_with_escape_sequences_does_not_reach_the_terminal(cli, api, tmp_path):
+    """``for f in *.jsonl`` over files from elsewhere: a bad line is named with its file's name,
+    which may hold an escape sequence (here one that sets the terminal's title)."""
+    source = tmp_path / "in\x1b]0;owned\x07.jsonl"
+    source.write_text("{not json\n")
+    result = cli("chat", "batch", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "not valid JSON" in result.stderr
