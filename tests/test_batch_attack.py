@@ -272,3 +272,10 @@ def test_an_input_file_name_with_escape_sequences_does_not_reach_the_terminal(cl
     assert result.exit_code == 2
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "not valid JSON" in result.stderr
+
+
+def test_concurrency_is_capped_where_the_replies_held_stay_under_a_gigabyte(cli, api, tmp_path):
+    """Each request in flight may hold a 4 MiB reply, parsed and then written: about 9 MiB at
+    its peak. 256 of them came to 2.3 GB against a local server; 64 stay under one."""
+    result = cli("chat", "batch", str(write_input(tmp_path, 1)), "-o", str(tmp_path / "o"), "--concurrency", "65")
+    assert result.exit_code == 2 and "1<=x<=64" in result.stderr and api.calls() == []
