@@ -50,6 +50,7 @@ STATE_LIMIT = 4096
 CLOCK_TOLERANCE = 1.0
 
 T = TypeVar("T")
+_HINT = "Check the state folder's permissions (XDG_STATE_HOME), or turn the budget off with --rpm 0."
 
 
 def budget_path(state_dir: str, profile: str, host: str) -> str:
@@ -159,7 +160,7 @@ class Budget:
             try:
                 fd = self._open()
             except FileNotFoundError:  # the first use: no state folder yet
-                files.make_dir(os.path.dirname(self.path))
+                self._make_dir()
                 fd = self._open()
             try:
                 _lock(fd)
@@ -180,8 +181,15 @@ class Budget:
                 os.close(fd)  # releases the lock
         except OSError as exc:
             raise UsageError("cannot use the shared rate budget {}: {}".format(self.path, exc.strerror or exc),
-                             hint="Check the state folder's permissions (XDG_STATE_HOME), or turn the budget "
-                                  "off with --rpm 0.") from exc
+                             hint=_HINT) from exc
+
+    def _make_dir(self) -> None:
+        # files.make_dir's hint is about the config folder, which is not this one.
+        try:
+            files.make_dir(os.path.dirname(self.path))
+        except UsageError as err:
+            err.hint = _HINT
+            raise
 
     def _open(self) -> int:
         # Not through a symlink: the state folder is the user's, but a planted link must not

@@ -279,3 +279,15 @@ def test_concurrency_is_capped_where_the_replies_held_stay_under_a_gigabyte(cli,
     its peak. 256 of them came to 2.3 GB against a local server; 64 stay under one."""
     result = cli("chat", "batch", str(write_input(tmp_path, 1)), "-o", str(tmp_path / "o"), "--concurrency", "65")
     assert result.exit_code == 2 and "1<=x<=64" in result.stderr and api.calls() == []
+
+
+def test_a_state_folder_that_cannot_be_made_is_named_with_the_right_fix(cli, api, tmp_path):
+    """The budget's folder is made on first use; when it cannot be (here under /proc, where
+    nobody can make one, root included), the hint named the config folder's variable
+    (INTERNCLI_CONFIG_DIR), which does not move it."""
+    result = cli("chat", "create", "-g", "user", "hi", globals_=["--rpm", "30"],
+                 env={"XDG_STATE_HOME": "/proc/no-such-folder"})
+    assert result.exit_code == 2
+    assert "INTERNCLI_CONFIG_DIR" not in result.stderr
+    assert "XDG_STATE_HOME" in result.stderr and "--rpm 0" in result.stderr
+    assert api.calls() == []
