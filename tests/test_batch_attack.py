@@ -146,7 +146,7 @@ def test_a_huge_bad_value_is_named_not_printed_whole(cli, api, tmp_path):
     assert "url must be /v1/chat/completions" in problems[0] and "method must be POST" in problems[1]
 
 
-def test_a_retry_after_longer_than_interncli_waits_stops_the_batch_at_once(cli, api, tmp_path, sleeps):
+def test_a_retry_after_longer_than_interncli_waits_stops_the_batch_at_once(cli, api, tmp_path):
     """A server that asks for a wait of 1e9 s: retrying it ten times (each after a pause of two
     minutes with the budget on) kept a batch busy for twenty minutes before it said so."""
     api.add(err_code(-20053, "Exceeded frequency limit", status=429, headers={"Retry-After": "1e9"}), times=1000)
