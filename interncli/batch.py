@@ -9,14 +9,17 @@ is not complete in the file is sent again by the next run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from interncli.errors import EXIT_MEANINGS, AuthError, InternCliError, RateLimitError, UsageError
 from interncli.safetext import escape_json_text
+from interncli.transport import MAX_RETRY_AFTER
 
 # The request urls a chat batch accepts (the OpenAI batch file names /v1/chat/completions; the
 # base URL already holds the API's prefix, so both are sent to its chat/completions).
@@ -26,6 +29,10 @@ FSYNC_EVERY = 2.0  # seconds: answers reach the disk at least this often
 # the batch, unwritten: the account's quota is spent, and the next run can resume.
 RATE_LIMIT_ROUNDS = 10
 MAX_PROBLEMS = 50  # bad input lines listed; the count says how many more there were
+QUOTE_LIMIT = 100  # characters of a bad value quoted in its problem
+# A \uD800-\uDFFF escape: maybe half of a pair written out, maybe a lone surrogate that no
+# UTF-8 request can carry (wire.encode_body would refuse it when its turn came).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _MEANINGS = {int(code): word for code, word, _ in EXIT_MEANINGS}
 
 
@@ -85,7 +92,7 @@ def load_input(path: str, model: str) -> List[BatchRequest]:
 def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     """(custom_id, body) of a good line, else what is wrong with it."""
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         return "not UTF-8 text"
     except (ValueError, RecursionError) as exc:
@@ -96,11 +103,11 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
     if not isinstance(custom_id, str) or not custom_id:
         return "custom_id must be a non-empty string"
     if custom_id in seen:
-        return "custom_id {!r} is used already, on line {}".format(custom_id[:100], seen[custom_id])
+        return "custom_id {} is used already, on line {}".format(_quoted(custom_id), seen[custom_id])
     if obj.get("method", "POST") != "POST":
-        return "method must be POST, not {!r}".format(obj.get("method"))
+        return "method must be POST, not {}".format(_quoted(obj.get("method")))
     if obj.get("url") not in CHAT_URLS:
-        return "url must be /v1/chat/completions (a chat batch), not {!r}".format(obj.get("url"))
+        return "url must be /v1/chat/completions (a chat batch), not {}".format(_quoted(obj.get("url")))
     body = obj.get("body")
     if not isinstance(body, dict):
         return "body must be a JSON object (the chat completion request)"
@@ -110,7 +117,24 @@ def _check_line(raw: bytes, seen: Dict[str, int]) -> Any:
         return "body.stream must not be true: each answer is written whole"
     if "model" in body and (not isinstance(body["model"], str) or not body["model"]):
         return "body.model must be a non-empty string"
+    if _SURROGATE_ESCAPE.search(raw) is not None:  # rare: only then is the body encoded to see
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "body holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
     return custom_id, body
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python reads NaN and Infinity, which JSON has not (and no request can carry)."""
+    raise ValueError("{} is not a JSON number".format(name))
+
+
+def _quoted(value: Any) -> str:
+    """``value`` as Python shows it, cut to QUOTE_LIMIT characters: a bad value may be megabytes
+    long, and each bad line is one line on the terminal."""
+    shown = repr(value[:QUOTE_LIMIT + 1] if isinstance(value, str) else value)
+    return shown if len(shown) <= QUOTE_LIMIT else shown[:QUOTE_LIMIT] + "..."
 
 
 class Answered:
@@ -122,12 +146,37 @@ class Answered:
         self.repaired = False  # a cut last line was removed
 
 
+@contextlib.contextmanager
+def holding(path: str) -> Iterator[None]:
+    """Hold the output file itself (created if missing) locked while a run writes it, or
+    UsageError if another run holds it: the lock file beside a path (files.locked) does not see
+    the same file given by another name, a hard link, and two runs would answer every request."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the path's lock alone
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise UsageError("cannot write {}: {}".format(path, exc.strerror or exc),
+                         hint="Give a writable file for -o (it is created if missing).") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("{} is in use by another interncli run".format(path),
+                             hint="Wait for it to finish, or choose another file.") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def read_output(path: str, retry_failed: bool) -> Answered:
     """Read the output of an earlier run of the batch, if any, a line at a time: its cut last
     line (a run killed while writing it) is removed; with ``retry_failed`` its failed rows are
     removed too (the file is rewritten atomically), so that every custom_id ends with one row."""
     answered = Answered()
-    kept: List[str] = []  # the rows kept, only when the file is to be rewritten
     try:
         fh = open(path, "r+b", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NOFOLLOW", 0)))
     except FileNotFoundError:
@@ -145,22 +194,28 @@ def read_output(path: str, retry_failed: bool) -> Answered:
                 break
             offset += len(raw)
             if raw.strip():
-                _take_row(path, number, raw, answered, kept if retry_failed else None)
+                _take_row(path, number, _parse_row(raw), answered)
     if retry_failed and answered.failed:
         from interncli.files import write_atomic
 
-        write_atomic(path, "".join(kept))
+        # Read again rather than held: the output of a long batch may be gigabytes.
+        write_atomic(path, _kept_rows(path, answered.succeeded))
         answered.failed = set()
     return answered
 
 
-def _take_row(path: str, number: int, raw: bytes, answered: Answered, kept: Optional[List[str]]) -> None:
-    """Count one row of the output in; ``kept``: the rows to write back, failed ones left out."""
+def _parse_row(raw: bytes) -> Any:
     try:
-        row = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        row = None
-    if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str):
+        return None
+
+
+def _take_row(path: str, number: int, row: Any, answered: Answered) -> None:
+    """Count one row of the output in."""
+    # The keys every row has: a request line (the input given as -o by mistake) has a custom_id
+    # too, and would otherwise be taken for an answer, and its request never sent.
+    if not isinstance(row, dict) or not isinstance(row.get("custom_id"), str) or not {"response", "error"} <= set(row):
         raise UsageError("{}:{}: not a batch answer: is it the output of another program?".format(path, number),
                          hint="Give -o the output of this batch (an earlier run's, to resume it), or a new file.")
     custom_id = row["custom_id"]
@@ -169,9 +224,16 @@ def _take_row(path: str, number: int, raw: bytes, answered: Answered, kept: Opti
         answered.failed.discard(custom_id)
     elif custom_id not in answered.succeeded:
         answered.failed.add(custom_id)
-        return  # not kept when rewritten: it is sent again
-    if kept is not None:
-        kept.append(raw.decode("utf-8"))
+
+
+def _kept_rows(path: str, succeeded: Set[str]) -> Iterator[str]:
+    """The rows of the output (read by read_output already) but those of failed requests, a line
+    at a time: a request that failed is sent again, so its row goes."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            row = _parse_row(raw) if raw.strip() else None
+            if row is not None and (row.get("error") is None or row["custom_id"] in succeeded):
+                yield raw.decode("utf-8")
 
 
 class AnswerLog:
@@ -197,13 +259,31 @@ class AnswerLog:
         with self._lock:
             if self._fd is None:
                 return False
+            # Only this run writes the file (its lock): its size is where this line starts.
+            start = os.fstat(self._fd).st_size
             view = memoryview(data)
-            while view:  # a regular file takes it whole; a short write (a full disk) raises next
-                view = view[os.write(self._fd, view):]
+            try:
+                while view:  # a regular file takes it whole; a short write (a full disk) raises next
+                    view = view[os.write(self._fd, view):]
+            except OSError:
+                self._take_back(start)
+                raise
             self._dirty = True
             if self._clock() - self._synced >= FSYNC_EVERY:
                 self._sync()
             return True
+
+    def _take_back(self, start: int) -> None:
+        """A line could not be written whole: remove its part, and write no more (the batch
+        stops), so that no later row lands after a cut line, in the middle of the file, where
+        no resume could repair it."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, start)
+        except OSError:  # then the cut part is the file's last line, which a resume repairs
+            pass
+        os.close(self._fd)
+        self._fd = None
 
     def sync(self) -> None:
         """Put what was written on the disk, if FSYNC_EVERY seconds have passed since the last
@@ -345,6 +425,11 @@ class Pool:
             try:
                 return answer_row(request.custom_id, send(request.body), row_id)
             except RateLimitError as err:
+                if err.retry_after is not None and err.retry_after > MAX_RETRY_AFTER:
+                    # The server asked for a longer wait than interncli makes (its hint says
+                    # so): every round would be refused the same way.
+                    self._halt(err)
+                    return None
                 last = err
                 self.count_retry(err)
             except AuthError as err:
@@ -352,6 +437,8 @@ class Pool:
                 return None
             except InternCliError as err:
                 err.message = self._redact(err.message)
+                if isinstance(err.code, str):  # the server's, which may quote the token back
+                    err.code = self._redact(err.code)
                 return error_row(request.custom_id, err, row_id)
         last.message = "{} (refused for its rate {} times in a row)".format(last.message, RATE_LIMIT_ROUNDS)
         last.hint = "The account's quota may be spent for now: run the same command later to resume the batch."

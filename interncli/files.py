@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from types import ModuleType
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional, Union
 
 from interncli.errors import UsageError
 
@@ -49,9 +49,10 @@ def make_dir(path: str) -> None:
                          hint="Choose a writable folder with INTERNCLI_CONFIG_DIR.") from exc
 
 
-def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
+def write_atomic(path: str, text: Union[str, Iterable[str]], mode: Optional[int] = None) -> None:
     """Replace ``path`` (a symlink's target, not the link) with ``text`` in one step, durably:
-    the data and then the folder's entry are synced to disk.
+    the data and then the folder's entry are synced to disk. ``text`` may come in pieces (an
+    iterable), for a file too large to hold.
 
     ``mode`` forces the permissions; otherwise an existing file keeps its own and a new one
     is private (0600). Any failure is an error that names ``path``."""
@@ -65,7 +66,10 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
         raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
             fh.flush()
             os.fsync(fh.fileno())
         if mode is not None:

@@ -118,7 +118,7 @@ def spec_problem(path: str, line: int, message: str, io: IOStreams) -> None:
     if io.json:
         write_diagnostic({"problem": message, "path": path, "line": line}, io.stderr)
         return
-    io.stderr.write("{}:{}: {}\n".format(path, line, escape_line(message)))
+    io.stderr.write("{}:{}: {}\n".format(escape_line(path), line, escape_line(message)))
     io.stderr.flush()
 
 

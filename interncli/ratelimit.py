@@ -50,6 +50,7 @@ STATE_LIMIT = 4096
 CLOCK_TOLERANCE = 1.0
 
 T = TypeVar("T")
+_HINT = "Check the state folder's permissions (XDG_STATE_HOME), or turn the budget off with --rpm 0."
 
 
 def budget_path(state_dir: str, profile: str, host: str) -> str:
@@ -86,20 +87,27 @@ class Budget:
     def take(self) -> float:
         """Reserve the next slot and wait for it; the seconds waited."""
         with self._gate:
-            now, slot = self._reserve()
+            now, slot, after = self._reserve()
+            reserved = slot
             waited = 0.0
-            while slot > now:
-                wait = slot - now
-                if not self._told and self._notify is not None and wait >= NOTICE_AFTER:
-                    self._told = True
-                    self._notify(wait)
-                self._sleep(wait)
-                waited += wait
-                # A rate-limit answer may have come while this slot was waited for: then wait
-                # until the pause it asked for is over too. The wait is taken as done even if
-                # the clock says otherwise (a sleep cut short, a clock step).
-                now = max(self._clock(), slot)
-                slot = self._paused_until()
+            try:
+                while slot > now:
+                    wait = slot - now
+                    if not self._told and self._notify is not None and wait >= NOTICE_AFTER:
+                        self._told = True
+                        self._notify(wait)
+                    self._sleep(wait)
+                    waited += wait
+                    # A rate-limit answer may have come while this slot was waited for: then wait
+                    # until the pause it asked for is over too. The wait is taken as done even if
+                    # the clock says otherwise (a sleep cut short, a clock step).
+                    now = max(self._clock(), slot)
+                    slot = self._paused_until()
+            except BaseException:
+                # Given up (Ctrl-C; a stopped batch, whose every worker was queued for a turn):
+                # an unused slot would push every later request of the account back by one.
+                self._give_back(reserved, after)
+                raise
             return waited
 
     def slow_down(self, retry_after: Optional[float]) -> None:
@@ -116,16 +124,29 @@ class Budget:
 
         self._change(slow)
 
-    def _reserve(self) -> Tuple[float, float]:
-        """(now, the slot reserved)."""
+    def _reserve(self) -> Tuple[float, float, float]:
+        """(now, the slot reserved, the next free slot after it)."""
 
-        def reserve(state: Dict[str, float], now: float) -> Tuple[float, float]:
+        def reserve(state: Dict[str, float], now: float) -> Tuple[float, float, float]:
             factor = state["factor"] if now < state["slow_until"] else 1
             slot = max(now, state["next"], state["pause_until"])
             state["next"] = slot + self.interval * factor
-            return now, slot
+            return now, slot, state["next"]
 
         return self._change(reserve)
+
+    def _give_back(self, slot: float, after: float) -> None:
+        """Free ``slot`` again, if nobody has reserved one after it meanwhile (the next free slot
+        is still the one after it); a failure to is left unsaid: the caller's own error counts."""
+
+        def give_back(state: Dict[str, float], now: float) -> None:
+            if state["next"] == after:
+                state["next"] = slot
+
+        try:
+            self._change(give_back)
+        except UsageError:
+            pass
 
     def _paused_until(self) -> float:
         return self._change(lambda state, now: state["pause_until"])
@@ -139,18 +160,20 @@ class Budget:
             try:
                 fd = self._open()
             except FileNotFoundError:  # the first use: no state folder yet
-                files.make_dir(os.path.dirname(self.path))
+                self._make_dir()
                 fd = self._open()
             try:
                 _lock(fd)
                 now = self._clock()
-                state = _load(os.pread(fd, STATE_LIMIT + 1, 0), now)
+                raw = os.pread(fd, STATE_LIMIT + 1, 0)
+                state = _load(raw, now)
                 result = update(state, now)
                 state["stamp"] = now
                 # One small write in place: never seen half done by another process (they wait
                 # for the lock), and a crash of the machine that loses it forgets only the
-                # spacing of a few requests, so nothing is synced.
-                data = json.dumps(state, separators=(",", ":")).encode("ascii")
+                # spacing of a few requests, so nothing is synced. Padded with spaces over the
+                # old state, so that a run killed before the truncation leaves valid JSON.
+                data = json.dumps(state, separators=(",", ":")).encode("ascii").ljust(min(len(raw), STATE_LIMIT))
                 os.pwrite(fd, data, 0)
                 os.ftruncate(fd, len(data))
                 return result
@@ -158,8 +181,15 @@ class Budget:
                 os.close(fd)  # releases the lock
         except OSError as exc:
             raise UsageError("cannot use the shared rate budget {}: {}".format(self.path, exc.strerror or exc),
-                             hint="Check the state folder's permissions (XDG_STATE_HOME), or turn the budget "
-                                  "off with --rpm 0.") from exc
+                             hint=_HINT) from exc
+
+    def _make_dir(self) -> None:
+        # files.make_dir's hint is about the config folder, which is not this one.
+        try:
+            files.make_dir(os.path.dirname(self.path))
+        except UsageError as err:
+            err.hint = _HINT
+            raise
 
     def _open(self) -> int:
         # Not through a symlink: the state folder is the user's, but a planted link must not
