@@ -63,11 +63,15 @@ class Budget:
     """The shared budget of one account: ``rpm`` requests a minute, at most, from all processes.
 
     ``clock`` gives wall time (time.time); ``sleep`` waits a duration (the app's, which a test
-    replaces); ``notify`` is told, once per Budget, of a wait of NOTICE_AFTER seconds or more."""
+    replaces); ``notify`` is told, once per Budget, of a wait of NOTICE_AFTER seconds or more.
+    ``unusable``: told once when the state file cannot be used (a read-only or full state
+    folder, a planted symlink); the budget is then off for this run, and requests go unpaced
+    rather than fail. Without it, that is an error (UsageError)."""
 
     def __init__(self, path: str, rpm: float, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
-                 notify: Optional[Callable[[float], None]] = None) -> None:
+                 notify: Optional[Callable[[float], None]] = None,
+                 unusable: Optional[Callable[[UsageError], None]] = None) -> None:
         if rpm <= 0:
             raise ValueError("a budget needs rpm above 0")
         self.path = path
@@ -76,6 +80,8 @@ class Budget:
         self._sleep = sleep
         self._notify = notify
         self._told = False
+        self._unusable = unusable
+        self._broken = False
         # One thread at a time reserves and waits: see the module's docstring.
         self._gate = threading.Lock()
 
@@ -87,7 +93,13 @@ class Budget:
     def take(self) -> float:
         """Reserve the next slot and wait for it; the seconds waited."""
         with self._gate:
-            now, slot, after = self._reserve()
+            if self._broken:
+                return 0.0
+            try:
+                now, slot, after = self._reserve()
+            except UsageError as err:
+                self._give_up(err)
+                return 0.0
             reserved = slot
             waited = 0.0
             try:
@@ -102,7 +114,11 @@ class Budget:
                     # until the pause it asked for is over too. The wait is taken as done even if
                     # the clock says otherwise (a sleep cut short, a clock step).
                     now = max(self._clock(), slot)
-                    slot = self._paused_until()
+                    try:
+                        slot = self._paused_until()
+                    except UsageError as err:
+                        self._give_up(err)
+                        break
             except BaseException:
                 # Given up (Ctrl-C; a stopped batch, whose every worker was queued for a turn):
                 # an unused slot would push every later request of the account back by one.
@@ -122,7 +138,20 @@ class Budget:
             state["pause_until"] = max(state["pause_until"], now + pause)
             state["next"] = max(state["next"], now + pause)
 
-        self._change(slow)
+        if self._broken:
+            return
+        try:
+            self._change(slow)
+        except UsageError as err:
+            self._give_up(err)
+
+    def _give_up(self, err: UsageError) -> None:
+        """The state file cannot be used: raise, or (with ``unusable``) say so once and turn the
+        budget off for this run."""
+        if self._unusable is None:
+            raise err
+        self._broken = True
+        self._unusable(err)
 
     def _reserve(self) -> Tuple[float, float, float]:
         """(now, the slot reserved, the next free slot after it)."""

@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.apiserver import err_code
+from tests.apiserver import Completion, err_code
 from tests.conftest import SENTINEL
 
 SHARED_SERVER = True
@@ -284,10 +284,15 @@ def test_concurrency_is_capped_where_the_replies_held_stay_under_a_gigabyte(cli,
 def test_a_state_folder_that_cannot_be_made_is_named_with_the_right_fix(cli, api, tmp_path):
     """The budget's folder is made on first use; when it cannot be (here under /proc, where
     nobody can make one, root included), the hint named the config folder's variable
-    (INTERNCLI_CONFIG_DIR), which does not move it."""
+    (INTERNCLI_CONFIG_DIR), which does not move it. And every request failed with exit 2: a
+    read-only home (a container's CI step) stopped all of them; now they go unpaced, with one
+    warning that says how to fix it."""
+    api.add(Completion("one"))
     result = cli("chat", "create", "-g", "user", "hi", globals_=["--rpm", "30"],
                  env={"XDG_STATE_HOME": "/proc/no-such-folder"})
-    assert result.exit_code == 2
+    assert (result.exit_code, result.stdout) == (0, "one\n")
     assert "INTERNCLI_CONFIG_DIR" not in result.stderr
-    assert "XDG_STATE_HOME" in result.stderr and "--rpm 0" in result.stderr
-    assert api.calls() == []
+    warning = [line for line in result.stderr.splitlines() if line.startswith("interncli: warning:")]
+    assert len(warning) == 1 and "the shared rate budget is off for this run" in warning[0]
+    assert "XDG_STATE_HOME" in warning[0] and "--rpm 0" in warning[0]
+    assert len(api.calls()) == 1

@@ -332,3 +332,19 @@ def test_parallel_processes_share_one_budget(exe, api, isolated_env):
     # Three intervals of a second between the first and the last (less a margin for start-up jitter).
     assert arrivals[-1] - arrivals[0] > 2.5
     assert any("shared rate budget" in err for _, err in outputs)
+
+
+def test_a_state_file_that_cannot_be_used_turns_the_budget_off_once_when_told_to(tmp_path):
+    # With ``unusable`` (what the commands give), a planted symlink or a read-only folder is said
+    # once and the run goes on unpaced; nothing is written through the link.
+    clock = Clock()
+    told: List[str] = []
+    one = budget(tmp_path, clock)
+    one = Budget(one.path, 60, clock=clock, sleep=clock.sleep, unusable=lambda err: told.append(err.message))
+    os.makedirs(os.path.dirname(one.path))
+    os.symlink(str(tmp_path / "elsewhere"), one.path)
+    assert [one.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    one.slow_down(30.0)
+    assert one.take() == 0.0
+    assert len(told) == 1 and "shared rate budget" in told[0]
+    assert not (tmp_path / "elsewhere").exists()

@@ -330,8 +330,13 @@ def rate_budget(app: AppContext) -> Optional[Budget]:
             output.inform("waiting {:.1f}s for the shared rate budget: {} requests a minute for profile {} at {} "
                           "(--rpm sets it)".format(wait, settings.rpm, settings.profile, host), app.io)
 
+        def unusable(err: InternCliError) -> None:
+            # A read-only home (a container's CI step) must not stop every request: they go
+            # unpaced, as before there was a budget, and the person is told how to fix it.
+            output.warn("the shared rate budget is off for this run: {}. {}".format(err.message, err.hint), app.io)
+
         app.budget = Budget(budget_path(state_dir(app.environ), settings.profile, host), settings.rpm,
-                            sleep=app.sleep, notify=notify)
+                            sleep=app.sleep, notify=notify, unusable=unusable)
     return app.budget
 
 
