@@ -152,7 +152,7 @@ def _read(path: str) -> str:
 
 def _parse(text: str, source: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise UsageError("{} is not valid JSON: {}".format(source, exc),
                          hint="A JSON Schema is a JSON object, such as '{\"type\": \"object\", \"properties\": "
@@ -161,6 +161,19 @@ def _parse(text: str, source: str) -> Any:
 
 def _not_json(text: str) -> Any:
     raise ValueError("{} is not JSON".format(text))
+
+
+def _finite(text: str) -> float:
+    # json turns 1e400 into inf, which it would print back as Infinity: no JSON at all.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("{} is too large for a JSON number".format(text[:40]))
+    return value
+
+
+# Strict JSON only: NaN, Infinity and numbers beyond a float's range are refused, in a schema
+# (they could not be sent) and in a reply (they could not be printed as JSON).
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
 
 
 def check_schema(document: Any, source: str) -> None:
@@ -292,7 +305,7 @@ def find_json(text: str) -> Tuple[Any, Optional[str]]:
 
 def _loads(text: str) -> Tuple[Any, Optional[str]]:
     try:
-        return json.loads(text, parse_constant=_not_json), None
+        return _DECODER.decode(text), None
     except RecursionError:
         return None, "nested too deeply"
     except ValueError as exc:
