@@ -9,7 +9,7 @@ import pytest
 
 from interncli import structured
 from interncli.errors import UsageError
-from tests.apiserver import Completion
+from tests.apiserver import Completion, Json, Stream
 
 SHARED_SERVER = True
 NUMBER = '{"type": "number"}'
@@ -50,3 +50,50 @@ def test_a_schema_with_an_infinite_number_exits_2_before_sending(cli, api):
     assert result.exit_code == 2
     assert "too large" in result.stderr and "hint:" in result.stderr
     assert api.requests == []
+
+
+# ------------------------------------------------------------------------------ a null index
+
+
+def chunk(choices):
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
+
+
+# Two choices, one with "index": null: kept apart from index 0 as None, whose sorting failed.
+NULL_INDEX = [chunk([{"index": None, "delta": {"content": "x"}}, {"index": 0, "delta": {"content": "y"}}])]
+
+
+@pytest.mark.parametrize("extra", [["-x"], ["--schema", '{"type": "string"}'], ["--json"], []])
+def test_a_stream_with_a_null_choice_index_is_malformed_not_a_crash(cli, api, extra):
+    api.add(Stream(NULL_INDEX), times=3)
+    result = cli("chat", "create", "-m", "m", "-g", "user", "hi", "--stream", *extra)
+    assert result.exit_code == 6
+    assert "index is null" in result.stderr
+    assert "TypeError" not in result.stderr and "report it" not in result.stderr
+
+
+def test_a_text_completion_stream_with_a_null_index_is_malformed_not_a_crash(cli, api):
+    events = [{"id": "c", "object": "text_completion", "created": 1, "model": "m",
+               "choices": [{"index": None, "text": "x"}, {"index": 0, "text": "y"}]}]
+    api.add(Stream(events), path="/v1/completions", times=3)
+    result = cli("api", "completions.create", "-m", "m", "-p", "x", "--stream")
+    assert result.exit_code == 6
+    assert "index is null" in result.stderr and "TypeError" not in result.stderr
+
+
+def test_a_whole_reply_with_a_null_index_is_refused(cli, api):
+    reply = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+             "choices": [{"index": None, "message": {"role": "assistant", "content": "x"}}]}
+    api.add(Json(reply))
+    result = cli("chat", "create", "-m", "m", "-g", "user", "hi", globals_=["--max-retries", "0"])
+    assert result.exit_code == 1 and "index is null" in result.stderr and "TypeError" not in result.stderr
+    assert "Chat Completion None" not in result.stdout
+
+
+def test_a_tool_call_with_a_null_index_is_malformed_not_a_crash(cli, api):
+    calls = [{"index": None, "id": "a", "function": {"name": "f", "arguments": "{}"}},
+             {"index": 0, "id": "b", "function": {"name": "g", "arguments": "{}"}}]
+    api.add(Stream([chunk([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": "tool_calls"}])]), times=3)
+    result = cli("chat", "create", "-m", "m", "-g", "user", "hi", "--stream")
+    assert result.exit_code == 6
+    assert "index is null" in result.stderr and "TypeError" not in result.stderr
