@@ -164,6 +164,7 @@ class Session:
         self.models = list(dict.fromkeys([app.settings.model] + list(app.settings.models)))
         self.messages: List[Message] = conversation.load_messages(store) if store is not None else []
         self.loaded = len(self.messages)
+        self.on_disk = list(self.messages)  # the file as last read or written: what save expects
         self.failure = 0  # the exit code of the first error (a script's exit code)
         if system is not None:
             self.place_system(system)
@@ -286,9 +287,19 @@ class Session:
         if self.store is None:
             return
         try:
-            conversation.save_messages(self.store, self.messages)
+            written = conversation.save_messages(self.store, self.messages, expected=self.on_disk)
         except InternCliError as err:
             self.report(err)
+            return
+        if written is None:
+            # Another run (chat create --conversation, a second repl) added to the file since:
+            # writing this conversation over it would destroy that turn, so it is left alone.
+            store, self.store = self.store, None
+            self.report(UsageError("conversation {} was changed by another run: this session's turns are no "
+                                   "longer written to it".format(escape_line(store)),
+                                   hint="/save FILE keeps this conversation in a file of its own."))
+            return
+        self.on_disk = written
 
     # ------------------------------------------------------------------ slash commands
 
@@ -335,7 +346,9 @@ class Session:
         if not path:
             raise UsageError("/save needs a file name", hint="For example: /save talk.json")
         path = os.path.expanduser(path)  # no shell expands it here
-        conversation.save_messages(path, self.messages)
+        written = conversation.save_messages(path, self.messages)
+        if written is not None and self.store is not None and os.path.realpath(path) == os.path.realpath(self.store):
+            self.on_disk = written  # the --conversation file itself: the next turn's save expects this
         self.say("saved {} message{} to {}".format(len(self.messages), "" if len(self.messages) == 1 else "s",
                                                    escape_line(path)))
 

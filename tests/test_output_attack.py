@@ -5,9 +5,13 @@ Each test here failed before the fix it names in its commit."""
 
 from __future__ import annotations
 
+import io
+import json
+from typing import Callable, Dict
+
 import pytest
 
-from interncli import structured
+from interncli import conversation, structured
 from interncli.errors import UsageError
 from tests.apiserver import Completion, Json, Stream
 
@@ -97,3 +101,52 @@ def test_a_tool_call_with_a_null_index_is_malformed_not_a_crash(cli, api):
     result = cli("chat", "create", "-m", "m", "-g", "user", "hi", "--stream")
     assert result.exit_code == 6
     assert "index is null" in result.stderr and "TypeError" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ the repl's file
+
+
+class Between(io.BytesIO):
+    """stdin whose ``before``-th line is read only after ``action`` ran: another run's turn."""
+
+    def __init__(self, data: bytes, before: int, action: Callable[[], None]) -> None:
+        super().__init__(data)
+        self.lines, self.before, self.action = 0, before, action
+
+    def readline(self, *args: int) -> bytes:  # type: ignore[override]
+        self.lines += 1
+        if self.lines == self.before:
+            self.action()
+        return super().readline(*args)
+
+
+def contents(path) -> list:
+    return [m["content"] for m in json.loads(path.read_text())]
+
+
+def test_a_turn_another_run_added_to_the_repl_s_file_is_not_lost(cli, api, tmp_path):
+    # The repl replaced the file with its own conversation after each turn: a turn that
+    # `chat create --conversation` (or a second repl) had added in between was silently gone.
+    talk = tmp_path / "talk.json"
+    theirs: Dict[str, str] = {"role": "user", "content": "theirs"}
+    stdin = Between(b"one\ntwo\n", 2, lambda: conversation.append_messages(str(talk), [theirs]))
+    result = cli("chat", "repl", "--conversation", str(talk), input=stdin)  # type: ignore[arg-type]
+    assert contents(talk) == ["one", "echo: one", "theirs"]
+    assert result.stdout == "echo: one\necho: two\n"  # the session went on
+    assert "changed by another run" in result.stderr and "/save" in result.stderr
+    assert result.exit_code == 2  # a script learns its turn was not written
+
+
+def test_the_repl_still_writes_its_file_turn_after_turn_when_nobody_else_does(cli, api, tmp_path):
+    talk = tmp_path / "talk.json"
+    talk.write_text(json.dumps([{"role": "user", "content": "old \ud800"}]))  # kept as U+FFFD: no false alarm
+    result = cli("chat", "repl", "--conversation", str(talk), "--system", "be brief", input="a\nb\n")
+    assert result.exit_code == 0, result.stderr
+    assert contents(talk) == ["be brief", "old \ufffd", "a", "echo: a", "b", "echo: b"]
+
+
+def test_save_to_the_repl_s_own_file_is_no_change_by_another_run(cli, api, tmp_path):
+    talk = tmp_path / "talk.json"
+    result = cli("chat", "repl", "--conversation", str(talk), input="a\n/save {}\nb\n".format(talk))
+    assert result.exit_code == 0, result.stderr
+    assert contents(talk) == ["a", "echo: a", "b", "echo: b"]
