@@ -95,11 +95,21 @@ def history_path(environ: Any) -> str:
 def load_history(path: str) -> List[str]:
     """The entries of the history file, oldest first (the newest HISTORY_ENTRIES; lines that do
     not parse are passed over: the file may have been cut by a crash)."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
+        # Not blocking, and only a regular file: a FIFO left there would hang the start, and
+        # /dev/zero (a symlink to it) has no end to read to.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return []
+    try:
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return []
             size = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, size - HISTORY_TAIL))
-            data = fh.read()
+            data = fh.read(HISTORY_TAIL)
     except OSError:
         return []
     lines = data.split(b"\n")

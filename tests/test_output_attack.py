@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from typing import Callable, Dict
 
 import pytest
 
-from interncli import conversation, structured
+from interncli import conversation, repl, structured
 from interncli.errors import UsageError
 from tests.apiserver import Completion, Json, Stream
 
@@ -150,3 +151,24 @@ def test_save_to_the_repl_s_own_file_is_no_change_by_another_run(cli, api, tmp_p
     result = cli("chat", "repl", "--conversation", str(talk), input="a\n/save {}\nb\n".format(talk))
     assert result.exit_code == 0, result.stderr
     assert contents(talk) == ["a", "echo: a", "b", "echo: b"]
+
+
+# ------------------------------------------------------------------------------ the repl's history
+
+
+def test_a_history_file_that_is_a_fifo_or_dev_zero_is_no_history(tmp_path):
+    # open() of a FIFO waited for a writer that never comes: the repl never started; a link to
+    # /dev/zero was read without end.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    assert repl.load_history(str(fifo)) == []
+    assert repl.load_history(str(zero)) == []
+
+
+def test_the_history_file_is_still_read_from_its_end(tmp_path):
+    history = tmp_path / "history"
+    history.write_text("".join(json.dumps("entry {}".format(i)) + "\n" for i in range(1500)))
+    entries = repl.load_history(str(history))
+    assert entries[0] == "entry 500" and entries[-1] == "entry 1499" and len(entries) == repl.HISTORY_ENTRIES
