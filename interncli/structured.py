@@ -144,7 +144,13 @@ def _read(path: str) -> str:
             raise UsageError("--schema {}: {} bytes; a schema over 1 MiB is refused".format(path, size),
                              hint="A schema goes into every request: keep it small.")
         with open(path, encoding="utf-8-sig") as fh:
-            return fh.read()
+            # At most the limit: a file in /proc says size 0 whatever it holds, and a file may
+            # grow, or be replaced, between the size and the read.
+            text = fh.read(SCHEMA_FILE_LIMIT + 1)
+        if len(text) > SCHEMA_FILE_LIMIT:
+            raise UsageError("--schema {}: over 1 MiB; a schema that large is refused".format(path),
+                             hint="A schema goes into every request: keep it small.")
+        return text
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("cannot read --schema {}: {}".format(path, getattr(exc, "strerror", None) or exc),
                          hint="Check the path and its permissions.") from exc

@@ -57,6 +57,16 @@ def test_a_schema_with_an_infinite_number_exits_2_before_sending(cli, api):
     assert api.requests == []
 
 
+@pytest.mark.skipif(not os.path.isfile("/proc/kallsyms") or os.path.getsize("/proc/kallsyms") != 0,
+                    reason="needs a /proc file that says size 0")
+def test_a_schema_file_that_says_size_0_is_still_read_only_up_to_the_limit():
+    # /proc files give size 0: the size check passed and the whole file (megabytes: a line per
+    # kernel symbol) was read.
+    with pytest.raises(UsageError) as caught:
+        structured.load_schema("/proc/kallsyms")
+    assert "over 1 MiB" in caught.value.message
+
+
 # ------------------------------------------------------------------------------ a null index
 
 
