@@ -236,7 +236,7 @@ class Session:
 
     def prompt(self) -> str:
         """The prompt: the model's name (one line, escaped: /model may have set anything)."""
-        return escape_line(self.model) + "> "
+        return escape_line(self.app.redact(self.model)) + "> "
 
     def remember(self, reader: Reader, entry: str) -> None:
         """Offer the entry to the history, unless it holds a token or password: the history
@@ -439,8 +439,9 @@ class Session:
         self.say("chat with {}{}; /help for commands, Ctrl-D to leave".format(escape_line(self.model), picked))
 
     def say(self, text: str) -> None:
-        """A line for the person on stderr (already escaped where it quotes anything untrusted)."""
-        self.io.stderr.write(text + "\n")
+        """A line for the person on stderr (already escaped where it quotes anything untrusted),
+        without any token: one pasted at the wrong place (/model, /system) is not shown back."""
+        self.io.stderr.write(self.app.redact(text) + "\n")
         self.io.stderr.flush()
 
     def report(self, err: InternCliError) -> None:

@@ -15,6 +15,7 @@ import pytest
 from interncli import conversation, repl, structured
 from interncli.errors import UsageError
 from tests.apiserver import Completion, Json, Stream
+from tests.conftest import SENTINEL
 
 SHARED_SERVER = True
 NUMBER = '{"type": "number"}'
@@ -182,3 +183,16 @@ def test_the_history_file_is_still_read_from_its_end(tmp_path):
     history.write_text("".join(json.dumps("entry {}".format(i)) + "\n" for i in range(1500)))
     entries = repl.load_history(str(history))
     assert entries[0] == "entry 500" and entries[-1] == "entry 1499" and len(entries) == repl.HISTORY_ENTRIES
+
+
+# ------------------------------------------------------------------------------ the token in the repl
+
+
+@pytest.mark.parametrize("entry", ["/model " + SENTINEL, "/system my key is " + SENTINEL, "/save " + SENTINEL])
+def test_the_token_typed_into_a_command_by_mistake_is_not_shown_back(cli, api, tmp_path, monkeypatch, entry):
+    # A key pasted at the wrong prompt came back on stderr: "model: <token>", "system message:
+    # my key is <token>", "saved 0 messages to <token>" (the cli fixture fails on any of them).
+    monkeypatch.chdir(tmp_path)
+    result = cli("chat", "repl", input=entry + "\n/model\n/system\n")
+    assert result.exit_code == 0, result.stderr
+    assert "***" in result.stderr
