@@ -48,20 +48,29 @@ def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
 
 
 def save_messages(path: str, messages: List[Dict[str, Any]],
-                  expected: Optional[List[Dict[str, Any]]] = None) -> Optional[List[Dict[str, Any]]]:
+                  expected: Optional[Sequence[List[Dict[str, Any]]]] = None) -> Optional[List[Dict[str, Any]]]:
     """Replace the file's messages with ``messages``, atomically and under its lock: the repl's
     whole conversation, which it owns (its ``/system`` may change the first message). Returns
-    the messages as the file now holds them. With ``expected`` (what the file held when this
-    caller last read or wrote it), nothing is written and None returned if the file holds
+    the messages as the file now holds them. With ``expected`` (what the file may hold since
+    this caller last read or wrote it), nothing is written and None returned if the file holds
     anything else: another run added a turn since, which replacing the file would destroy."""
-    import json
-
     real = check_writable(path, "conversation")
     text = _dumped(messages)
     with locked(real):
-        if expected is not None and _read(real) != expected:
+        if expected is not None and _read(real) not in expected:
             return None
         write_atomic(real, text)
+    return _parsed(text)
+
+
+def as_saved(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``messages`` as the file holds them once saved (lone surrogates as U+FFFD)."""
+    return _parsed(_dumped(messages))
+
+
+def _parsed(text: str) -> List[Dict[str, Any]]:
+    import json
+
     return list(json.loads(text))
 
 

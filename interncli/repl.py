@@ -174,7 +174,8 @@ class Session:
         self.models = list(dict.fromkeys([app.settings.model] + list(app.settings.models)))
         self.messages: List[Message] = conversation.load_messages(store) if store is not None else []
         self.loaded = len(self.messages)
-        self.on_disk = list(self.messages)  # the file as last read or written: what save expects
+        # What the file may hold, as this session last read or wrote it: what save expects.
+        self.on_disk: List[List[Message]] = [list(self.messages)]
         self.failure = 0  # the exit code of the first error (a script's exit code)
         if system is not None:
             self.place_system(system)
@@ -301,6 +302,10 @@ class Session:
         except InternCliError as err:
             self.report(err)
             return
+        except BaseException:
+            # A Ctrl-C midway: the file holds the old conversation or, the rename done, this one.
+            self.on_disk = self.on_disk + [conversation.as_saved(self.messages)]
+            raise
         if written is None:
             # Another run (chat create --conversation, a second repl) added to the file since:
             # writing this conversation over it would destroy that turn, so it is left alone.
@@ -309,7 +314,7 @@ class Session:
                                    "longer written to it".format(escape_line(store)),
                                    hint="/save FILE keeps this conversation in a file of its own."))
             return
-        self.on_disk = written
+        self.on_disk = [written]
 
     # ------------------------------------------------------------------ slash commands
 
@@ -358,7 +363,7 @@ class Session:
         path = os.path.expanduser(path)  # no shell expands it here
         written = conversation.save_messages(path, self.messages)
         if written is not None and self.store is not None and os.path.realpath(path) == os.path.realpath(self.store):
-            self.on_disk = written  # the --conversation file itself: the next turn's save expects this
+            self.on_disk = [written]  # the --conversation file itself: the next turn's save expects this
         self.say("saved {} message{} to {}".format(len(self.messages), "" if len(self.messages) == 1 else "s",
                                                    escape_line(path)))
 

@@ -12,10 +12,13 @@ from typing import Callable, Dict
 
 import pytest
 
-from interncli import conversation, repl, structured
+from interncli import conversation, files, repl, structured
+from interncli.commands.chat import send_chat
+from interncli.context import AppContext
 from interncli.errors import UsageError
 from tests.apiserver import Completion, Json, Stream
-from tests.conftest import SENTINEL
+from tests.conftest import SENTINEL, Sleeps
+from tests.fakeio import fake_io
 
 SHARED_SERVER = True
 NUMBER = '{"type": "number"}'
@@ -196,3 +199,44 @@ def test_the_token_typed_into_a_command_by_mistake_is_not_shown_back(cli, api, t
     result = cli("chat", "repl", input=entry + "\n/model\n/system\n")
     assert result.exit_code == 0, result.stderr
     assert "***" in result.stderr
+
+
+class Entries:
+    """A person's entries at the repl's prompt, then Ctrl-D."""
+
+    def __init__(self, *entries: str) -> None:
+        self.entries = list(entries)
+
+    def read(self, prompt: str) -> str:
+        if not self.entries:
+            raise EOFError
+        return self.entries.pop(0)
+
+    def keep(self, entry: str) -> None:
+        """Nothing is remembered here."""
+
+
+def test_ctrl_c_just_after_the_repl_replaced_its_file_is_no_change_by_another_run(api, tmp_path, monkeypatch):
+    # A Ctrl-C after the rename (while the folder is synced) left the session believing the
+    # file still held the old conversation: the next turn took it for another run's change.
+    app = AppContext(options={"base_url": api.base_url, "api_key": SENTINEL}, environ=os.environ,
+                     config_dir=os.environ["INTERNCLI_CONFIG_DIR"],
+                     io=fake_io(None, stdin_tty=True, stdout_tty=True, stderr_tty=True))
+    app.sleep = Sleeps()
+    talk = tmp_path / "talk.json"
+    session = repl.Session(app, lambda body, keep, cut: send_chat(app, body, as_json=False, show_reasoning=False,
+                                                                  keep=keep, cut=cut),
+                           model="m", store=str(talk), system=None, thinking=False, interactive=True)
+    synced = files._sync_folder
+    calls = []
+
+    def interrupted_once(folder: str) -> None:
+        calls.append(folder)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        synced(folder)
+
+    monkeypatch.setattr(files, "_sync_folder", interrupted_once)
+    assert session.run(Entries("one", "two")) == 0
+    assert contents(talk) == ["one", "echo: one", "two", "echo: two"]
+    assert "another run" not in app.io.stderr.getvalue()  # type: ignore[attr-defined]
