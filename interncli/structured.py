@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from interncli.errors import RequestRejected, UsageError
 
 SCHEMA_FILE_LIMIT = 1 << 20  # bytes of a schema file: a schema is sent in every request
 ERRORS_SHOWN = 10  # validation errors told to the model and the person; the rest are counted
+# Fenced blocks (```json or bare, not blank) tried as the JSON of a reply that is not JSON as a
+# whole: a model puts its answer in the first one or two, and a reply of a million non-JSON
+# blocks would otherwise cost a JSON parse each, on every attempt.
+JSON_BLOCKS_TRIED = 20
 ERROR_LIMIT = 300  # characters of one error message (they quote the value, which may be huge)
 # Seconds one validation may take: a `pattern` such as ^(a+)+$ backtracks exponentially on a
 # string the model chooses (Python's re), which would hang the run (as in toolrun).
@@ -294,16 +298,21 @@ def reask(problems: List[str], schema: Optional[Schema] = None) -> Dict[str, Any
 def find_json(text: str) -> Tuple[Any, Optional[str]]:
     """The JSON value of a reply and None, or None and why there is none: the whole reply (a
     reasoning model's ``<think>...</think>`` before it left aside), else the first fenced
-    block (```json, or one without a language) that holds JSON."""
+    block (```json, or one without a language) that holds JSON, among the first
+    JSON_BLOCKS_TRIED such blocks that are not blank."""
     body = _THINKING.sub("", text, count=1).strip()
     value, problem = _loads(body)
     if problem is None:
         return value, None
-    for info, block in code_blocks(body):
-        if info.split()[:1] in ([], ["json"], ["JSON"]):
+    tried = 0
+    for info, block in _blocks(body):
+        if info.split()[:1] in ([], ["json"], ["JSON"]) and block.strip():
             found, why = _loads(block)
             if why is None:
                 return found, None
+            tried += 1
+            if tried == JSON_BLOCKS_TRIED:
+                break
     if not body:
         return None, "the reply is empty"
     return None, "the reply is not JSON ({})".format(problem)
@@ -348,7 +357,14 @@ _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 
 
 def code_blocks(text: str) -> List[Tuple[str, str]]:
-    """The top-level fenced code blocks of ``text`` as (info string, content), in order.
+    """The top-level fenced code blocks of ``text`` as (info string, content), in order (see
+    _blocks)."""
+    return list(_blocks(text))
+
+
+def _blocks(text: str) -> Iterator[Tuple[str, str]]:
+    """The top-level fenced code blocks of ``text`` as (info string, content), in order, each
+    found as it is needed: a reply of 4 MiB of fences holds a million of them.
 
     A block closes at a fence of its own character at least as long as its opening one, with
     nothing after it (so a ```` ```` ```` block holds ``` lines as text); one left open runs
@@ -356,7 +372,6 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
     string (```python) opens a nested block, which the next bare fence closes: a model that
     shows markdown with code in it writes it that way. Content loses the opening fence's
     indentation."""
-    blocks: List[Tuple[str, str]] = []
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -379,14 +394,15 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
                     depth += 1
             body.append(line[len(indent):] if line.startswith(indent) else line.lstrip(" \t"))
             i += 1
-        blocks.append((info.strip(), "\n".join(body) + ("\n" if body else "")))
+        yield info.strip(), "\n".join(body) + ("\n" if body else "")
         i += 1
-    return blocks
 
 
 def extract_block(text: str, last: bool = False) -> Optional[str]:
     """The content of the first (``last``: the last) fenced code block of ``text``, or None."""
-    blocks = code_blocks(text)
-    if not blocks:
-        return None
-    return blocks[-1 if last else 0][1]
+    found = None
+    for _, content in _blocks(text):
+        found = content
+        if not last:
+            break
+    return found

@@ -61,6 +61,27 @@ def test_a_schema_with_an_infinite_number_exits_2_before_sending(cli, api):
     assert api.requests == []
 
 
+def test_blank_fenced_blocks_are_passed_over_without_a_parse_each():
+    # A reply of a million bare fences was a million JSON parses (and failures) per attempt.
+    reply = "```\n```\n" * 5000 + "```json\n[1]\n```\n"
+    assert structured.find_json(reply) == ([1], None)
+
+
+def test_only_the_first_blocks_that_could_hold_json_are_tried():
+    tried = structured.JSON_BLOCKS_TRIED
+    late = "```\nnot json\n```\n" * tried + "```json\n[1]\n```\n"
+    value, problem = structured.find_json(late)
+    assert value is None and problem is not None and problem.startswith("the reply is not JSON")
+    early = "```\nnot json\n```\n" * (tried - 1) + "```json\n[1]\n```\n"
+    assert structured.find_json(early) == ([1], None)
+
+
+def test_the_first_block_is_taken_without_reading_the_rest():
+    reply = "```sh\nls\n```\n" + "```\n" * 1000
+    assert structured.extract_block(reply) == "ls\n"
+    assert structured.extract_block(reply, last=True) == ""
+
+
 @pytest.mark.skipif(not os.path.isfile("/proc/kallsyms") or os.path.getsize("/proc/kallsyms") != 0,
                     reason="needs a /proc file that says size 0")
 def test_a_schema_file_that_says_size_0_is_still_read_only_up_to_the_limit():
