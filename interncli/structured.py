@@ -59,6 +59,8 @@ class Schema:
                 CHECK_TIME_LIMIT)]
         except RecursionError:
             return ["the value is nested too deeply to check"]
+        except OverflowError:  # a whole number of thousands of digits against a float multipleOf, say
+            return ["a number in the value is too large to check"]
         except Exception as exc:  # noqa: BLE001 -- what stops the check is the schema's fault, not the reply's
             raise UsageError("--schema cannot check a reply: {}".format(_cut(" ".join(str(exc).split()))),
                              hint="Fix the schema (a reference it cannot resolve, say).") from None

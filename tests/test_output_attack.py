@@ -61,6 +61,16 @@ def test_a_schema_with_an_infinite_number_exits_2_before_sending(cli, api):
     assert api.requests == []
 
 
+def test_a_huge_whole_number_against_a_float_multiple_of_is_the_reply_s_fault(cli, api):
+    # 10**4000 / 0.5 overflowed inside the check, which was taken for a broken schema: exit 2,
+    # "--schema cannot check a reply", where the model's reply was what failed.
+    api.add(Completion("1" + "0" * 4000))
+    api.add(Completion("2.5"))
+    result = cli("chat", "create", "-m", "m", "-g", "user", "hi", "--schema", '{"multipleOf": 0.5}')
+    assert (result.exit_code, result.stdout) == (0, "2.5\n")
+    assert "too large to check" in result.stderr
+
+
 def test_blank_fenced_blocks_are_passed_over_without_a_parse_each():
     # A reply of a million bare fences was a million JSON parses (and failures) per attempt.
     reply = "```\n```\n" * 5000 + "```json\n[1]\n```\n"
