@@ -356,6 +356,7 @@ def mismatch(attempts: int, problems: List[str]) -> SchemaMismatch:
 # An opening or closing fence line: any indentation (a block in a list item is indented), three
 # or more backticks or tildes, then the info string (CommonMark: a backtick fence's has no backtick).
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def code_blocks(text: str) -> List[Tuple[str, str]]:
@@ -374,7 +375,11 @@ def _blocks(text: str) -> Iterator[Tuple[str, str]]:
     string (```python) opens a nested block, which the next bare fence closes: a model that
     shows markdown with code in it writes it that way. Content loses the opening fence's
     indentation."""
-    lines = text.splitlines()
+    # Lines end only where markdown's do: splitlines() also breaks at form feed, NEL, U+2028
+    # and the like, which turned them into newlines inside the code printed.
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the text's own last line end, as splitlines() drops it
     i = 0
     while i < len(lines):
         opening = _FENCE.match(lines[i])

@@ -71,6 +71,15 @@ def test_a_huge_whole_number_against_a_float_multiple_of_is_the_reply_s_fault(cl
     assert "too large to check" in result.stderr
 
 
+@pytest.mark.parametrize("inside", ["\x0c", "\x85", "\u2028", "\u2029", "\x0b", "\x1c", "\x1e"])
+def test_a_code_block_keeps_characters_that_are_no_line_end_in_markdown(inside):
+    # splitlines() broke lines at these too: -x printed a form feed in Python source, or a
+    # U+2028 in a JavaScript string, as a newline.
+    code = "a = 1{}b = 2\n".format(inside)
+    assert structured.extract_block("```python\n" + code + "```\n") == code
+    assert structured.extract_block("```\r\nx\r\n```") == "x\n"  # CRLF: lines as before
+
+
 def test_blank_fenced_blocks_are_passed_over_without_a_parse_each():
     # A reply of a million bare fences was a million JSON parses (and failures) per attempt.
     reply = "```\n```\n" * 5000 + "```json\n[1]\n```\n"
