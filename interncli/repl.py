@@ -130,9 +130,12 @@ def append_history(path: str, entry: str) -> None:
     """Add one entry to the history file: one JSON string a line (an entry may span lines),
     the file private (0600) from its creation, its folder private too."""
     from interncli.files import append_private
+    from interncli.safetext import replace_surrogates
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    append_private(path, json.dumps(entry, ensure_ascii=False) + "\n")
+    # prompt_toolkit reads bytes that are not UTF-8 (a terminal in GBK, a paste) as lone
+    # surrogates, which no UTF-8 file can hold: they are kept as U+FFFD.
+    append_private(path, replace_surrogates(json.dumps(entry, ensure_ascii=False)) + "\n")
 
 
 def complete(text: str, models: List[str]) -> Tuple[int, List[str]]:

@@ -280,3 +280,12 @@ def test_ctrl_c_just_after_the_repl_replaced_its_file_is_no_change_by_another_ru
     assert session.run(Entries("one", "two")) == 0
     assert contents(talk) == ["one", "echo: one", "two", "echo: two"]
     assert "another run" not in app.io.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_an_entry_typed_in_bytes_that_are_not_utf8_goes_into_the_history(tmp_path):
+    # prompt_toolkit decodes a terminal's bytes with surrogateescape: "\xff" typed became
+    # "\udcff", whose append raised UnicodeEncodeError out of the session: exit 1, "report it".
+    history = tmp_path / "state" / "history"
+    repl.append_history(str(history), "caf\udcff")
+    repl.append_history(str(history), "next")
+    assert repl.load_history(str(history)) == ["caf\ufffd", "next"]
