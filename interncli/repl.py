@@ -313,8 +313,8 @@ class Session:
             # Another run (chat create --conversation, a second repl) added to the file since:
             # writing this conversation over it would destroy that turn, so it is left alone.
             store, self.store = self.store, None
-            self.report(UsageError("conversation {} was changed by another run: this session's turns are no "
-                                   "longer written to it".format(escape_line(store)),
+            self.report(UsageError("conversation {} changed outside this session (another run?): this session's "
+                                   "turns are no longer written to it".format(escape_line(store)),
                                    hint="/save FILE keeps this conversation in a file of its own."))
             return
         self.on_disk = [written]

@@ -188,7 +188,7 @@ def test_a_turn_another_run_added_to_the_repl_s_file_is_not_lost(cli, api, tmp_p
     result = cli("chat", "repl", "--conversation", str(talk), input=stdin)  # type: ignore[arg-type]
     assert contents(talk) == ["one", "echo: one", "theirs"]
     assert result.stdout == "echo: one\necho: two\n"  # the session went on
-    assert "changed by another run" in result.stderr and "/save" in result.stderr
+    assert "changed outside this session" in result.stderr and "/save" in result.stderr
     assert result.exit_code == 2  # a script learns its turn was not written
 
 
