@@ -215,7 +215,16 @@ def check_schema(document: Any, source: str) -> None:
     except RecursionError:  # re.compile recurses once per nested group of a `pattern`
         raise UsageError("{}: a regular expression in the schema is nested too deeply".format(source),
                          hint=hint) from None
-    problems = reference_problems(document)
+    from interncli.toolrun import TooSlow, time_limit
+
+    try:
+        # References that each lead to several others multiply: ten levels of ten is 10**10
+        # subschemas to walk, from a schema of a few hundred bytes.
+        with time_limit(CHECK_TIME_LIMIT):
+            problems = reference_problems(document)
+    except TooSlow:
+        raise UsageError("{}: checking the schema took more than {:g}s (references that multiply?)".format(
+            source, CHECK_TIME_LIMIT), hint=hint) from None
     if problems:
         path, key, why = problems[0]
         where = pointer(list(path) + ([key] if key else []))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Callable, Dict
+from typing import Any, Callable, Dict
 
 import pytest
 
@@ -78,6 +78,27 @@ def test_a_code_block_keeps_characters_that_are_no_line_end_in_markdown(inside):
     code = "a = 1{}b = 2\n".format(inside)
     assert structured.extract_block("```python\n" + code + "```\n") == code
     assert structured.extract_block("```\r\nx\r\n```") == "x\n"  # CRLF: lines as before
+
+
+def multiplying(levels: int) -> str:
+    """A schema of a few hundred bytes whose references multiply: 10**levels subschemas."""
+    defs: Dict[str, Any] = {"l0": {"type": "integer"}}
+    for level in range(1, levels + 1):
+        defs["l{}".format(level)] = {"allOf": [{"$ref": "#/$defs/l{}".format(level - 1)}] * 10}
+    return json.dumps({"$defs": defs, "$ref": "#/$defs/l{}".format(levels)})
+
+
+def test_a_schema_whose_references_multiply_is_refused_in_bounded_time(monkeypatch):
+    # Checking it (its loops, then an empty object against it) walked every path: ten levels
+    # of ten ran for hours before anything was sent, with nothing said.
+    monkeypatch.setattr(structured, "CHECK_TIME_LIMIT", 0.05)
+    with pytest.raises(UsageError) as caught:
+        structured.load_schema(multiplying(10))
+    assert "took more than 0.05s" in caught.value.message and caught.value.hint
+
+
+def test_a_schema_with_a_few_shared_references_still_loads():
+    assert structured.check_reply(structured.load_schema(multiplying(2)), "1") == (1, [])
 
 
 def test_blank_fenced_blocks_are_passed_over_without_a_parse_each():
