@@ -408,16 +408,18 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
         if problem:
             return "{}'s {}".format(name, problem)
         for call in body.get("tool_calls") or []:
-            problem = _tool_call_problem(call)
+            problem = _tool_call_problem(call, streamed=part == "delta")
             if problem:
                 return "{}'s {}".format(name, problem)
     return None
 
 
-def _tool_call_problem(call: Any) -> Optional[str]:
+def _tool_call_problem(call: Any, streamed: bool) -> Optional[str]:
     if not isinstance(call, dict):
         return "tool call is {}, not an object".format(_kind(call))
-    problem = (_index_problem(call) or _wrong(call, "id", (str,), "text")
+    # Only a streamed call's index places it (a whole message's calls are in their order).
+    index = _index_problem(call) if streamed else _wrong(call, "index", (int,), "a number")
+    problem = (index or _wrong(call, "id", (str,), "text")
                or _wrong(call, "function", (dict,), "an object"))
     if problem:
         return "tool call's " + problem

@@ -310,3 +310,15 @@ def test_an_entry_typed_in_bytes_that_are_not_utf8_goes_into_the_history(tmp_pat
     repl.append_history(str(history), "caf\udcff")
     repl.append_history(str(history), "next")
     assert repl.load_history(str(history)) == ["caf\ufffd", "next"]
+
+
+def test_a_whole_message_s_tool_call_with_a_null_index_is_still_taken(cli, api):
+    # A whole message's calls are placed by their order, not their index: null there is harmless.
+    reply = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                 "role": "assistant", "content": None, "tool_calls": [
+                     {"index": None, "id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]}
+    api.add(Json(reply))
+    result = cli("chat", "create", "-m", "m", "-g", "user", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("tool_call a f")
