@@ -207,8 +207,8 @@ class Session:
                 continue
             if not entry.strip():
                 continue
-            self.remember(reader, entry)
             try:
+                self.remember(reader, entry)  # a history file on a slow disk: a Ctrl-C may come here too
                 if not self.handle(entry):
                     return self.failure
             except KeyboardInterrupt:

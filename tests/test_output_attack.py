@@ -322,3 +322,29 @@ def test_a_whole_message_s_tool_call_with_a_null_index_is_still_taken(cli, api):
     result = cli("chat", "create", "-m", "m", "-g", "user", "hi")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("tool_call a f")
+
+
+class SlowHistory(Entries):
+    """A history file on a slow disk: a Ctrl-C comes while the first entry is written."""
+
+    def __init__(self, *entries: str) -> None:
+        super().__init__(*entries)
+        self.kept = 0
+
+    def keep(self, entry: str) -> None:
+        self.kept += 1
+        if self.kept == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_history_is_written_goes_back_to_the_prompt(api):
+    # The history was written outside the session's Ctrl-C handling: the session ended.
+    app = AppContext(options={"base_url": api.base_url, "api_key": SENTINEL}, environ=os.environ,
+                     config_dir=os.environ["INTERNCLI_CONFIG_DIR"],
+                     io=fake_io(None, stdin_tty=True, stdout_tty=True, stderr_tty=True))
+    app.sleep = Sleeps()
+    session = repl.Session(app, lambda body, keep, cut: send_chat(app, body, as_json=False, show_reasoning=False,
+                                                                  keep=keep, cut=cut),
+                           model="m", store=None, system=None, thinking=False, interactive=True)
+    assert session.run(SlowHistory("first", "second")) == 0
+    assert app.io.stdout.getvalue() == "echo: second\n"  # type: ignore[attr-defined]
