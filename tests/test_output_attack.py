@@ -136,6 +136,7 @@ def test_a_schema_file_that_says_size_0_is_still_read_only_up_to_the_limit():
 
 
 def chunk(choices):
+    """A streamed chat completion chunk holding ``choices`` as given."""
     return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
 
 
@@ -190,6 +191,7 @@ class Between(io.BytesIO):
         self.lines, self.before, self.action = 0, before, action
 
     def readline(self, *args: int) -> bytes:  # type: ignore[override]
+        """The next line, ``action`` run first before the ``before``-th."""
         self.lines += 1
         if self.lines == self.before:
             self.action()
@@ -197,6 +199,7 @@ class Between(io.BytesIO):
 
 
 def contents(path) -> list:
+    """The content of each message of a conversation file."""
     return [m["content"] for m in json.loads(path.read_text())]
 
 
@@ -269,6 +272,7 @@ class Entries:
         self.entries = list(entries)
 
     def read(self, prompt: str) -> str:
+        """The next entry; EOFError (Ctrl-D) after the last."""
         if not self.entries:
             raise EOFError
         return self.entries.pop(0)
@@ -332,6 +336,7 @@ class SlowHistory(Entries):
         self.kept = 0
 
     def keep(self, entry: str) -> None:
+        """Interrupted the first time."""
         self.kept += 1
         if self.kept == 1:
             raise KeyboardInterrupt
