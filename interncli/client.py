@@ -393,8 +393,7 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
     for choice in choices:
         if not isinstance(choice, dict):
             return "a choice in {} is {}, not an object".format(name, _kind(choice))
-        problem = (_wrong(choice, "index", (int,), "a number")
-                   or _wrong(choice, "finish_reason", (str,), "text"))
+        problem = _index_problem(choice) or _wrong(choice, "finish_reason", (str,), "text")
         if problem:
             return "{}'s {}".format(name, problem)
         body = choice.get(part)
@@ -409,22 +408,32 @@ def shape_problem(obj: Any, part: str, name: str) -> Optional[str]:
         if problem:
             return "{}'s {}".format(name, problem)
         for call in body.get("tool_calls") or []:
-            problem = _tool_call_problem(call)
+            problem = _tool_call_problem(call, streamed=part == "delta")
             if problem:
                 return "{}'s {}".format(name, problem)
     return None
 
 
-def _tool_call_problem(call: Any) -> Optional[str]:
+def _tool_call_problem(call: Any, streamed: bool) -> Optional[str]:
     if not isinstance(call, dict):
         return "tool call is {}, not an object".format(_kind(call))
-    problem = (_wrong(call, "index", (int,), "a number") or _wrong(call, "id", (str,), "text")
+    # Only a streamed call's index places it (a whole message's calls are in their order).
+    index = _index_problem(call) if streamed else _wrong(call, "index", (int,), "a number")
+    problem = (index or _wrong(call, "id", (str,), "text")
                or _wrong(call, "function", (dict,), "an object"))
     if problem:
         return "tool call's " + problem
     function = call.get("function") or {}
     problem = _wrong(function, "name", (str,), "text") or _wrong(function, "arguments", (str,), "text")
     return "tool call's " + problem if problem else None
+
+
+def _index_problem(obj: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with a choice's or tool call's ``index``: left out it is 0 (or the next
+    call), but a null one would be kept as None beside the numbers, and sorting them fails."""
+    if "index" in obj and obj["index"] is None:
+        return "index is null, not a number"
+    return _wrong(obj, "index", (int,), "a number")
 
 
 def _wrong(obj: Dict[str, Any], key: str, types: tuple, wanted: str) -> Optional[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from interncli.errors import UsageError
 from interncli.files import check_writable, locked, write_atomic
@@ -47,12 +47,31 @@ def append_messages(path: str, new: List[Dict[str, Any]]) -> None:
         write_atomic(real, _dumped(_read(path) + new))
 
 
-def save_messages(path: str, messages: List[Dict[str, Any]]) -> None:
+def save_messages(path: str, messages: List[Dict[str, Any]],
+                  expected: Optional[Sequence[List[Dict[str, Any]]]] = None) -> Optional[List[Dict[str, Any]]]:
     """Replace the file's messages with ``messages``, atomically and under its lock: the repl's
-    whole conversation, which it owns (its ``/system`` may change the first message)."""
+    whole conversation, which it owns (its ``/system`` may change the first message). Returns
+    the messages as the file now holds them. With ``expected`` (what the file may hold since
+    this caller last read or wrote it), nothing is written and None returned if the file holds
+    anything else: another run added a turn since, which replacing the file would destroy."""
     real = check_writable(path, "conversation")
+    text = _dumped(messages)
     with locked(real):
-        write_atomic(real, _dumped(messages))
+        if expected is not None and _read(real) not in expected:
+            return None
+        write_atomic(real, text)
+    return _parsed(text)
+
+
+def as_saved(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``messages`` as the file holds them once saved (lone surrogates as U+FFFD)."""
+    return _parsed(_dumped(messages))
+
+
+def _parsed(text: str) -> List[Dict[str, Any]]:
+    import json
+
+    return list(json.loads(text))
 
 
 def _dumped(messages: List[Dict[str, Any]]) -> str:

@@ -95,11 +95,21 @@ def history_path(environ: Any) -> str:
 def load_history(path: str) -> List[str]:
     """The entries of the history file, oldest first (the newest HISTORY_ENTRIES; lines that do
     not parse are passed over: the file may have been cut by a crash)."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
+        # Not blocking, and only a regular file: a FIFO left there would hang the start, and
+        # /dev/zero (a symlink to it) has no end to read to.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return []
+    try:
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return []
             size = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, size - HISTORY_TAIL))
-            data = fh.read()
+            data = fh.read(HISTORY_TAIL)
     except OSError:
         return []
     lines = data.split(b"\n")
@@ -120,9 +130,12 @@ def append_history(path: str, entry: str) -> None:
     """Add one entry to the history file: one JSON string a line (an entry may span lines),
     the file private (0600) from its creation, its folder private too."""
     from interncli.files import append_private
+    from interncli.safetext import replace_surrogates
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    append_private(path, json.dumps(entry, ensure_ascii=False) + "\n")
+    # prompt_toolkit reads bytes that are not UTF-8 (a terminal in GBK, a paste) as lone
+    # surrogates, which no UTF-8 file can hold: they are kept as U+FFFD.
+    append_private(path, replace_surrogates(json.dumps(entry, ensure_ascii=False)) + "\n")
 
 
 def complete(text: str, models: List[str]) -> Tuple[int, List[str]]:
@@ -164,6 +177,8 @@ class Session:
         self.models = list(dict.fromkeys([app.settings.model] + list(app.settings.models)))
         self.messages: List[Message] = conversation.load_messages(store) if store is not None else []
         self.loaded = len(self.messages)
+        # What the file may hold, as this session last read or wrote it: what save expects.
+        self.on_disk: List[List[Message]] = [list(self.messages)]
         self.failure = 0  # the exit code of the first error (a script's exit code)
         if system is not None:
             self.place_system(system)
@@ -192,8 +207,8 @@ class Session:
                 continue
             if not entry.strip():
                 continue
-            self.remember(reader, entry)
             try:
+                self.remember(reader, entry)  # a history file on a slow disk: a Ctrl-C may come here too
                 if not self.handle(entry):
                     return self.failure
             except KeyboardInterrupt:
@@ -225,7 +240,7 @@ class Session:
 
     def prompt(self) -> str:
         """The prompt: the model's name (one line, escaped: /model may have set anything)."""
-        return escape_line(self.model) + "> "
+        return escape_line(self.app.redact(self.model)) + "> "
 
     def remember(self, reader: Reader, entry: str) -> None:
         """Offer the entry to the history, unless it holds a token or password: the history
@@ -286,9 +301,23 @@ class Session:
         if self.store is None:
             return
         try:
-            conversation.save_messages(self.store, self.messages)
+            written = conversation.save_messages(self.store, self.messages, expected=self.on_disk)
         except InternCliError as err:
             self.report(err)
+            return
+        except BaseException:
+            # A Ctrl-C midway: the file holds the old conversation or, the rename done, this one.
+            self.on_disk = self.on_disk + [conversation.as_saved(self.messages)]
+            raise
+        if written is None:
+            # Another run (chat create --conversation, a second repl) added to the file since:
+            # writing this conversation over it would destroy that turn, so it is left alone.
+            store, self.store = self.store, None
+            self.report(UsageError("conversation {} changed outside this session (another run?): this session's "
+                                   "turns are no longer written to it".format(escape_line(store)),
+                                   hint="/save FILE keeps this conversation in a file of its own."))
+            return
+        self.on_disk = [written]
 
     # ------------------------------------------------------------------ slash commands
 
@@ -335,7 +364,9 @@ class Session:
         if not path:
             raise UsageError("/save needs a file name", hint="For example: /save talk.json")
         path = os.path.expanduser(path)  # no shell expands it here
-        conversation.save_messages(path, self.messages)
+        written = conversation.save_messages(path, self.messages)
+        if written is not None and self.store is not None and os.path.realpath(path) == os.path.realpath(self.store):
+            self.on_disk = [written]  # the --conversation file itself: the next turn's save expects this
         self.say("saved {} message{} to {}".format(len(self.messages), "" if len(self.messages) == 1 else "s",
                                                    escape_line(path)))
 
@@ -416,8 +447,9 @@ class Session:
         self.say("chat with {}{}; /help for commands, Ctrl-D to leave".format(escape_line(self.model), picked))
 
     def say(self, text: str) -> None:
-        """A line for the person on stderr (already escaped where it quotes anything untrusted)."""
-        self.io.stderr.write(text + "\n")
+        """A line for the person on stderr (already escaped where it quotes anything untrusted),
+        without any token: one pasted at the wrong place (/model, /system) is not shown back."""
+        self.io.stderr.write(self.app.redact(text) + "\n")
         self.io.stderr.flush()
 
     def report(self, err: InternCliError) -> None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from interncli.errors import RequestRejected, UsageError
 
 SCHEMA_FILE_LIMIT = 1 << 20  # bytes of a schema file: a schema is sent in every request
 ERRORS_SHOWN = 10  # validation errors told to the model and the person; the rest are counted
+# Fenced blocks (```json or bare, not blank) tried as the JSON of a reply that is not JSON as a
+# whole: a model puts its answer in the first one or two, and a reply of a million non-JSON
+# blocks would otherwise cost a JSON parse each, on every attempt.
+JSON_BLOCKS_TRIED = 20
 ERROR_LIMIT = 300  # characters of one error message (they quote the value, which may be huge)
 # Seconds one validation may take: a `pattern` such as ^(a+)+$ backtracks exponentially on a
 # string the model chooses (Python's re), which would hang the run (as in toolrun).
@@ -55,6 +59,8 @@ class Schema:
                 CHECK_TIME_LIMIT)]
         except RecursionError:
             return ["the value is nested too deeply to check"]
+        except OverflowError:  # a whole number of thousands of digits against a float multipleOf, say
+            return ["a number in the value is too large to check"]
         except Exception as exc:  # noqa: BLE001 -- what stops the check is the schema's fault, not the reply's
             raise UsageError("--schema cannot check a reply: {}".format(_cut(" ".join(str(exc).split()))),
                              hint="Fix the schema (a reference it cannot resolve, say).") from None
@@ -144,7 +150,13 @@ def _read(path: str) -> str:
             raise UsageError("--schema {}: {} bytes; a schema over 1 MiB is refused".format(path, size),
                              hint="A schema goes into every request: keep it small.")
         with open(path, encoding="utf-8-sig") as fh:
-            return fh.read()
+            # At most the limit: a file in /proc says size 0 whatever it holds, and a file may
+            # grow, or be replaced, between the size and the read.
+            text = fh.read(SCHEMA_FILE_LIMIT + 1)
+        if len(text) > SCHEMA_FILE_LIMIT:
+            raise UsageError("--schema {}: over 1 MiB; a schema that large is refused".format(path),
+                             hint="A schema goes into every request: keep it small.")
+        return text
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("cannot read --schema {}: {}".format(path, getattr(exc, "strerror", None) or exc),
                          hint="Check the path and its permissions.") from exc
@@ -152,7 +164,7 @@ def _read(path: str) -> str:
 
 def _parse(text: str, source: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise UsageError("{} is not valid JSON: {}".format(source, exc),
                          hint="A JSON Schema is a JSON object, such as '{\"type\": \"object\", \"properties\": "
@@ -161,6 +173,19 @@ def _parse(text: str, source: str) -> Any:
 
 def _not_json(text: str) -> Any:
     raise ValueError("{} is not JSON".format(text))
+
+
+def _finite(text: str) -> float:
+    # json turns 1e400 into inf, which it would print back as Infinity: no JSON at all.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("{} is too large for a JSON number".format(text[:40]))
+    return value
+
+
+# Strict JSON only: NaN, Infinity and numbers beyond a float's range are refused, in a schema
+# (they could not be sent) and in a reply (they could not be printed as JSON).
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
 
 
 def check_schema(document: Any, source: str) -> None:
@@ -190,7 +215,16 @@ def check_schema(document: Any, source: str) -> None:
     except RecursionError:  # re.compile recurses once per nested group of a `pattern`
         raise UsageError("{}: a regular expression in the schema is nested too deeply".format(source),
                          hint=hint) from None
-    problems = reference_problems(document)
+    from interncli.toolrun import TooSlow, time_limit
+
+    try:
+        # References that each lead to several others multiply: ten levels of ten is 10**10
+        # subschemas to walk, from a schema of a few hundred bytes.
+        with time_limit(CHECK_TIME_LIMIT):
+            problems = reference_problems(document)
+    except TooSlow:
+        raise UsageError("{}: checking the schema took more than {:g}s (references that multiply?)".format(
+            source, CHECK_TIME_LIMIT), hint=hint) from None
     if problems:
         path, key, why = problems[0]
         where = pointer(list(path) + ([key] if key else []))
@@ -275,16 +309,21 @@ def reask(problems: List[str], schema: Optional[Schema] = None) -> Dict[str, Any
 def find_json(text: str) -> Tuple[Any, Optional[str]]:
     """The JSON value of a reply and None, or None and why there is none: the whole reply (a
     reasoning model's ``<think>...</think>`` before it left aside), else the first fenced
-    block (```json, or one without a language) that holds JSON."""
+    block (```json, or one without a language) that holds JSON, among the first
+    JSON_BLOCKS_TRIED such blocks that are not blank."""
     body = _THINKING.sub("", text, count=1).strip()
     value, problem = _loads(body)
     if problem is None:
         return value, None
-    for info, block in code_blocks(body):
-        if info.split()[:1] in ([], ["json"], ["JSON"]):
+    tried = 0
+    for info, block in _blocks(body):
+        if info.split()[:1] in ([], ["json"], ["JSON"]) and block.strip():
             found, why = _loads(block)
             if why is None:
                 return found, None
+            tried += 1
+            if tried == JSON_BLOCKS_TRIED:
+                break
     if not body:
         return None, "the reply is empty"
     return None, "the reply is not JSON ({})".format(problem)
@@ -292,7 +331,7 @@ def find_json(text: str) -> Tuple[Any, Optional[str]]:
 
 def _loads(text: str) -> Tuple[Any, Optional[str]]:
     try:
-        return json.loads(text, parse_constant=_not_json), None
+        return _DECODER.decode(text), None
     except RecursionError:
         return None, "nested too deeply"
     except ValueError as exc:
@@ -326,10 +365,18 @@ def mismatch(attempts: int, problems: List[str]) -> SchemaMismatch:
 # An opening or closing fence line: any indentation (a block in a list item is indented), three
 # or more backticks or tildes, then the info string (CommonMark: a backtick fence's has no backtick).
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def code_blocks(text: str) -> List[Tuple[str, str]]:
-    """The top-level fenced code blocks of ``text`` as (info string, content), in order.
+    """The top-level fenced code blocks of ``text`` as (info string, content), in order (see
+    _blocks)."""
+    return list(_blocks(text))
+
+
+def _blocks(text: str) -> Iterator[Tuple[str, str]]:
+    """The top-level fenced code blocks of ``text`` as (info string, content), in order, each
+    found as it is needed: a reply of 4 MiB of fences holds a million of them.
 
     A block closes at a fence of its own character at least as long as its opening one, with
     nothing after it (so a ```` ```` ```` block holds ``` lines as text); one left open runs
@@ -337,8 +384,11 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
     a block, a fence of the same kind that carries an info string (```python) opens a nested
     block, which the next bare fence closes: a model that shows markdown with code in it writes
     it that way. Content loses the opening fence's indentation."""
-    blocks: List[Tuple[str, str]] = []
-    lines = text.splitlines()
+    # Lines end only where markdown's do: splitlines() also breaks at form feed, NEL, U+2028
+    # and the like, which turned them into newlines inside the code printed.
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the text's own last line end, as splitlines() drops it
     i = 0
     while i < len(lines):
         opening = _FENCE.match(lines[i])
@@ -363,14 +413,15 @@ def code_blocks(text: str) -> List[Tuple[str, str]]:
         # A fence left open with nothing after it is no block: its opening was likely written in
         # mid-line ("here: ```sh"), where it does not count, and only the closing one stood alone.
         if i < len(lines) or any(line.strip() for line in body):
-            blocks.append((info.strip(), "\n".join(body) + ("\n" if body else "")))
+            yield info.strip(), "\n".join(body) + ("\n" if body else "")
         i += 1
-    return blocks
 
 
 def extract_block(text: str, last: bool = False) -> Optional[str]:
     """The content of the first (``last``: the last) fenced code block of ``text``, or None."""
-    blocks = code_blocks(text)
-    if not blocks:
-        return None
-    return blocks[-1 if last else 0][1]
+    found = None
+    for _, content in _blocks(text):
+        found = content
+        if not last:
+            break
+    return found
