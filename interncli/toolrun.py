@@ -274,6 +274,10 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
+# After a time limit's first alarm, the next ones until the block is left (see time_limit).
+ALARM_AGAIN = 0.05
+
+
 class TooSlow(BaseException):
     """Checking a value against a schema (a call's arguments, a --schema reply) ran out of time
     (a BaseException, so that no ``except Exception`` on the way, ours or jsonschema's, takes it
@@ -290,6 +294,11 @@ def time_limit(seconds: float) -> Iterator[None]:
         return
 
     def alarm(_signum: int, _frame: Any) -> None:
+        # Again and again until the block is left: a handler's exception raised while a
+        # finaliser runs (a __del__, a weakref callback, run by the garbage collector at any
+        # moment) is swallowed and only printed, and a single alarm was then lost for good: a
+        # check that should stop after 5 s ran for hours (seen under pytest-xdist).
+        signal.setitimer(signal.ITIMER_REAL, ALARM_AGAIN)
         raise TooSlow()
 
     previous = signal.signal(signal.SIGALRM, alarm)
