@@ -48,7 +48,7 @@ class Schema:
     def errors(self, value: Any) -> List[str]:
         """Why ``value`` does not validate, one ``path: message`` each (the first ERRORS_SHOWN,
         then how many more); none if it does. A check that takes too long is an error too."""
-        from interncli.toolrun import TooSlow, time_limit
+        from interncli.timelimit import TooSlow, time_limit
 
         try:
             with time_limit(CHECK_TIME_LIMIT):
@@ -215,7 +215,7 @@ def check_schema(document: Any, source: str) -> None:
     except RecursionError:  # re.compile recurses once per nested group of a `pattern`
         raise UsageError("{}: a regular expression in the schema is nested too deeply".format(source),
                          hint=hint) from None
-    from interncli.toolrun import TooSlow, time_limit
+    from interncli.timelimit import TooSlow, time_limit
 
     try:
         # References that each lead to several others multiply: ten levels of ten is 10**10

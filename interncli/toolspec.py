@@ -8,6 +8,10 @@ import string
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from interncli.errors import UsageError
+from interncli.timelimit import TooSlow, time_limit
+
+# The longest a spec's parameters schema may take to check when it is loaded.
+CHECK_TIME_LIMIT = 5.0
 
 NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 
@@ -201,8 +205,16 @@ def check_spec(data: Any, root: Any) -> List[Problem]:
                                      "parameters must describe an object (type: object): the arguments are one"))
             if not found:
                 base = ["tools", i, "parameters"]
+                try:
+                    # References that each lead to several others multiply: ten levels of ten is
+                    # 10**10 subschemas to walk, from a few hundred bytes of spec.
+                    with time_limit(CHECK_TIME_LIMIT):
+                        referred = reference_problems(params)
+                except TooSlow:
+                    referred = [([], None, "checking them took more than {:g}s (references that "
+                                           "multiply?)".format(CHECK_TIME_LIMIT))]
                 found = [Problem(_line_of(root, base + path, key_of=key), "parameters cannot be used: " + why)
-                         for path, key, why in reference_problems(params)]
+                         for path, key, why in referred]
             problems += found
         properties = params.get("properties") if isinstance(params, dict) else None
         declared = set(properties) if isinstance(properties, dict) else set()

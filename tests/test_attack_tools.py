@@ -452,16 +452,32 @@ def test_a_time_limit_whose_first_alarm_is_swallowed_still_ends_the_block():
     # then lost: a check bounded at 5 s ran for hours. Here the block swallows the first itself.
     import time
 
+    from interncli import timelimit
+
     swallowed = 0
     given_up = time.monotonic() + 5  # without a second alarm: DID NOT RAISE, not a hang
-    with pytest.raises(toolrun.TooSlow):
-        with toolrun.time_limit(0.01):
+    with pytest.raises(timelimit.TooSlow):
+        with timelimit.time_limit(0.01):
             while time.monotonic() < given_up:
                 try:
                     time.sleep(0.001)
-                except toolrun.TooSlow:
+                except timelimit.TooSlow:
                     swallowed += 1
                     if swallowed > 1:
                         raise
     assert swallowed == 2
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_parameters_whose_references_multiply_are_a_problem_found_in_bounded_time(tmp_path, monkeypatch):
+    # Ten levels of ten references each: 10**10 subschemas, which the load-time check walked
+    # for hours, silently, before `tools validate` (or `tools run`) said anything.
+    from interncli import toolspec
+
+    monkeypatch.setattr(toolspec, "CHECK_TIME_LIMIT", 0.05)
+    defs = {"l0": {"type": "integer"}}
+    for level in range(1, 11):
+        defs["l{}".format(level)] = {"allOf": [{"$ref": "#/$defs/l{}".format(level - 1)}] * 10}
+    result = _validate(tmp_path, {"type": "object", "allOf": [{"$ref": "#/$defs/l10"}], "$defs": defs})
+    assert result.exit_code == 2
+    assert "took more than 0.05s (references that multiply?)" in result.stderr
