@@ -405,3 +405,25 @@ def without_nulls(value: object) -> object:
     if isinstance(value, list):
         return [without_nulls(item) for item in value]
     return value
+
+
+SCHEMA = '{"type": "object", "properties": {"name": {"type": "string"}, "born": {"type": "integer"}}, ' \
+         '"required": ["name", "born"]}'
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_schema_is_sent_as_response_format_and_the_reply_validated(exe: str, any_server: RealServer,
+                                                                   stream: bool) -> None:
+    # Issue 12 against the real api_server: LMDeploy's protocol takes response_format
+    # {"type": "json_schema", "json_schema": {"name", "schema"}} (a bad one is a 422 there), and
+    # passes it to the engine; the fake engine answers the script, which the reply check reads.
+    record = json.dumps({"name": "Ada Lovelace", "born": 1815})
+    done = chat(exe, any_server, "--schema", SCHEMA, *(["--stream"] if stream else []), say={"text": record})
+    assert (done.returncode, done.stdout) == (0, record + "\n"), done.stderr
+    assert json.loads(done.stdout)["born"] == 1815
+
+
+def test_a_reply_that_never_fits_the_schema_is_exit_5_with_nothing_on_stdout(exe: str, any_server: RealServer) -> None:
+    done = chat(exe, any_server, "--schema", SCHEMA, "--schema-retries", "1", say={"text": "no JSON here"})
+    assert (done.returncode, done.stdout) == (5, "")
+    assert "does not fit the schema" in done.stderr
