@@ -144,6 +144,7 @@ class Answered:
         self.succeeded: Set[str] = set()
         self.failed: Set[str] = set()
         self.repaired = False  # a cut last line was removed
+        self.rewritten = False  # the failed rows were dropped: the output is a new file
 
 
 @contextlib.contextmanager
@@ -199,8 +200,9 @@ def read_output(path: str, retry_failed: bool) -> Answered:
         from interncli.files import write_atomic
 
         # Read again rather than held: the output of a long batch may be gigabytes.
-        write_atomic(path, _kept_rows(path, answered.succeeded))
+        write_atomic(path, _kept_rows(path))
         answered.failed = set()
+        answered.rewritten = True
     return answered
 
 
@@ -226,13 +228,15 @@ def _take_row(path: str, number: int, row: Any, answered: Answered) -> None:
         answered.failed.add(custom_id)
 
 
-def _kept_rows(path: str, succeeded: Set[str]) -> Iterator[str]:
+def _kept_rows(path: str) -> Iterator[str]:
     """The rows of the output (read by read_output already) but those of failed requests, a line
     at a time: a request that failed is sent again, so its row goes."""
     with open(path, "rb") as fh:
         for raw in fh:
             row = _parse_row(raw) if raw.strip() else None
-            if row is not None and (row.get("error") is None or row["custom_id"] in succeeded):
+            # A failed row goes even when its id also succeeded (a hand-merged output): each
+            # custom_id ends with one row.
+            if row is not None and row.get("error") is None:
                 yield raw.decode("utf-8")
 
 
@@ -440,7 +444,7 @@ class Pool:
                 if isinstance(err.code, str):  # the server's, which may quote the token back
                     err.code = self._redact(err.code)
                 return error_row(request.custom_id, err, row_id)
-        last.message = "{} (refused for its rate {} times in a row)".format(last.message, RATE_LIMIT_ROUNDS)
+        last.message = "{} (refused for its rate {} rounds of retries in a row)".format(last.message, RATE_LIMIT_ROUNDS)
         last.hint = "The account's quota may be spent for now: run the same command later to resume the batch."
         self._halt(last)
         return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from types import ModuleType
 from typing import Iterable, Iterator, Optional, Union
 
@@ -168,11 +170,15 @@ def append_private(path: str, text: str) -> None:
     ``path``."""
     data = text.encode("utf-8")
     try:
+        # O_NONBLOCK: a FIFO planted at the path would block the open for ever (a FIFO with no
+        # reader fails at once with ENXIO); anything but a regular file is refused below.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                     | getattr(os, "O_CLOEXEC", 0), 0o600)
+                     | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0), 0o600)
     except OSError as exc:
         raise _write_error(path, exc) from exc
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)
         view = memoryview(data)

@@ -133,7 +133,11 @@ class Budget:
 
         def slow(state: Dict[str, float], now: float) -> None:
             slowed = now < state["slow_until"]
-            state["factor"] = min(MAX_SLOWDOWN, state["factor"] * 2 if slowed else 2)
+            # Answers that come while an earlier one's pause still runs are one burst (the
+            # requests that were in flight together): they do not double the spacing again, or
+            # a batch of N in flight would run 8 times slower for a minute after one refusal.
+            if now >= state["pause_until"]:
+                state["factor"] = min(MAX_SLOWDOWN, state["factor"] * 2 if slowed else 2)
             state["slow_until"] = now + SLOW_FOR
             state["pause_until"] = max(state["pause_until"], now + pause)
             state["next"] = max(state["next"], now + pause)

@@ -296,3 +296,18 @@ def test_a_state_folder_that_cannot_be_made_is_named_with_the_right_fix(cli, api
     assert len(warning) == 1 and "the shared rate budget is off for this run" in warning[0]
     assert "XDG_STATE_HOME" in warning[0] and "--rpm 0" in warning[0]
     assert len(api.calls()) == 1
+
+
+def test_retry_failed_leaves_one_row_for_an_id_that_failed_and_succeeded(tmp_path):
+    # A hand-merged output may hold both rows of one id: its failed row was kept beside the
+    # answer, two rows for one custom_id.
+    from interncli import batch
+
+    out = tmp_path / "out.jsonl"
+    ok = {"id": "r1", "custom_id": "a", "response": {"status_code": 200, "body": {}}, "error": None}
+    bad = {"id": "r2", "custom_id": "a", "response": None, "error": {"code": 500, "message": "x"}}
+    other = {"id": "r3", "custom_id": "b", "response": None, "error": {"code": 500, "message": "x"}}
+    out.write_text("".join(json.dumps(r) + "\n" for r in (bad, ok, other)))
+    answered = batch.read_output(str(out), retry_failed=True)
+    assert answered.succeeded == {"a"} and answered.rewritten
+    assert [(r["custom_id"], r["error"]) for r in rows(out)] == [("a", None)]

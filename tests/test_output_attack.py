@@ -353,3 +353,20 @@ def test_ctrl_c_while_the_history_is_written_goes_back_to_the_prompt(api):
                            model="m", store=None, system=None, thinking=False, interactive=True)
     assert session.run(SlowHistory("first", "second")) == 0
     assert app.io.stdout.getvalue() == "echo: second\n"  # type: ignore[attr-defined]
+
+
+def test_a_fifo_at_the_history_path_is_refused_at_once_when_written(tmp_path):
+    # Reading it was made safe, but the append opened it for writing without O_NONBLOCK, which
+    # waits for a reader for ever: the repl's first Enter hung, and every one after it.
+    from interncli import files
+
+    fifo = tmp_path / "repl_history"
+    os.mkfifo(str(fifo))
+    with pytest.raises(UsageError, match="cannot write"):
+        files.append_private(str(fifo), "hi\n")
+    reader = os.open(str(fifo), os.O_RDONLY | os.O_NONBLOCK)  # with a reader, not a regular file all the same
+    try:
+        with pytest.raises(UsageError, match="not a regular file"):
+            files.append_private(str(fifo), "hi\n")
+    finally:
+        os.close(reader)

@@ -3,6 +3,7 @@ resumable; its progress on stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -86,8 +87,12 @@ def chat_batch(app: AppContext, input_path: str, output_path: str, concurrency: 
             output.spec_problem(input_path, line, message, app.io)
         raise
     require_token(app)
-    with files.locked(out, wait=False), batch.holding(out):  # one run at a time writes an output file
+    with contextlib.ExitStack() as held:
+        held.enter_context(files.locked(out, wait=False))  # one run at a time writes an output file
+        held.enter_context(batch.holding(out))
         answered = batch.read_output(out, retry_failed)
+        if answered.rewritten:  # a new file (renamed into place): the lock held is on the old one
+            held.enter_context(batch.holding(out))
         if answered.repaired:
             output.warn("{}: its last line was cut (a run was stopped while writing it): removed, and that "
                         "request is sent again".format(output_path), app.io)

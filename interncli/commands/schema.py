@@ -193,7 +193,7 @@ def send_structured(app: AppContext, body: Dict[str, Any], schema: Schema, *, re
                 raise
             # LMDeploy up to 0.10.1 on TurboMind cannot constrain output: tell the model instead.
             output.inform("the server cannot constrain its output to the schema ({}): telling the model "
-                          "the schema instead".format(err.message), app.io)
+                          "the schema instead".format(app.redact(err.message)), app.io)
             body = fit_request({k: v for k, v in body.items() if k != "response_format"}, schema, native=False)
             continue
         finally:
