@@ -10,31 +10,17 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import pytest
 
 from interncli import batch, files
 from tests.apiserver import Completion, Limited, Slow, err_code
+from tests.batchhelpers import request_line, rows, write_input
 from tests.conftest import SENTINEL
 from tests.ptyrun import run_on_pty
 
 SHARED_SERVER = True
-
-
-def request_line(custom_id: str, text: str, **body: Any) -> str:
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-                       "body": {"messages": [{"role": "user", "content": text}], **body}})
-
-
-def write_input(folder: Path, count: int = 5, name: str = "in.jsonl") -> Path:
-    path = folder / name
-    path.write_text("".join(request_line("r{}".format(i), "hello {}".format(i)) + "\n" for i in range(count)))
-    return path
-
-
-def rows(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def by_id(path: Path) -> Dict[str, Dict[str, Any]]:

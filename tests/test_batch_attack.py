@@ -6,30 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any, Dict, List
 
 import pytest
 
 from tests.apiserver import Completion, err_code
+from tests.batchhelpers import request_line, rows, write_input
 from tests.conftest import SENTINEL
 
 SHARED_SERVER = True
-
-
-def request_line(custom_id: str, text: str, **body: Any) -> str:
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-                       "body": {"messages": [{"role": "user", "content": text}], **body}})
-
-
-def write_input(folder: Path, count: int = 5, name: str = "in.jsonl") -> Path:
-    path = folder / name
-    path.write_text("".join(request_line("r{}".format(i), "hello {}".format(i)) + "\n" for i in range(count)))
-    return path
-
-
-def rows(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_an_output_that_is_the_input_under_another_name_is_refused(cli, api, tmp_path):
