@@ -72,6 +72,9 @@ class AppContext:
         # The shared rate budget, made by the first request sent (commands.common.rate_budget).
         self.budget: Optional[Budget] = None
         self.budget_made = False
+        # Called before each slot of the budget is reserved, and may raise to give the request
+        # up (a stopped batch: its queued workers must not reserve slots they will not use).
+        self.before_slot: Optional[Callable[[], None]] = None
         self._settings: Optional[Settings] = None
         self._credential: Optional[credentials.Credential] = None
         self._config_file: Optional[Dict[str, Any]] = None

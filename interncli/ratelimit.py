@@ -66,12 +66,14 @@ class Budget:
     replaces); ``notify`` is told, once per Budget, of a wait of NOTICE_AFTER seconds or more.
     ``unusable``: told once when the state file cannot be used (a read-only or full state
     folder, a planted symlink); the budget is then off for this run, and requests go unpaced
-    rather than fail. Without it, that is an error (UsageError)."""
+    rather than fail. Without it, that is an error (UsageError). ``ready``: called before each
+    slot is reserved, once this thread's turn has come; it may raise to give the request up."""
 
     def __init__(self, path: str, rpm: float, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
                  notify: Optional[Callable[[float], None]] = None,
-                 unusable: Optional[Callable[[UsageError], None]] = None) -> None:
+                 unusable: Optional[Callable[[UsageError], None]] = None,
+                 ready: Optional[Callable[[], None]] = None) -> None:
         if rpm <= 0:
             raise ValueError("a budget needs rpm above 0")
         self.path = path
@@ -81,6 +83,7 @@ class Budget:
         self._notify = notify
         self._told = False
         self._unusable = unusable
+        self._ready = ready
         self._broken = False
         # One thread at a time reserves and waits: see the module's docstring.
         self._gate = threading.Lock()
@@ -95,6 +98,8 @@ class Budget:
         with self._gate:
             if self._broken:
                 return 0.0
+            if self._ready is not None:
+                self._ready()  # may raise: the request is given up before it holds a slot
             try:
                 now, slot, after = self._reserve()
             except UsageError as err:

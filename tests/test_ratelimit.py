@@ -360,3 +360,20 @@ def test_answers_of_one_burst_slow_it_down_once(tmp_path):
         one.slow_down(5.0)
     assert one.take() == pytest.approx(5.0)  # the pause
     assert one.take() == near(2 * SECOND)
+
+
+def test_a_request_given_up_before_its_turn_reserves_nothing(tmp_path):
+    # A stopped batch's queued workers: ``ready`` raises once their turn comes, before any slot
+    # is reserved, so the next request of the account is not pushed back.
+    clock = Clock()
+    one = budget(tmp_path, clock)
+    one.take()
+
+    def stopped() -> None:
+        raise KeyboardInterrupt()
+
+    gone = Budget(one.path, 60, clock=clock, sleep=clock.sleep, ready=stopped)
+    for _ in range(5):
+        with pytest.raises(KeyboardInterrupt):
+            gone.take()
+    assert one.take() == near(SECOND)  # the slot after the first, as if the five never asked

@@ -138,6 +138,15 @@ def _run(app: AppContext, todo: list, out: str, concurrency: int) -> Tuple[Pool,
 
     app.sleep = sleep  # before the budget is made: it waits with app.sleep
 
+    def before_slot() -> None:
+        # A worker queued for its turn when the batch stopped must not reserve a slot on its
+        # way out: if another run of the account reserved after it, the slot could not be
+        # handed back, and that run would wait for nothing.
+        if stop.is_set():
+            raise batch.Stopped()
+
+    app.before_slot = before_slot
+
     def sender() -> Callable[[Dict[str, Any]], Dict[str, Any]]:
         client = ChatClient(open_transport(app))  # each worker its own session
         return lambda body: with_retries(app, lambda: client.create(body), on_retry=pool.count_retry)

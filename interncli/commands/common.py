@@ -336,7 +336,7 @@ def rate_budget(app: AppContext) -> Optional[Budget]:
             output.warn("the shared rate budget is off for this run: {}. {}".format(err.message, err.hint), app.io)
 
         app.budget = Budget(budget_path(state_dir(app.environ), settings.profile, host), settings.rpm,
-                            sleep=app.sleep, notify=notify, unusable=unusable)
+                            sleep=app.sleep, notify=notify, unusable=unusable, ready=app.before_slot)
     return app.budget
 
 
