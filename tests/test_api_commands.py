@@ -534,7 +534,12 @@ def test_a_stream_cut_mid_line_ends_the_line_on_a_terminal_before_the_error(exe,
 @pytest.mark.integration
 def test_a_reader_that_leaves_ends_the_run_quietly(exe, api):
     api.add(Stream([chunk("x" * 100) for _ in range(200)] + [chunk("", finish="stop")]), path=COMPLETIONS_PATH)
-    done = subprocess.run("{} -b {} -k {} api completions.create -m m -p hi --stream | head -c 10".format(
-        exe, api.base_url, SENTINEL), shell=True, capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout) == (0, "x" * 10)
-    assert "Traceback" not in done.stderr and "error" not in done.stderr
+    # A real pipe into a real `head`, no shell in between.
+    producer = subprocess.Popen([exe, "-b", api.base_url, "-k", SENTINEL, "api", "completions.create", "-m", "m",
+                                 "-p", "hi", "--stream"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert producer.stdout is not None
+    head = subprocess.run(["head", "-c", "10"], stdin=producer.stdout, capture_output=True, text=True, timeout=60)
+    producer.stdout.close()  # head's end alone holds the pipe: its exit is the reader leaving
+    _, stderr = producer.communicate(timeout=60)
+    assert (producer.returncode, head.stdout) == (0, "x" * 10)
+    assert "Traceback" not in stderr and "error" not in stderr

@@ -478,9 +478,14 @@ def test_the_installed_command_pipes_into_jq(exe, api, tmp_path):
     api.add(Completion('```json\n{"name": "Ada Lovelace", "age": 36}\n```'))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "INTERN_API": "intern", "INTERN_API_KEY": SENTINEL,
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "INTERNCLI_CONFIG_DIR": str(tmp_path / "c")}
-    pipeline = subprocess.run(
-        "{} -b {} chat create --schema {} -g user 'Ada, 36' | jq -r .name".format(exe, api.base_url, schema),
-        shell=True, env=env, capture_output=True, text=True, timeout=60)
-    assert pipeline.returncode == 0, pipeline.stderr
-    assert pipeline.stdout == "Ada Lovelace\n"
-    assert SENTINEL not in pipeline.stderr
+    # A real pipe into the real jq, no shell in between.
+    producer = subprocess.Popen([exe, "-b", api.base_url, "chat", "create", "--schema", str(schema), "-g", "user",
+                                 "Ada, 36"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert producer.stdout is not None
+    jq = subprocess.run(["jq", "-r", ".name"], stdin=producer.stdout, env=env, capture_output=True, text=True,
+                        timeout=60)
+    producer.stdout.close()
+    _, stderr = producer.communicate(timeout=60)
+    assert (producer.returncode, jq.returncode) == (0, 0), stderr + jq.stderr
+    assert jq.stdout == "Ada Lovelace\n"
+    assert SENTINEL not in stderr
