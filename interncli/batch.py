@@ -17,9 +17,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
-from interncli.errors import EXIT_MEANINGS, AuthError, InternCliError, RateLimitError, UsageError
+from interncli.errors import EXIT_MEANINGS, MAX_RETRY_AFTER, AuthError, InternCliError, RateLimitError, UsageError
 from interncli.safetext import escape_json_text
-from interncli.transport import MAX_RETRY_AFTER
 
 # The request urls a chat batch accepts (the OpenAI batch file names /v1/chat/completions; the
 # base URL already holds the API's prefix, so both are sent to its chat/completions).

@@ -103,6 +103,11 @@ class AuthError(InternCliError):
     default_hint = "Check the token: set INTERN_API_KEY or pass -k, and check the account on the website."
 
 
+# Retry-After values above this are not waited for (by a retry, or by the shared rate budget):
+# the error is reported instead.
+MAX_RETRY_AFTER = 120.0
+
+
 class RateLimitError(InternCliError):
     exit_code = ExitCode.RATE_LIMITED
     default_hint = "Wait and try again, keep under 30 requests a minute, or apply for a higher limit."

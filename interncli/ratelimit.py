@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 from urllib.parse import quote
 
 from interncli import files
-from interncli.errors import UsageError
+from interncli.errors import MAX_RETRY_AFTER, UsageError
 
 SLOW_FOR = 60.0  # seconds a rate-limit answer keeps the slots further apart
 MAX_SLOWDOWN = 8  # slots at most this many times further apart than --rpm says
@@ -43,7 +43,7 @@ NOTICE_AFTER = 1.0
 DEFAULT_PAUSE = 2.0
 # A longer Retry-After holds them back only this long (what the transport waits for at most): a
 # server's answer must not stop every run of the account for a day.
-MAX_PAUSE = 120.0
+MAX_PAUSE = MAX_RETRY_AFTER
 # The state file is a few dozen bytes: anything much larger is not ours, and is started afresh.
 STATE_LIMIT = 4096
 # The clock may run a little back between processes (NTP slewing): not a step to correct for.

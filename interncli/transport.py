@@ -16,6 +16,7 @@ import urllib3.exceptions
 
 from interncli.credentials import redact
 from interncli.errors import (
+    MAX_RETRY_AFTER,
     InternCliError,
     NetworkError,
     ReplyTooLarge,
@@ -31,8 +32,6 @@ from interncli.wire import encode_body, join_url, parse_retry_after, redact_head
 T = TypeVar("T")
 Trace = Callable[[str], None]
 
-# Retry-After values above this are not waited for: the error is reported instead.
-MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 30.0
 READ_SIZE = 65536
 # Limits on what a server can make interncli hold (the README's Security section: memory stays

@@ -33,10 +33,15 @@ def check_flags(opts: Dict[str, Any]) -> None:
             raise UsageError("--schema cannot be used with --tools: a reply that calls a tool is no JSON value",
                              hint="Use `interncli tools run SPEC --schema ...` to have the final answer checked.")
     elif opts["schema_retries"] is not None:
-        raise UsageError("--schema-retries needs --schema", hint="Add --schema FILE_OR_JSON, or drop it.")
+        raise retries_without_schema()
     if extract and opts["as_json"]:
         raise UsageError("-x/--extract and --json cannot be used together",
                          hint="--json prints the whole response; pipe it to jq to take a part of it.")
+
+
+def retries_without_schema() -> UsageError:
+    """The error for --schema-retries given without --schema (chat create, tools run)."""
+    return UsageError("--schema-retries needs --schema", hint="Add --schema FILE_OR_JSON, or drop it.")
 
 
 def fit_request(body: Dict[str, Any], schema: Schema, native: bool) -> Dict[str, Any]:

@@ -21,7 +21,7 @@ from interncli.commands.common import (
 )
 from interncli.commands.completers import complete_models
 from interncli.context import AppContext
-from interncli.errors import ToolError, UsageError
+from interncli.errors import ToolError
 from interncli.iostreams import IOStreams
 
 if TYPE_CHECKING:  # toolrun is imported only when a tool may run, jsonschema only with --schema
@@ -190,11 +190,11 @@ def final_check(app: AppContext, schema: Optional[str], retries: Optional[int]) 
     """The check of the final answer against --schema, or None without one. Never sent as
     response_format: that would constrain the turns that call tools too."""
     from interncli import structured
-    from interncli.commands.schema import DEFAULT_RETRIES, SchemaCheck
+    from interncli.commands.schema import DEFAULT_RETRIES, SchemaCheck, retries_without_schema
 
     if schema is None:
         if retries is not None:
-            raise UsageError("--schema-retries needs --schema", hint="Add --schema FILE_OR_JSON, or drop it.")
+            raise retries_without_schema()
         return None
     return SchemaCheck(app, structured.load_schema(schema), DEFAULT_RETRIES if retries is None else retries)
 
