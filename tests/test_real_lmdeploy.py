@@ -35,6 +35,7 @@ from tests.servers.real import (
     RealServer,
     interncli,
     lmdeploy_python,
+    started,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,25 +49,19 @@ def python() -> str:
 @pytest.fixture(scope="module")
 def server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """`lmdeploy serve api_server MODEL --api-keys KEY`: no reasoning or tool parser."""
-    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"))
-    yield real
-    real.stop()
+    yield from started(python, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def reasoning_server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The same with `--reasoning-parser default` (what a thinking model is served with)."""
-    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"), "--reasoning-parser", "default")
-    yield real
-    real.stop()
+    yield from started(python, tmp_path_factory, "--reasoning-parser", "default")
 
 
 @pytest.fixture(scope="module")
 def tool_server(python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The same with `--tool-call-parser internlm` (InternLM's tool-call markup)."""
-    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"), "--tool-call-parser", "internlm")
-    yield real
-    real.stop()
+    yield from started(python, tmp_path_factory, "--tool-call-parser", "internlm")
 
 
 @pytest.fixture(scope="module")
@@ -77,25 +72,19 @@ def old_python() -> str:
 @pytest.fixture(scope="module")
 def old_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3, no parsers."""
-    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"))
-    yield real
-    real.stop()
+    yield from started(old_python, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def old_reasoning_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3 with `--reasoning-parser qwen-qwq` (0.12 has no "default" parser)."""
-    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"), "--reasoning-parser", "qwen-qwq")
-    yield real
-    real.stop()
+    yield from started(old_python, tmp_path_factory, "--reasoning-parser", "qwen-qwq")
 
 
 @pytest.fixture(scope="module")
 def old_tool_server(old_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """LMDeploy 0.12.3 with `--tool-call-parser internlm`."""
-    real = RealServer(old_python, tmp_path_factory.mktemp("lmdeploy-home"), "--tool-call-parser", "internlm")
-    yield real
-    real.stop()
+    yield from started(old_python, tmp_path_factory, "--tool-call-parser", "internlm")
 
 
 _SERVERS = {NEWEST: ("server", "reasoning_server", "tool_server"),

@@ -10,7 +10,7 @@ import re
 import subprocess
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -128,3 +128,10 @@ def interncli(exe: str, server: RealServer, *args: str, key: str = SENTINEL) -> 
                           capture_output=True, text=True, env=env, timeout=60)
     assert SENTINEL not in done.stdout and SENTINEL not in done.stderr
     return done
+
+
+def started(python: str, tmp_path_factory: pytest.TempPathFactory, *flags: str) -> Iterator[RealServer]:
+    """A fixture's body: a server of ``python``'s release with ``flags``, stopped after its tests."""
+    real = RealServer(python, tmp_path_factory.mktemp("lmdeploy-home"), *flags)
+    yield real
+    real.stop()
