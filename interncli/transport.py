@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import ssl
 import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 
 from interncli.credentials import redact
+from interncli.deadlines import KEEPER, Watch
 from interncli.errors import (
     MAX_RETRY_AFTER,
     InternCliError,
@@ -39,11 +40,9 @@ READ_SIZE = 65536
 # take several times the body's size, so the body is capped well below the memory budget.
 BODY_LIMIT = 4 << 20
 ERROR_BODY_LIMIT = 1 << 20
-# requests' own timeouts end a plain stall before the status line; the thread that waits for it
-# is only given up on this much later, so that those keep their own, more precise, messages.
+# requests' own timeouts end a plain stall before the status line; the watch on the socket
+# fires only this much later, so that those keep their own, more precise, messages.
 HEADER_GRACE = 1.0
-# How often a watchdog looks again at a deadline that moved or was paused.
-PAUSED_CHECK = 0.5
 # A -v trace holds a line until it ends: a longer line is named, not shown.
 TRACE_LINE_LIMIT = 1 << 20
 # A traced line is escaped this many characters at a time (see _escape_long).
@@ -89,13 +88,14 @@ class Response:
     waiting for the server counts: while a piece is with the caller (printing it to a pipe
     that ``less`` holds, say) the clock stops."""
 
-    def __init__(self, raw: requests.Response, timeout: float, started: float, redact: Callable[[str], str],
-                 trace: Optional[Trace]) -> None:
+    def __init__(self, raw: requests.Response, watch: Watch, timeout: float, started: float,
+                 redact: Callable[[str], str], trace: Optional[Trace]) -> None:
         self._raw = raw
         self._timeout = timeout
         self._budget = timeout - (time.monotonic() - started)  # seconds of waiting left
-        self._deadline: Optional[float] = None  # when the budget runs out; None while not reading
-        self._watchdog: Optional[_Watchdog] = None
+        # Its deadline is when the budget runs out, and None while not reading.
+        self._watch = watch
+        watch.deadline = None
         self._redact = redact
         self._trace = trace
         self.status = raw.status_code
@@ -168,8 +168,7 @@ class Response:
 
     def close(self) -> None:
         """Release the connection (also stops a stream that is still arriving)."""
-        if self._watchdog is not None:
-            self._watchdog.stop()
+        self._watch.stop()
         self._raw.close()
 
     def _pieces(self) -> Iterator[bytes]:
@@ -188,40 +187,39 @@ class Response:
           encoding, whatever Accept-Encoding said: urllib3 decodes any it supports.
         * the timeout given to requests applies to each socket read, not to the whole body, and
           reading a chunk, a chunk-size line or the trailers loops over socket reads until they
-          are whole: a server sending a byte a second would never time out. So a watchdog shuts
-          the socket down when the deadline passes (the blocked read then returns), and the
-          deadline is also checked between pieces.
+          are whole: a server sending a byte a second would never time out. So the request's watch
+          (interncli.deadlines) shuts the socket down when the deadline passes (the blocked read
+          then returns), and the deadline is also checked between pieces.
         """
         raw = self._raw.raw
         if raw.chunked and raw.supports_chunked_reads():
             pieces: Iterator[bytes] = raw.read_chunked(READ_SIZE, decode_content=True)
         else:
             pieces = iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
-        watchdog = self._watchdog = _Watchdog(lambda: self._deadline,
-                                              getattr(getattr(raw, "connection", None), "sock", None))
+        watch = self._watch
         try:
             while True:
                 if self._budget <= 0:
                     raise _Deadline()
-                self._deadline = time.monotonic() + self._budget
+                deadline = watch.deadline = time.monotonic() + self._budget
                 try:
                     data = next(pieces, b"")
                 except urllib3.exceptions.ReadTimeoutError:
                     raise _Deadline() from None
                 except (urllib3.exceptions.HTTPError, OSError):
-                    if watchdog.fired:  # the failure is the shut-down socket
+                    if watch.fired:  # the failure is the shut-down socket
                         raise _Deadline() from None
                     raise
                 finally:
-                    self._budget = self._deadline - time.monotonic()
-                    self._deadline = None
-                if watchdog.fired:
+                    self._budget = deadline - time.monotonic()
+                    watch.deadline = None
+                if watch.fired:
                     raise _Deadline()
                 if not data:
                     return
                 yield data
         finally:
-            watchdog.stop()
+            watch.stop()
 
     def _broken(self, exc: BaseException, cut: NetworkError) -> NetworkError:
         """The error for a failure while the body arrives: ``cut`` (retryable, as nothing of the
@@ -296,41 +294,6 @@ class _LineTrace:
         self._skipping = False
 
 
-class _Watchdog:
-    """Shuts ``sock`` down once ``deadline()`` (a time.monotonic() value that may move, or None
-    while nobody is reading) has passed, ending a read that is blocked in it; ``fired`` tells
-    why the read ended. Its thread is a daemon and ends at :meth:`stop`, so it never touches a
-    socket that has gone back to the pool for another request."""
-
-    def __init__(self, deadline: Callable[[], Optional[float]], sock: Any) -> None:
-        self.fired = False
-        self._deadline = deadline
-        self._stopped = threading.Event()
-        # An HTTPS proxy's TLS-in-TLS tunnel object has no shutdown; the socket under it does.
-        self._shutdown = getattr(sock, "shutdown", None) or getattr(getattr(sock, "socket", None), "shutdown", None)
-        if self._shutdown is not None:
-            threading.Thread(target=self._watch, name="interncli-watchdog", daemon=True).start()
-
-    def stop(self) -> None:
-        """The body was read, or given up on: watch no more."""
-        self._stopped.set()
-
-    def _watch(self) -> None:
-        assert self._shutdown is not None
-        while True:
-            deadline = self._deadline()
-            left = PAUSED_CHECK if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                break
-            if self._stopped.wait(min(left, PAUSED_CHECK)):
-                return
-        self.fired = True
-        try:
-            self._shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass
-
-
 class _Deadline(Exception):
     """The deadline passed while a body was arriving (turned into the caller's own error)."""
 
@@ -362,6 +325,8 @@ class Transport:
         self._trace = trace
         self._pace = pace
         self._session = requests.Session()
+        for prefix in ("https://", "http://"):
+            self._session.mount(prefix, _WatchedAdapter())
         # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
         # Basic credentials then replace our Authorization header. An auth hook that leaves the
         # request as built keeps netrc from being read at all; trust_env stays on, so
@@ -390,35 +355,45 @@ class Transport:
         if self._trace:
             self._trace_request(method, url, headers, data)
         started = time.monotonic()
+        # requests applies its timeout to each socket read, so a server that sends its status
+        # line and headers a byte at a time would hold the call for ever: the watch shuts the
+        # socket down at the deadline. The connection hands it the socket (_WatchedConnection).
+        watch = KEEPER.watch(started + self._timeout + HEADER_GRACE)
+        _ARMED.watch = watch
         try:
-            raw = self._within_deadline(lambda: self._session.request(
+            raw = self._session.request(
                 method, url, headers=headers, data=data, stream=True, timeout=self._timeout, verify=self._verify,
-                proxies=self._proxies, allow_redirects=False))
-        except _Deadline:
-            raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
-                               "arriving".format(url, self._timeout),
-                               hint="Raise --timeout, or try again later.") from None
-        except requests.exceptions.RequestException as exc:
-            raise self._failure(url, exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
+                proxies=self._proxies, allow_redirects=False)
+        except BaseException as exc:
+            watch.stop()
+            if watch.fired and isinstance(exc, Exception):
+                raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
+                                   "arriving".format(url, self._timeout),
+                                   hint="Raise --timeout, or try again later.") from None
+            if isinstance(exc, requests.exceptions.RequestException):
+                raise self._failure(url, exc) from exc
+            if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+                raise NetworkError("cannot reach {}: {}".format(url, _reason(exc)), retryable=True) from exc
+            raise
+        finally:
+            _ARMED.watch = None
         if self._trace:
             self._trace("< HTTP {} {}".format(raw.status_code, escape_line(raw.reason or "")))
             for key, value in raw.headers.items():
                 self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
-        response = Response(raw, self._timeout, started, self.redact, self._trace)
+        response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
         if raw.status_code < 200:
             # http.client skips only "100 Continue": any other 1xx (103 Early Hints) comes back
             # as the reply, with no body, and the real answer behind it on the connection is
             # lost. Not a server error to retry: the same request would meet the same 103.
-            raw.close()
+            response.close()
             raise NetworkError("the server answered with HTTP {} {}, an informational status, instead of "
                                "its reply".format(raw.status_code, escape_line(raw.reason or "")).rstrip(),
                                hint="Check the base URL (-b) and any proxy in between: interncli cannot read "
                                     "a reply behind it.")
         if 300 <= raw.status_code < 400:
-            raw.close()
+            response.close()
             location = raw.headers.get("Location", "?")
             raise RequestRejected(
                 "the server redirects {} to {} (HTTP {})".format(url, location, raw.status_code),
@@ -429,7 +404,7 @@ class Transport:
             try:
                 body_bytes = response.read_start(ERROR_BODY_LIMIT)
             finally:
-                raw.close()
+                response.close()
             err = error_from_response(raw.status_code, body_bytes, raw.reason or "", url)
             err.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             if err.retryable and err.retry_after is not None and err.retry_after > MAX_RETRY_AFTER:
@@ -438,31 +413,6 @@ class Transport:
                             "interncli waits ({:.0f}s): try again later.".format(err.retry_after, MAX_RETRY_AFTER))
             raise err
         return response
-
-    def _within_deadline(self, send: Callable[[], requests.Response]) -> requests.Response:
-        """``send()`` (up to the status line and headers), or _Deadline after ``timeout`` seconds.
-
-        requests applies its timeout to each socket read, so a server that sends its status line
-        and headers a byte at a time would hold the call for ever; no socket is reachable before
-        requests returns, so the call runs in a thread that is given up on at the deadline (it is
-        a daemon: the process does not wait for it)."""
-        outcome: List[Any] = []
-
-        def run() -> None:
-            try:
-                outcome.append((True, send()))
-            except BaseException as exc:  # handed to the caller's thread as it is
-                outcome.append((False, exc))
-
-        worker = threading.Thread(target=run, name="interncli-send", daemon=True)
-        worker.start()
-        worker.join(self._timeout + HEADER_GRACE)
-        if not outcome:
-            raise _Deadline()
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""
@@ -506,6 +456,66 @@ class Transport:
         self._trace(">")
         if data is not None:
             self._trace("> " + _escape_long(self.redact(data.decode("utf-8"))))
+
+
+# The watch of the request this thread is sending, for the connection to hand its socket to.
+_ARMED = threading.local()
+
+
+class _WatchedConnection:
+    """Mixed into urllib3's connection classes: hands the socket to the watch of the request
+    being sent, before anything is read from it. ``_new_conn`` makes a new connection's raw
+    socket (before TLS or a proxy's CONNECT, which read from it too); ``request`` starts each
+    request, on a pooled connection too. Both are urllib3 2.x's own names, its SOCKS connection
+    included; the setup.cfg floor keeps them."""
+
+    sock: Any
+
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()  # type: ignore[misc]
+        watch = getattr(_ARMED, "watch", None)
+        if watch is not None:
+            watch.attach(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch = getattr(_ARMED, "watch", None)
+        if watch is not None and self.sock is not None:
+            watch.attach(self.sock)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+_WATCHED_POOLS: Dict[type, type] = {}
+
+
+def _watched_pool(pool: type) -> type:
+    """A subclass of the connection pool class ``pool`` whose connections are watched."""
+    if issubclass(pool.ConnectionCls, _WatchedConnection):  # type: ignore[attr-defined]
+        return pool
+    if pool not in _WATCHED_POOLS:
+        connection = type("Watched" + pool.ConnectionCls.__name__,  # type: ignore[attr-defined]
+                          (_WatchedConnection, pool.ConnectionCls), {})  # type: ignore[attr-defined]
+        _WATCHED_POOLS[pool] = type("Watched" + pool.__name__, (pool,), {"ConnectionCls": connection})
+    return _WATCHED_POOLS[pool]
+
+
+def _watch_pools(manager: Any) -> None:
+    """Make a urllib3 pool manager (direct, proxy or SOCKS) build watched pools."""
+    manager.pool_classes_by_scheme = {scheme: _watched_pool(pool)
+                                      for scheme, pool in manager.pool_classes_by_scheme.items()}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with watched connections to servers and through proxies."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _watch_pools(manager)
+        return manager
 
 
 def check_ca_bundle(path: str, full: bool = True) -> None:

@@ -16,12 +16,13 @@ What these tests rely on, learned from requests 2.3x and urllib3 2.x:
   a whole body: a server sending one byte a second, or a keep-alive comment a second, never
   times out. Worse, urllib3 reads a chunk (``_safe_read``), a chunk-size line and the trailers
   (``readline``) in loops of socket reads, so even a per-read timeout set to what is left
-  cannot bound them. interncli's watchdog thread shuts the socket
-  (``HTTPResponse.connection.sock``; for an HTTPS proxy's TLS-in-TLS tunnel, its ``.socket``)
-  down at the deadline, which makes the blocked read return at once.
+  cannot bound them. interncli's one deadline thread (interncli.deadlines) shuts the socket
+  (for an HTTPS proxy's TLS-in-TLS tunnel, the socket under it) down at the deadline, which
+  makes the blocked read return at once.
 * http.client reads the status line and headers with ``readline``, each ``recv`` under that
-  per-read timeout, and no socket is reachable before ``Session.request`` returns: so the call
-  waits in a daemon thread that interncli gives up on at the deadline.
+  per-read timeout, and no socket is reachable through requests before ``Session.request``
+  returns: urllib3's connection classes, subclassed, hand the socket over as it is made
+  (``_new_conn``, before TLS and a proxy's CONNECT) or reused from the pool (``request``).
 * urllib3 retries nothing here (requests' default adapter gives it ``Retry(0, read=False)``):
   every retry is interncli's.
 * with ``trust_env`` on and no ``auth`` given, requests reads ``~/.netrc`` and its Basic
