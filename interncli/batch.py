@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+from interncli import files
 from interncli.errors import EXIT_MEANINGS, MAX_RETRY_AFTER, AuthError, InternCliError, RateLimitError, UsageError
 from interncli.safetext import escape_json_text
 
@@ -152,21 +153,12 @@ def holding(path: str) -> Iterator[None]:
     UsageError if another run holds it: the lock file beside a path (files.locked) does not see
     the same file given by another name, a hard link, and two runs would answer every request."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: the path's lock alone
-        yield
-        return
-    try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except OSError as exc:
         raise UsageError("cannot write {}: {}".format(path, exc.strerror or exc),
                          hint="Give a writable file for -o (it is created if missing).") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError("{} is in use by another interncli run".format(path),
-                             hint="Wait for it to finish, or choose another file.") from None
+        files.lock_open_file(fd, path, wait=False)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -264,10 +256,8 @@ class AnswerLog:
                 return False
             # Only this run writes the file (its lock): its size is where this line starts.
             start = os.fstat(self._fd).st_size
-            view = memoryview(data)
             try:
-                while view:  # a regular file takes it whole; a short write (a full disk) raises next
-                    view = view[os.write(self._fd, view):]
+                files.write_all(self._fd, data)
             except OSError:
                 self._take_back(start)
                 raise

@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import stat
-from types import ModuleType
 from typing import Iterable, Iterator, Optional, Union
 
 from interncli.errors import UsageError
@@ -115,14 +114,9 @@ def locked(path: str, wait: bool = True) -> Iterator[None]:
     so that two runs changing it at once do not lose each other's change. The lock file is
     removed on release, so none is left behind. Without ``wait``, a lock another run holds is
     an error (a run that holds it long, such as a batch writing its output)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, atomic writes still
-        yield
-        return
     lock_path = path + ".lock"
     make_dir(os.path.dirname(os.path.abspath(path)))
-    fd = _acquire(lock_path, fcntl, wait)
+    fd = _acquire(lock_path, wait)
     try:
         yield
     finally:
@@ -135,7 +129,36 @@ def locked(path: str, wait: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
-def _acquire(lock_path: str, fcntl: ModuleType, wait: bool = True) -> int:
+def lock_open_file(fd: int, name: str, wait: bool = True) -> None:
+    """An exclusive lock on the open file ``fd``, held until it is closed (a killed process's
+    too: the kernel releases it). Without ``wait``, a lock another run holds is an error. A file
+    system that cannot lock (NFS without its lock service: ENOLCK) is an error naming ``name``
+    too: going on unlocked could lose another run's work. Where there is no fcntl (not POSIX)
+    nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UsageError("{} is in use by another interncli run".format(name),
+                         hint="Wait for it to finish, or choose another file.") from None
+    except OSError as exc:
+        raise UsageError("cannot lock {}: {}".format(name, exc.strerror or exc),
+                         hint="Keep the file on a local disk: this file system does not lock files."
+                         if exc.errno == errno.ENOLCK else "Check the file and its folder.") from exc
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: a regular file takes it in one write, and a short write
+    (a full disk) leaves the rest to the next, which raises."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _acquire(lock_path: str, wait: bool = True) -> int:
     """An fd holding the lock on the file now at ``lock_path``."""
     while True:
         try:
@@ -145,16 +168,12 @@ def _acquire(lock_path: str, fcntl: ModuleType, wait: bool = True) -> int:
             raise UsageError("cannot lock {}: {}".format(lock_path[:-len(".lock")], exc.strerror),
                              hint="Check the folder's permissions.") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_open_file(fd, lock_path[:-len(".lock")], wait)
             held = os.fstat(fd)
             current = os.lstat(lock_path)
         except FileNotFoundError:  # removed by the run that held it before us: start again
             os.close(fd)
             continue
-        except BlockingIOError:
-            os.close(fd)
-            raise UsageError("{} is in use by another interncli run".format(lock_path[:-len(".lock")]),
-                             hint="Wait for it to finish, or choose another file.") from None
         except BaseException:
             os.close(fd)
             raise
@@ -181,9 +200,7 @@ def append_private(path: str, text: str) -> None:
             raise OSError(errno.EINVAL, "not a regular file")
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     except OSError as exc:
         raise _write_error(path, exc) from exc
     finally:

@@ -201,7 +201,7 @@ class Budget:
                 self._make_dir()
                 fd = self._open()
             try:
-                _lock(fd)
+                files.lock_open_file(fd, self.path)
                 now = self._clock()
                 raw = os.pread(fd, STATE_LIMIT + 1, 0)
                 state = _load(raw, now)
@@ -233,15 +233,6 @@ class Budget:
         # Not through a symlink: the state folder is the user's, but a planted link must not
         # make interncli write elsewhere.
         return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-
-
-def _lock(fd: int) -> None:
-    """An exclusive lock on an open file, waited for (none where there is no fcntl)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the budget is kept, without a lock between processes
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def _load(raw: bytes, now: float) -> Dict[str, float]:
