@@ -465,24 +465,38 @@ _ARMED = threading.local()
 class _WatchedConnection:
     """Mixed into urllib3's connection classes: hands the socket to the watch of the request
     being sent, before anything is read from it. ``_new_conn`` makes a new connection's raw
-    socket (before TLS or a proxy's CONNECT, which read from it too); ``request`` starts each
-    request, on a pooled connection too. Both are urllib3 2.x's own names, its SOCKS connection
-    included; the setup.cfg floor keeps them."""
+    socket (before TLS or a proxy's CONNECT, which read from it too); ``_connect_tls_proxy``
+    the TLS socket to an https proxy; ``request`` starts each request, on a pooled connection
+    too. All are urllib3 2.x's own names, its SOCKS connection included; the setup.cfg floor
+    keeps them."""
 
     sock: Any
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # type: ignore[misc]
-        watch = getattr(_ARMED, "watch", None)
-        if watch is not None:
-            watch.attach(sock)
+        _attach(sock)
         return sock
 
+    def _connect_tls_proxy(self, hostname: str, sock: Any) -> Any:
+        # ssl detaches the raw socket it wraps, so the watch's hold on it is dead from here:
+        # the CONNECT reply and the tunnel's own TLS handshake are read through this socket.
+        # (A direct TLS handshake needs no such hand-over: ssl bounds it whole by the socket
+        # timeout.)
+        tls = super()._connect_tls_proxy(hostname, sock)  # type: ignore[misc]
+        _attach(tls)
+        return tls
+
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        watch = getattr(_ARMED, "watch", None)
-        if watch is not None and self.sock is not None:
-            watch.attach(self.sock)
+        if self.sock is not None:
+            _attach(self.sock)
         return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _attach(sock: Any) -> None:
+    """Hand ``sock`` to the watch of the request this thread is sending, if any."""
+    watch = getattr(_ARMED, "watch", None)
+    if watch is not None:
+        watch.attach(sock)
 
 
 _WATCHED_POOLS: Dict[type, type] = {}

@@ -1,0 +1,158 @@
+"""Attacks on the one-thread deadline design (interncli.deadlines, transport._WatchedConnection):
+a server or proxy that drips, keep-alive connections shared by requests whose watches could
+fire late, many requests in flight, signals, forks. Each hostile peer is a raw socket server
+on 127.0.0.1 whose every wait is bounded, so a client that does hang fails the test instead
+of holding it for ever.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from typing import Any, Callable, List, Optional
+
+import pytest
+
+from tests.conftest import SENTINEL, invoke
+from tests.hostilecli import error_line
+from tests.tls import CertPair, make_self_signed_cert
+
+# How long a hostile peer keeps dripping: far past any --timeout used here, so a client that
+# is not bounded by it fails the test (with the wrong exit code) rather than hanging it.
+DRIP_SECONDS = 20.0
+DRIP_INTERVAL = 0.2
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that runs ``handle(conn, server)`` for each connection in a
+    thread of its own, over TLS when given a server ``context``. Leaving the ``with`` block
+    wakes every handler (``stopping`` is set) and closes every connection. ``ran_out`` is set
+    when a drip reached DRIP_SECONDS: the peer, not the client, ended the wait."""
+
+    def __init__(self, handle: Callable[[socket.socket, "RawServer"], None],
+                 context: Optional[ssl.SSLContext] = None) -> None:
+        self._handle = handle
+        self._context = context
+        self.stopping = threading.Event()
+        self.ran_out = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = "{}://127.0.0.1:{}".format("https" if context else "http", self.port)
+        self._conns: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> "RawServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopping.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(), which close() would not
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._thread.join(5)
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(DRIP_SECONDS)
+            if self._context is not None:
+                conn = self._context.wrap_socket(conn, server_side=True)
+            self._handle(conn, self)
+        except (OSError, ssl.SSLError):
+            pass  # the client went away: what these peers expect
+        finally:
+            conn.close()
+
+
+def drip(conn: socket.socket, data: bytes, server: RawServer) -> None:
+    """Send ``data`` a byte at a time (over TLS, a record a byte) until the client goes away,
+    for at most DRIP_SECONDS."""
+    for count, byte in enumerate(data):
+        if count * DRIP_INTERVAL > DRIP_SECONDS:
+            server.ran_out.set()
+            return
+        if server.stopping.wait(DRIP_INTERVAL):
+            return
+        conn.sendall(bytes([byte]))
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """A request's line and headers (what a proxy reads of a CONNECT)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+ENDLESS_HEAD = b"HTTP/1.1 200 Connection established\r\nX-Slow: " + b"a" * 10000
+# A TLS handshake record that claims 16 KiB: the client reads it whole before answering.
+ENDLESS_HANDSHAKE = b"\x16\x03\x03\x40\x00" + b"\x02" * 16384
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory) -> CertPair:
+    pair = make_self_signed_cert(str(tmp_path_factory.mktemp("tls")))
+    if pair is None:
+        pytest.skip("`openssl` is not installed (apt-get install openssl): the TLS tests need it to make a cert")
+    return pair
+
+
+def server_context(pair: CertPair) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pair.cert, pair.key)
+    return context
+
+
+def chat_via(base_url: str, *flags: str):
+    return invoke(["-b", base_url, "-k", SENTINEL, "--timeout", "1", "--max-retries", "0", *flags,
+                   "chat", "create", "-g", "user", "x"])
+
+
+# ---------------------------------------------------------------------------- an HTTPS proxy
+
+
+def connect_reply_drips(conn: socket.socket, server: RawServer) -> None:
+    read_head(conn)
+    drip(conn, ENDLESS_HEAD, server)
+
+
+def tunnel_handshake_drips(conn: socket.socket, server: RawServer) -> None:
+    read_head(conn)
+    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    drip(conn, ENDLESS_HANDSHAKE, server)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("handle", [connect_reply_drips, tunnel_handshake_drips],
+                         ids=["its CONNECT reply drips", "the TLS handshake in its tunnel drips"])
+def test_an_https_proxy_that_drips_is_bounded_by_the_timeout(cert, handle):
+    # TLS to the proxy replaces the socket the watch was handed (ssl detaches it), and the
+    # CONNECT reply and the tunnel's handshake are read through the TLS socket, a byte a read.
+    with RawServer(handle, server_context(cert)) as proxy:
+        result = chat_via("https://127.0.0.1:9/v1", "--proxy", proxy.url, "--ca-bundle", cert.cert)
+        assert not proxy.ran_out.is_set(), "interncli waited until the proxy stopped dripping"
+    assert result.exit_code == 6, result
+    assert "within 1s" in error_line(result.stderr)
