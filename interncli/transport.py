@@ -468,13 +468,14 @@ class _WatchedConnection:
     socket (before TLS or a proxy's CONNECT, which read from it too); ``_connect_tls_proxy``
     the TLS socket to an https proxy; ``request`` starts each request, on a pooled connection
     too. All are urllib3 2.x's own names, its SOCKS connection included; the setup.cfg floor
-    keeps them."""
+    keeps them. The watch is kept, for the pool to stop it (_WatchedPool)."""
 
     sock: Any
+    watch: Optional[Watch] = None
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # type: ignore[misc]
-        _attach(sock)
+        self._hand_over(sock)
         return sock
 
     def _connect_tls_proxy(self, hostname: str, sock: Any) -> Any:
@@ -483,20 +484,34 @@ class _WatchedConnection:
         # (A direct TLS handshake needs no such hand-over: ssl bounds it whole by the socket
         # timeout.)
         tls = super()._connect_tls_proxy(hostname, sock)  # type: ignore[misc]
-        _attach(tls)
+        self._hand_over(tls)
         return tls
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         if self.sock is not None:
-            _attach(self.sock)
+            self._hand_over(self.sock)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
+    def _hand_over(self, sock: Any) -> None:
+        watch = getattr(_ARMED, "watch", None)
+        if watch is not None:
+            self.watch = watch
+            watch.attach(sock)
 
-def _attach(sock: Any) -> None:
-    """Hand ``sock`` to the watch of the request this thread is sending, if any."""
-    watch = getattr(_ARMED, "watch", None)
-    if watch is not None:
-        watch.attach(sock)
+
+class _WatchedPool:
+    """Mixed into urllib3's connection pool classes: a connection coming back to the pool is
+    for the next request, so the watch of the last one is stopped there. urllib3 puts it back
+    while reading the last bytes of a body, before interncli sees the body end and stops the
+    watch itself: a deadline passing in between (a reply read just at it) would otherwise shut
+    the socket that the next request, perhaps another thread's, is using by then."""
+
+    def _put_conn(self, conn: Any) -> None:
+        watch = getattr(conn, "watch", None)
+        if watch is not None:
+            conn.watch = None
+            watch.stop()
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
 _WATCHED_POOLS: Dict[type, type] = {}
@@ -504,12 +519,12 @@ _WATCHED_POOLS: Dict[type, type] = {}
 
 def _watched_pool(pool: type) -> type:
     """A subclass of the connection pool class ``pool`` whose connections are watched."""
-    if issubclass(pool.ConnectionCls, _WatchedConnection):  # type: ignore[attr-defined]
+    if issubclass(pool, _WatchedPool):
         return pool
     if pool not in _WATCHED_POOLS:
         connection = type("Watched" + pool.ConnectionCls.__name__,  # type: ignore[attr-defined]
                           (_WatchedConnection, pool.ConnectionCls), {})  # type: ignore[attr-defined]
-        _WATCHED_POOLS[pool] = type("Watched" + pool.__name__, (pool,), {"ConnectionCls": connection})
+        _WATCHED_POOLS[pool] = type("Watched" + pool.__name__, (_WatchedPool, pool), {"ConnectionCls": connection})
     return _WATCHED_POOLS[pool]
 
 

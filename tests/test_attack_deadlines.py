@@ -10,10 +10,14 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from typing import Any, Callable, List, Optional
 
 import pytest
 
+from interncli.deadlines import KEEPER
+from interncli.transport import HEADER_GRACE, Transport
+from tests.apiserver import Recorded, Reply, _Handler
 from tests.conftest import SENTINEL, invoke
 from tests.hostilecli import error_line
 from tests.tls import CertPair, make_self_signed_cert
@@ -22,6 +26,7 @@ from tests.tls import CertPair, make_self_signed_cert
 # is not bounded by it fails the test (with the wrong exit code) rather than hanging it.
 DRIP_SECONDS = 20.0
 DRIP_INTERVAL = 0.2
+OK_BODY = b'{"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}'
 
 
 class RawServer:
@@ -156,3 +161,56 @@ def test_an_https_proxy_that_drips_is_bounded_by_the_timeout(cert, handle):
         assert not proxy.ran_out.is_set(), "interncli waited until the proxy stopped dripping"
     assert result.exit_code == 6, result
     assert "within 1s" in error_line(result.stderr)
+
+
+# ---------------------------------------------------------------------------- keep-alive reuse
+
+
+class HeldBody(Reply):
+    """A reply with a length whose headers go at once and whose body waits for ``release``
+    (at most DRIP_SECONDS); records the client's port, to show which connection it came on."""
+
+    def __init__(self, release: Optional[threading.Event] = None) -> None:
+        self.release = release
+        self.port: Optional[int] = None
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        self.port = h.client_address[1]
+        h._send_headers(200, "application/json", {"Content-Length": str(len(OK_BODY))}, [])
+        h.wfile.flush()
+        if self.release is not None:
+            self.release.wait(DRIP_SECONDS)
+        h.wfile.write(OK_BODY)
+        h.wfile.flush()
+
+
+@pytest.mark.integration
+def test_a_watch_never_shuts_a_connection_it_gave_back_to_the_pool(api):
+    # Reading the last bytes of a reply with a length puts its connection back in the pool
+    # before the reader sees the body end: a deadline passing in between (a reply read just at
+    # it; many threads waiting for the GIL) must not shut the socket that the next request,
+    # from this thread or another, is using by then. Here the first reply's deadline is made
+    # to pass in that gap on purpose, and its keeper given the time to act on it.
+    release = threading.Event()
+    first, second = api.add(HeldBody()), api.add(HeldBody(release))
+    transport = Transport(api.base_url, token=SENTINEL, timeout=0.2, environ={})
+    reply = transport.send("POST", "chat/completions", {})
+    pieces = reply.iter_bytes()
+    assert next(pieces) == OK_BODY  # all of it: the connection is back in the pool
+    following = transport.send("POST", "chat/completions", {})
+    assert second.port == first.port  # the same connection
+    reply._watch.deadline = time.monotonic()  # the first reply's time runs out
+    marker = KEEPER.watch(time.monotonic() + HEADER_GRACE + 0.5)  # fires after the first's entry is looked at
+    _wait_for(lambda: marker.fired)
+    release.set()
+    assert following.read() == OK_BODY
+    assert list(pieces) == []
+    following.close()
+    reply.close()
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    end = time.monotonic() + DRIP_SECONDS
+    while not condition():
+        assert time.monotonic() < end, "it never happened"
+        time.sleep(0.01)
