@@ -377,12 +377,14 @@ class Transport:
             raise
         finally:
             _ARMED.watch = None
+        # First, so that the clock stops (the watch pauses) while the headers are traced: a
+        # stderr that blocks is our wait, not the server's.
+        response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
         if self._trace:
             self._trace("< HTTP {} {}".format(raw.status_code, escape_line(raw.reason or "")))
             for key, value in raw.headers.items():
                 self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
-        response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
         if raw.status_code < 200:
             # http.client skips only "100 Continue": any other 1xx (103 Early Hints) comes back
             # as the reply, with no body, and the real answer behind it on the connection is

@@ -214,3 +214,20 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < end, "it never happened"
         time.sleep(0.01)
+
+
+@pytest.mark.integration
+def test_time_spent_tracing_the_reply_headers_is_not_the_servers(api):
+    # -v writes the status line and headers to stderr as soon as they arrive; a stderr that
+    # blocks (a pager not scrolled, a terminal stopped with Ctrl-S) is our wait, not the
+    # server's, as it is while a stream's piece is printed.
+    api.add(HeldBody())
+    marker = KEEPER.watch(time.monotonic() + HEADER_GRACE + 0.5)  # past the request's own deadline
+
+    def trace(line: str) -> None:
+        if line.startswith("< HTTP"):
+            _wait_for(lambda: marker.fired)
+
+    transport = Transport(api.base_url, token=SENTINEL, timeout=0.2, environ={}, trace=trace)
+    reply = transport.send("POST", "chat/completions", {})
+    assert reply.read() == OK_BODY
