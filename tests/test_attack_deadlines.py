@@ -7,19 +7,23 @@ of holding it for ever.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
 from interncli.deadlines import KEEPER
 from interncli.transport import HEADER_GRACE, Transport
-from tests.apiserver import Recorded, Reply, _Handler
+from tests import hostile
+from tests.apiserver import APIServer, Hang, Recorded, Reply, _Handler, _HTTPServer, default_reply, last_user_text
+from tests.batchhelpers import request_line, rows
 from tests.conftest import SENTINEL, invoke
-from tests.hostilecli import error_line
+from tests.hostilecli import HUNG, error_line
 from tests.tls import CertPair, make_self_signed_cert
 
 # How long a hostile peer keeps dripping: far past any --timeout used here, so a client that
@@ -231,3 +235,74 @@ def test_time_spent_tracing_the_reply_headers_is_not_the_servers(api):
     transport = Transport(api.base_url, token=SENTINEL, timeout=0.2, environ={}, trace=trace)
     reply = transport.send("POST", "chat/completions", {})
     assert reply.read() == OK_BODY
+
+
+# ---------------------------------------------------------------------------- many in flight
+
+
+class _Backlogged(_HTTPServer):
+    # 64 workers connect at once; socketserver's backlog of 5 would leave some SYNs to be
+    # sent again a second later, a connect timeout at --timeout 1.
+    request_queue_size = 128
+
+
+class BusyAPIServer(APIServer):
+    """The API server with a listen backlog for 64 connections arriving at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._httpd.server_close()
+        self._httpd = _Backlogged(self)
+        self.port = self._httpd.server_address[1]
+        self.url = "http://127.0.0.1:{}".format(self.port)
+        self.base_url = self.url + "/v1"
+
+
+class ByText(Reply):
+    """Each request's reply chosen by its user text: ``stall-<how>-N`` stalls, anything else is
+    answered at once (the server's echo)."""
+
+    STALLS: Dict[str, Callable[[], Reply]] = {
+        "silent": lambda: Hang(DRIP_SECONDS),
+        "headers": lambda: hostile.DripHeaders(DRIP_INTERVAL, DRIP_SECONDS),
+        "body": lambda: hostile.Drip(DRIP_INTERVAL, DRIP_SECONDS),
+    }
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        text = last_user_text(req.json)
+        how = text.split("-")[1] if text.startswith("stall-") else None
+        (self.STALLS[how]() if how else default_reply(req)).respond(h, req)
+
+
+STALL_WORDS = {"silent": "no reply from", "headers": "headers were still arriving",
+               "body": "did not arrive within --timeout 1s"}
+
+
+@pytest.mark.integration
+def test_a_batch_of_64_in_flight_with_stalls_answers_every_fast_one_and_ends(exe, tmp_path):
+    # A third of the requests stall past --timeout, in three ways; each of 64 workers sends
+    # some of each kind on its own kept-alive connection, so a late watch, or one shutting
+    # another worker's socket, would show as a fast request failed or a stalled one never ending.
+    kinds = ["fast", "fast", "stall-silent", "fast", "stall-headers", "fast", "fast", "stall-body", "fast"]
+    texts = ["{}-{}".format(kinds[i % len(kinds)], i) if kinds[i % len(kinds)] != "fast" else "hello {}".format(i)
+             for i in range(192)]
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(request_line("r{}".format(i), text) + "\n" for i, text in enumerate(texts)))
+    with BusyAPIServer() as api:
+        api.add(ByText(), times=len(texts))
+        proc = subprocess.run([exe, "-b", api.base_url, "--timeout", "1", "--max-retries", "0", "chat", "batch",
+                               str(source), "-o", str(out), "--concurrency", "64"],
+                              env=dict(os.environ, INTERN_API_KEY=SENTINEL), capture_output=True, text=True,
+                              timeout=HUNG)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    found = {row["custom_id"]: row for row in rows(out)}
+    assert len(found) == len(texts) == len(rows(out))  # none lost, none twice
+    for i, text in enumerate(texts):
+        row = found["r{}".format(i)]
+        if text.startswith("stall-"):
+            assert row["error"]["exit_code"] == 6, row
+            assert STALL_WORDS[text.split("-")[1]] in row["error"]["message"], row
+        else:
+            assert row["error"] is None, row
+            assert row["response"]["body"]["choices"][0]["message"]["content"] == "echo: " + text
