@@ -8,6 +8,7 @@ of holding it for ever.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -45,6 +46,7 @@ class RawServer:
         self._context = context
         self.stopping = threading.Event()
         self.ran_out = threading.Event()
+        self.accepted = threading.Event()  # for a handler to say the client is in its hands
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.url = "{}://127.0.0.1:{}".format("https" if context else "http", self.port)
@@ -306,3 +308,43 @@ def test_a_batch_of_64_in_flight_with_stalls_answers_every_fast_one_and_ends(exe
         else:
             assert row["error"] is None, row
             assert row["response"]["body"]["choices"][0]["message"]["content"] == "echo: " + text
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def never_reads(conn: socket.socket, server: RawServer) -> None:
+    server.accepted.set()
+    server.stopping.wait(DRIP_SECONDS)  # the request's body fills the socket's buffers, then blocks
+
+
+def headers_drip(conn: socket.socket, server: RawServer) -> None:
+    read_head(conn)
+    server.accepted.set()
+    drip(conn, b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10000, server)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("handle", [never_reads, headers_drip],
+                         ids=["while the request is being sent", "while the headers drip"])
+@pytest.mark.parametrize("name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_during_a_request_ends_it_at_once_without_a_traceback(exe, tmp_path, handle, name, code):
+    # The request is sent in the main thread (no send thread to join): the signal reaches it
+    # inside a blocking send or read, and the watch is stopped on the way out.
+    prompt = tmp_path / "prompt"
+    prompt.write_bytes(b"x" * (32 << 20))  # more than the socket buffers hold
+    with RawServer(handle) as server, open(prompt, "rb") as stdin:
+        proc = subprocess.Popen([exe, "-b", server.url + "/v1", "-k", SENTINEL, "--timeout", "30",
+                                 "--max-retries", "0", "chat", "create", "-g", "user", "-"],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert server.accepted.wait(HUNG)
+            time.sleep(0.3)  # into the blocking send, or a byte or two of the headers
+            proc.send_signal(getattr(signal, name))
+            out, err = proc.communicate(timeout=HUNG)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert not server.ran_out.is_set()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and out == ""
