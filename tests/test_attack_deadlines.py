@@ -18,10 +18,25 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
-from interncli.deadlines import KEEPER
+from interncli.deadlines import KEEPER, SWEEP_AT
+from interncli.errors import InternCliError, NetworkError, ReplyTooLarge, RequestRejected
 from interncli.transport import HEADER_GRACE, Transport
 from tests import hostile
-from tests.apiserver import APIServer, Hang, Recorded, Reply, _Handler, _HTTPServer, default_reply, last_user_text
+from tests.apiserver import (
+    APIServer,
+    Drop,
+    Hang,
+    Json,
+    Raw,
+    Recorded,
+    Reply,
+    Stream,
+    _Handler,
+    _HTTPServer,
+    default_reply,
+    last_user_text,
+    stream_chunks,
+)
 from tests.batchhelpers import request_line, rows
 from tests.conftest import SENTINEL, invoke
 from tests.hostilecli import HUNG, error_line
@@ -348,3 +363,42 @@ def test_a_signal_during_a_request_ends_it_at_once_without_a_traceback(exe, tmp_
         assert not server.ran_out.is_set()
     assert proc.returncode == code, err
     assert "Traceback" not in err and out == ""
+
+
+# ---------------------------------------------------------------------------- the heap
+
+
+def _one_of_each(transport: Transport, api: APIServer) -> None:
+    """A request of each way a reply ends: read whole, an error status, a redirect, a stream
+    given up after its first piece, a body over the limit, a connection the server drops."""
+    api.add(Raw(OK_BODY, content_type="application/json"))
+    assert transport.send("POST", "chat/completions", {}).read() == OK_BODY
+    api.add(Json({"detail": "boom"}, 500))
+    with pytest.raises(InternCliError):
+        transport.send("POST", "chat/completions", {})
+    api.add(Raw(b"", 302, headers={"Location": "http://127.0.0.1:9/"}))
+    with pytest.raises(RequestRejected):
+        transport.send("POST", "chat/completions", {})
+    api.add(Stream(stream_chunks(["a", "b", "c"])))
+    stream = transport.send("POST", "chat/completions", {})
+    next(stream.iter_bytes())
+    stream.close()
+    api.add(Raw(OK_BODY, content_type="application/json"))
+    with pytest.raises(ReplyTooLarge):
+        transport.send("POST", "chat/completions", {}).read(limit=10)
+    api.add(Drop())
+    with pytest.raises(NetworkError):
+        transport.send("POST", "chat/completions", {})
+
+
+@pytest.mark.integration
+def test_the_heap_holds_no_more_than_what_is_in_flight_however_a_reply_ends(api):
+    # A long --timeout keeps every watch's deadline far away: only stopping them, whichever
+    # way the reply ended, keeps the heap from growing with every request of a long session.
+    # Stopped entries are swept a SWEEP_AT at a time; a watch left running on any one of the
+    # paths would add one entry a round, more than that over 2 * SWEEP_AT rounds.
+    transport = Transport(api.base_url, token=SENTINEL, timeout=3600, environ={})
+    before = KEEPER.pending()
+    for _ in range(2 * SWEEP_AT):
+        _one_of_each(transport, api)
+    assert KEEPER.pending() - before <= SWEEP_AT
