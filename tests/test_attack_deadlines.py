@@ -449,3 +449,38 @@ def test_the_heap_holds_no_more_than_what_is_in_flight_however_a_reply_ends(api)
     for _ in range(2 * SWEEP_AT):
         _one_of_each(transport, api)
     assert KEEPER.pending() - before <= SWEEP_AT
+
+
+# ---------------------------------------------------------------------------- fork
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_has_a_keeper_of_its_own_even_if_forked_while_the_lock_was_held():
+    # A fork copies the keeper's lock as it is (held, if the parent was inside it) but not
+    # its thread: without the reset at fork, the child's first request would wait for ever.
+    parent = KEEPER.watch(time.monotonic() + 3600)
+    with KEEPER.lock:
+        pid = os.fork()
+    if pid == 0:  # the child: exits 0 only if a watch of its own fires on its socket
+        code = 1
+        try:
+            ours, theirs = socket.socketpair()
+            ours.settimeout(5)
+            watch = KEEPER.watch(time.monotonic() + 0.05)
+            watch.attach(ours)
+            code = 0 if ours.recv(1) == b"" and watch.fired else 2
+        finally:
+            os._exit(code)
+    end = time.monotonic() + HUNG
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() > end:
+            break
+        time.sleep(0.01)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done and os.waitstatus_to_exitcode(status) == 0
+    assert not parent.fired
+    parent.stop()
