@@ -484,3 +484,44 @@ def test_a_forked_child_has_a_keeper_of_its_own_even_if_forked_while_the_lock_wa
     assert done and os.waitstatus_to_exitcode(status) == 0
     assert not parent.fired
     parent.stop()
+
+
+# ---------------------------------------------------------------------------- error bodies
+
+
+class DripError(Reply):
+    """An error status whose JSON body then drips, a byte every DRIP_INTERVAL (the first 60
+    bytes faster, so that the error's message is in what arrives in time)."""
+
+    BODY = b'{"code": -1, "msg": "overloaded, try later"}' + b" " * 100000
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.ran_out = threading.Event()
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        h._send_headers(self.status, "application/json", {"Content-Length": str(len(self.BODY))}, [])
+        h.wfile.flush()
+        end = time.monotonic() + DRIP_SECONDS
+        for count, byte in enumerate(self.BODY):
+            if time.monotonic() > end:
+                self.ran_out.set()
+                break
+            if h.server.stopping.wait(0.01 if count < 60 else DRIP_INTERVAL):
+                break
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+        h.close_connection = True
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status, code, tries", [(400, 5, 1), (503, 1, 2)])
+def test_an_error_body_that_drips_is_reported_from_what_arrived_in_time(cli, api, status, code, tries):
+    # read_start takes what arrived before the deadline: the error is reported with its own
+    # exit code, and a retryable one is retried, each try within --timeout.
+    reply = api.add(DripError(status), times=tries)
+    result = cli("chat", "create", "-g", "user", "x", globals_=("--timeout", "1", "--max-retries", "1"))
+    assert not reply.ran_out.is_set()
+    assert result.exit_code == code, result
+    assert "[-1] overloaded, try later" in error_line(result.stderr)
+    assert len(api.requests) == tries
