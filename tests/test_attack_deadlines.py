@@ -283,6 +283,31 @@ def test_a_watch_never_shuts_a_connection_it_gave_back_to_the_pool(api):
     reply.close()
 
 
+class OnPort(Reply):
+    """``reply``, recording the client's port: which connection the request came on."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.port: Optional[int] = None
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        self.port = h.client_address[1]
+        self.reply.respond(h, req)
+
+
+@pytest.mark.integration
+def test_a_retry_on_the_kept_alive_connection_is_watched_too(cli, api):
+    # The retry of a 503 goes on the connection the 503 came on, a socket handed to the
+    # retry's watch when its request starts (not when a connection is made): its headers
+    # dripping must end it as they would a first try's.
+    first = api.add(OnPort(Json({"detail": "busy"}, 503)))
+    second = api.add(OnPort(hostile.DripHeaders(DRIP_INTERVAL, DRIP_SECONDS)))
+    result = cli("chat", "create", "-g", "user", "x", globals_=("--timeout", "1", "--max-retries", "1"))
+    assert result.exit_code == 6, result
+    assert "headers were still arriving" in error_line(result.stderr)
+    assert first.port == second.port is not None
+
+
 def _wait_for(condition: Callable[[], bool]) -> None:
     end = time.monotonic() + DRIP_SECONDS
     while not condition():
