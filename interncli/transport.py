@@ -324,7 +324,7 @@ class Transport:
         self._timeout = timeout
         self._trace = trace
         self._pace = pace
-        self._session = requests.Session()
+        self._session = _Session()
         for prefix in ("https://", "http://"):
             self._session.mount(prefix, _WatchedAdapter())
         # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
@@ -458,6 +458,17 @@ class Transport:
         self._trace(">")
         if data is not None:
             self._trace("> " + _escape_long(self.redact(data.decode("utf-8"))))
+
+
+class _Session(requests.Session):
+    """requests' session, never following a redirect: Transport.send reports one instead."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        # Even with allow_redirects=False, requests reads a redirect's body whole (to put the
+        # connection back for the next hop it would not take) inside Session.request: a
+        # 300 MB body, or a gzip bomb, in memory at once. With no target there is nothing to
+        # follow, and the body is left unread (the connection is closed, not reused).
+        return None
 
 
 # The watch of the request this thread is sending, for the connection to hand its socket to.

@@ -41,7 +41,7 @@ from tests.apiserver import (
 )
 from tests.batchhelpers import request_line, rows
 from tests.conftest import SENTINEL, invoke
-from tests.hostilecli import HUNG, error_line
+from tests.hostilecli import HUNG, MEMORY_LIMIT_KIB, error_line, run_measured
 from tests.tls import CertPair, make_self_signed_cert
 
 # How long a hostile peer keeps dripping: far past any --timeout used here, so a client that
@@ -550,3 +550,45 @@ def test_an_error_body_that_drips_is_reported_from_what_arrived_in_time(cli, api
     assert result.exit_code == code, result
     assert "[-1] overloaded, try later" in error_line(result.stderr)
     assert len(api.requests) == tries
+
+
+# ---------------------------------------------------------------------------- redirects
+
+
+class HugeRedirect(Reply):
+    """A redirect whose body is ``size`` bytes of a JSON-looking string (what requests reads
+    whole to free the connection for following it), or a gzip bomb."""
+
+    def __init__(self, bomb: bool) -> None:
+        self.bomb = bomb
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        body = hostile.bomb("gzip") if self.bomb else None
+        size = len(body) if body is not None else 300 * hostile.MiB
+        headers = {"Location": "http://127.0.0.1:9/v1", "Content-Length": str(size)}
+        if self.bomb:
+            headers["Content-Encoding"] = "gzip"
+        h._send_headers(302, "application/json", headers, [])
+        if body is not None:
+            h.wfile.write(body)
+            return
+        piece = b"a" * hostile.PIECE
+        for _ in range(size // len(piece)):
+            if h.server.stopping.is_set():
+                return
+            h.wfile.write(piece)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4")
+@pytest.mark.parametrize("bomb", [False, True], ids=["300 MB body", "gzip bomb"])
+def test_a_redirect_with_a_huge_body_stays_within_100_MiB(exe, api, tmp_path, bomb):
+    # A redirect is reported, not followed; nothing of its body is needed, and reading it
+    # whole (requests does, to put the connection back for the next hop) is the server's
+    # choice of size in memory, bounded only by what it can send in --timeout.
+    api.add(HugeRedirect(bomb))
+    code, stderr, peak = run_measured(exe, ["-b", api.base_url, "-k", SENTINEL, "--max-retries", "0", "chat",
+                                            "create", "-g", "user", "x"], tmp_path)
+    assert code == 5, stderr
+    assert "redirects" in error_line(stderr)
+    assert peak < MEMORY_LIMIT_KIB, "peak RSS {} MiB".format(peak // 1024)
