@@ -237,6 +237,38 @@ def test_an_http_proxy_or_what_is_behind_it_dripping_is_bounded_by_the_timeout(c
     assert "headers were still arriving" in error_line(result.stderr)
 
 
+# ---------------------------------------------------------------------------- 1xx
+
+
+class EndlessContinue(Reply):
+    """"100 Continue" after "100 Continue", as fast as the client reads them, for at most
+    DRIP_SECONDS: http.client skips each one, looking for the real status line."""
+
+    def __init__(self) -> None:
+        self.ran_out = threading.Event()
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        end = time.monotonic() + DRIP_SECONDS
+        while not h.server.stopping.is_set():
+            if time.monotonic() > end:
+                self.ran_out.set()
+                break
+            h.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n" * 100)
+            h.wfile.flush()
+        h.close_connection = True
+
+
+@pytest.mark.integration
+def test_an_endless_run_of_100_continue_is_bounded_by_the_timeout(cli, api):
+    # Every read returns at once, so requests' per-read timeout never trips: only the watch
+    # ends it, while http.client is still skipping informational replies.
+    reply = api.add(EndlessContinue())
+    result = cli("chat", "create", "-g", "user", "x", globals_=("--timeout", "1", "--max-retries", "0"))
+    assert not reply.ran_out.is_set()
+    assert result.exit_code == 6, result
+    assert "headers were still arriving" in error_line(result.stderr)
+
+
 # ---------------------------------------------------------------------------- keep-alive reuse
 
 
