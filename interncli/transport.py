@@ -548,7 +548,17 @@ def _watch_pools(manager: Any) -> None:
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with watched connections to servers and through proxies."""
+    """requests' adapter, with watched connections to servers and through proxies, and an https
+    proxy's certificate checked whatever the URL's scheme."""
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests checks a certificate only for an https URL, and turns checking off for any
+        # other: a request to an http server through an https proxy (``conn`` is then the pool
+        # of TLS connections to the proxy) went, token and all, to a proxy whose certificate
+        # nobody checked (psf/requests#6103). The proxy is checked as an https server would be.
+        if getattr(conn, "scheme", None) == "https" and url.lower().startswith("http:"):
+            url = "https:" + url[len("http:"):]
+        super().cert_verify(conn, url, verify, cert)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

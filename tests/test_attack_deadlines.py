@@ -624,3 +624,23 @@ def test_a_redirect_with_a_huge_body_stays_within_100_MiB(exe, api, tmp_path, bo
     assert code == 5, stderr
     assert "redirects" in error_line(stderr)
     assert peak < MEMORY_LIMIT_KIB, "peak RSS {} MiB".format(peak // 1024)
+
+
+# ---------------------------------------------------------------------------- an https proxy's certificate
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trusted with --ca-bundle"])
+def test_an_https_proxy_for_an_http_server_has_its_certificate_checked(api, cert, trusted):
+    # requests checks certificates only for an https URL: through an https proxy, a request
+    # to an http server went to a proxy whose certificate nobody checked, token and all.
+    with RawServer(tunnel, server_context(cert)) as proxy:
+        result = invoke(["-b", api.base_url, "-k", SENTINEL, "--max-retries", "0", "--proxy", proxy.url,
+                         *(["--ca-bundle", cert.cert] if trusted else []), "chat", "create", "-g", "user", "x"])
+    if trusted:
+        assert (result.exit_code, result.stdout) == (0, "echo: x\n"), result
+        assert proxy.accepted.is_set()
+    else:
+        assert result.exit_code == 6, result
+        assert "certificate verify failed" in error_line(result.stderr)
+        assert api.requests == []  # the token went nowhere
