@@ -644,3 +644,31 @@ def test_an_https_proxy_for_an_http_server_has_its_certificate_checked(api, cert
         assert result.exit_code == 6, result
         assert "certificate verify failed" in error_line(result.stderr)
         assert api.requests == []  # the token went nowhere
+
+
+# ---------------------------------------------------------------------------- a TLS socket shut down
+
+
+def test_a_watch_firing_on_a_tls_socket_leaves_its_tls_in_place(cert):
+    # ssl.SSLSocket.shutdown drops the socket's TLS state before it shuts the connection, and
+    # SSLSocket.send, finding none, falls back to the plain socket: a request still being sent
+    # in the owner's thread could put its next bytes on the wire in clear text in between. The
+    # watch shuts the connection down under TLS instead.
+    client_context = ssl.create_default_context(cafile=cert.cert)
+    ours, theirs = socket.socketpair()
+    served: List[ssl.SSLSocket] = []
+    server = threading.Thread(target=lambda: served.append(server_context(cert).wrap_socket(theirs, server_side=True)))
+    server.start()
+    try:
+        with client_context.wrap_socket(ours, server_hostname="127.0.0.1") as tls:
+            server.join(DRIP_SECONDS)
+            tls.settimeout(DRIP_SECONDS)
+            watch = KEEPER.watch(time.monotonic())
+            watch.attach(tls)
+            _wait_for(lambda: watch.fired)
+            assert tls.cipher() is not None  # still TLS: whatever is sent now is encrypted, or fails
+            assert tls.recv(10) == b""  # and the connection is shut down
+    finally:
+        theirs.close()
+        for sock in served:
+            sock.close()
