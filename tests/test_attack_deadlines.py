@@ -154,9 +154,9 @@ def server_context(pair: CertPair) -> ssl.SSLContext:
     return context
 
 
-def chat_via(base_url: str, *flags: str):
+def chat_via(base_url: str, *flags: str, stream: bool = False):
     return invoke(["-b", base_url, "-k", SENTINEL, "--timeout", "1", "--max-retries", "0", *flags,
-                   "chat", "create", "-g", "user", "x"])
+                   "chat", "create", "-g", "user", "x", *(["--stream"] if stream else [])])
 
 
 # ---------------------------------------------------------------------------- an HTTPS proxy
@@ -672,3 +672,27 @@ def test_a_watch_firing_on_a_tls_socket_leaves_its_tls_in_place(cert):
         theirs.close()
         for sock in served:
             sock.close()
+
+
+def chunk_drips(kind: bytes) -> Callable[[socket.socket, RawServer], None]:
+    """A reply of type ``kind`` whose first chunk claims 64 KiB and drips."""
+
+    def handle(conn: socket.socket, server: RawServer) -> None:
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n")
+        drip(conn, b"a" * 65536, server)
+
+    return handle
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tls_body_that_drips_inside_a_chunk_is_bounded_by_the_timeout(cert, stream):
+    # The connection is shut down under TLS: the blocked TLS read must still end at once.
+    kind = b"text/event-stream" if stream else b"application/json"
+    with RawServer(chunk_drips(kind), server_context(cert)) as server:
+        result = chat_via(server.url + "/v1", "--ca-bundle", cert.cert, stream=stream)
+        assert not server.ran_out.is_set()
+    assert result.exit_code == 6, result
+    words = "no content came for 1s" if stream else "did not arrive within --timeout 1s"
+    assert words in error_line(result.stderr)
