@@ -187,6 +187,21 @@ def test_an_https_proxy_that_drips_is_bounded_by_the_timeout(cert, handle):
     assert "within 1s" in error_line(result.stderr)
 
 
+def handshake_drips(conn: socket.socket, server: RawServer) -> None:
+    drip(conn, ENDLESS_HANDSHAKE, server)
+
+
+@pytest.mark.integration
+def test_a_tls_handshake_that_drips_is_bounded_by_the_timeout(cert):
+    # The watch's raw socket is detached by ssl as it wraps it, so this one rests on ssl
+    # bounding a whole handshake by the socket timeout.
+    with RawServer(handshake_drips) as server:
+        result = chat_via(server.url.replace("http:", "https:") + "/v1", "--ca-bundle", cert.cert)
+        assert not server.ran_out.is_set()
+    assert result.exit_code == 6, result
+    assert "within 1s" in error_line(result.stderr)
+
+
 # ---------------------------------------------------------------------------- an http proxy
 
 
