@@ -367,9 +367,7 @@ class Transport:
         except BaseException as exc:
             watch.stop()
             if watch.fired and isinstance(exc, Exception):
-                raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
-                                   "arriving".format(url, self._timeout),
-                                   hint="Raise --timeout, or try again later.") from None
+                raise self._headers_late(url) from None
             if isinstance(exc, requests.exceptions.RequestException):
                 raise self._failure(url, exc) from exc
             if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
@@ -377,6 +375,13 @@ class Transport:
             raise
         finally:
             _ARMED.watch = None
+        if watch.fired:
+            # http.client reads the end of a shut-down socket in the middle of the headers as
+            # their end: what came is cut short (a 503 to retry, a redirect, a 200 with no body
+            # to come), not a reply.
+            watch.stop()
+            raw.close()
+            raise self._headers_late(url)
         # First, so that the clock stops (the watch pauses) while the headers are traced: a
         # stderr that blocks is our wait, not the server's.
         response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
@@ -415,6 +420,11 @@ class Transport:
                             "interncli waits ({:.0f}s): try again later.".format(err.retry_after, MAX_RETRY_AFTER))
             raise err
         return response
+
+    def _headers_late(self, url: str) -> NetworkError:
+        """The error for a status line and headers that had not all come at the deadline."""
+        return NetworkError("no reply from {} within {:g}s: its status line and headers were still "
+                            "arriving".format(url, self._timeout), hint="Raise --timeout, or try again later.")
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""

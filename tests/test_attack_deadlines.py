@@ -252,6 +252,43 @@ def test_an_http_proxy_or_what_is_behind_it_dripping_is_bounded_by_the_timeout(c
     assert "headers were still arriving" in error_line(result.stderr)
 
 
+class StatusThenDrip(Reply):
+    """A whole status line at once, then a header line that drips and never ends: at the
+    deadline, http.client reads the shut-down socket's end as the end of the headers."""
+
+    def __init__(self, status: bytes) -> None:
+        self.status = status
+        self.ran_out = threading.Event()
+
+    def respond(self, h: _Handler, req: Recorded) -> None:
+        h.wfile.write(self.status + b"\r\nX-Slow: ")
+        h.wfile.flush()
+        end = time.monotonic() + DRIP_SECONDS
+        while not h.server.stopping.wait(DRIP_INTERVAL):
+            if time.monotonic() > end:
+                self.ran_out.set()
+                break
+            h.wfile.write(b"a")
+            h.wfile.flush()
+        h.close_connection = True
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", [b"HTTP/1.1 200 OK", b"HTTP/1.1 503 Service Unavailable",
+                                    b"HTTP/1.1 302 Found"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_headers_cut_short_by_the_deadline_are_not_taken_for_a_reply(cli, api, status, stream):
+    # The headers were still arriving: not a 503 to retry, a redirect to report, or a 200 whose
+    # body did not come.
+    reply = api.add(StatusThenDrip(status))
+    result = cli("chat", "create", "-g", "user", "x", *(["--stream"] if stream else []),
+                 globals_=("--timeout", "1", "--max-retries", "1"))
+    assert not reply.ran_out.is_set()
+    assert result.exit_code == 6, result
+    assert "headers were still arriving" in error_line(result.stderr)
+    assert len(api.requests) == 1
+
+
 # ---------------------------------------------------------------------------- 1xx
 
 
