@@ -494,7 +494,7 @@ class _WatchedConnection:
     keeps them. The watch is kept, for the pool to stop it (_WatchedPool)."""
 
     sock: Any
-    watch: Optional[Watch] = None
+    interncli_watch: Optional[Watch] = None
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # type: ignore[misc]
@@ -518,7 +518,7 @@ class _WatchedConnection:
     def _hand_over(self, sock: Any) -> None:
         watch = getattr(_ARMED, "watch", None)
         if watch is not None:
-            self.watch = watch
+            self.interncli_watch = watch
             watch.attach(sock)
 
 
@@ -530,9 +530,9 @@ class _WatchedPool:
     the socket that the next request, perhaps another thread's, is using by then."""
 
     def _put_conn(self, conn: Any) -> None:
-        watch = getattr(conn, "watch", None)
+        watch = getattr(conn, "interncli_watch", None)
         if watch is not None:
-            conn.watch = None
+            conn.interncli_watch = None
             watch.stop()
         super()._put_conn(conn)  # type: ignore[misc]
 
@@ -565,7 +565,8 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         # requests checks a certificate only for an https URL, and turns checking off for any
         # other: a request to an http server through an https proxy (``conn`` is then the pool
         # of TLS connections to the proxy) went, token and all, to a proxy whose certificate
-        # nobody checked (psf/requests#6103). The proxy is checked as an https server would be.
+        # nobody checked (for an https server, urllib3 checks the proxy with the server's CAs).
+        # The proxy is checked as an https server would be.
         if getattr(conn, "scheme", None) == "https" and url.lower().startswith("http:"):
             url = "https:" + url[len("http:"):]
         super().cert_verify(conn, url, verify, cert)
