@@ -703,6 +703,7 @@ def test_an_https_proxy_for_an_http_server_has_its_certificate_checked(api, cert
 # ---------------------------------------------------------------------------- a TLS socket shut down
 
 
+@pytest.mark.integration  # the certificate is made by the openssl command
 def test_a_watch_firing_on_a_tls_socket_leaves_its_tls_in_place(cert):
     # ssl.SSLSocket.shutdown drops the socket's TLS state before it shuts the connection, and
     # SSLSocket.send, finding none, falls back to the plain socket: a request still being sent
