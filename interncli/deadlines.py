@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 # How often a paused watch is looked at again.
 PAUSED_CHECK = 0.5
@@ -37,25 +37,25 @@ class Watch:
     the owner may move it later at any time, without a lock. ``fired`` tells a failed read that
     the deadline, not the server, ended it."""
 
-    __slots__ = ("deadline", "fired", "stopped", "_shutdown", "_keeper", "_queued")
+    __slots__ = ("deadline", "fired", "stopped", "_sock", "_keeper", "_queued")
 
     def __init__(self, keeper: "Keeper", deadline: Optional[float]) -> None:
         self.deadline = deadline
         self.fired = False
         self.stopped = False
-        self._shutdown: Optional[Callable[[int], None]] = None
+        self._sock: Optional[socket.socket] = None
         self._keeper = keeper
         self._queued = False
 
     def attach(self, sock: Any) -> None:
         """Watch ``sock`` from now on (a new connection's, or a pooled one being reused); a
         watch that already fired shuts it down at once."""
-        # An HTTPS proxy's TLS-in-TLS tunnel object has no shutdown; the socket under it does.
-        shutdown = getattr(sock, "shutdown", None) or getattr(getattr(sock, "socket", None), "shutdown", None)
+        # An HTTPS proxy's TLS-in-TLS tunnel object is no socket; the socket under it is.
+        plain = sock if isinstance(sock, socket.socket) else getattr(sock, "socket", None)
         with self._keeper.lock:
-            self._shutdown = shutdown
+            self._sock = plain if isinstance(plain, socket.socket) else None
             if self.fired and not self.stopped:
-                _shut(shutdown)
+                _shut(self._sock)
 
     def stop(self) -> None:
         """The reply was read or given up on: never touch the socket again (it may go back to
@@ -146,14 +146,18 @@ class Keeper:
                     # Under the lock, so a watch being stopped (its socket going back to the
                     # pool) is never shut down after stop() returned.
                     entry.fired = True
-                    _shut(entry._shutdown)
+                    _shut(entry._sock)
 
 
-def _shut(shutdown: Optional[Callable[[int], None]]) -> None:
-    if shutdown is None:
+def _shut(sock: Optional[socket.socket]) -> None:
+    """Shut the connection under ``sock`` down, leaving a TLS socket's TLS in place: the
+    plain socket's own method, as ssl.SSLSocket.shutdown drops the TLS state first, and a send
+    racing with it in the owner's thread would then go out in clear text (SSLSocket.send falls
+    back to the plain socket's). The owner's next read or write fails instead."""
+    if sock is None:
         return
     try:
-        shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:  # already closed
         pass
 

@@ -324,7 +324,7 @@ class Transport:
         self._timeout = timeout
         self._trace = trace
         self._pace = pace
-        self._session = requests.Session()
+        self._session = _Session()
         for prefix in ("https://", "http://"):
             self._session.mount(prefix, _WatchedAdapter())
         # requests reads ~/.netrc (or $NETRC) whenever a request has no auth of its own, and its
@@ -367,9 +367,7 @@ class Transport:
         except BaseException as exc:
             watch.stop()
             if watch.fired and isinstance(exc, Exception):
-                raise NetworkError("no reply from {} within {:g}s: its status line and headers were still "
-                                   "arriving".format(url, self._timeout),
-                                   hint="Raise --timeout, or try again later.") from None
+                raise self._headers_late(url) from None
             if isinstance(exc, requests.exceptions.RequestException):
                 raise self._failure(url, exc) from exc
             if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
@@ -377,12 +375,21 @@ class Transport:
             raise
         finally:
             _ARMED.watch = None
+        if watch.fired:
+            # http.client reads the end of a shut-down socket in the middle of the headers as
+            # their end: what came is cut short (a 503 to retry, a redirect, a 200 with no body
+            # to come), not a reply.
+            watch.stop()
+            raw.close()
+            raise self._headers_late(url)
+        # First, so that the clock stops (the watch pauses) while the headers are traced: a
+        # stderr that blocks is our wait, not the server's.
+        response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
         if self._trace:
             self._trace("< HTTP {} {}".format(raw.status_code, escape_line(raw.reason or "")))
             for key, value in raw.headers.items():
                 self._trace("< {}: {}".format(escape_line(key), escape_line(self.redact(value))))
             self._trace("<")
-        response = Response(raw, watch, self._timeout, started, self.redact, self._trace)
         if raw.status_code < 200:
             # http.client skips only "100 Continue": any other 1xx (103 Early Hints) comes back
             # as the reply, with no body, and the real answer behind it on the connection is
@@ -413,6 +420,11 @@ class Transport:
                             "interncli waits ({:.0f}s): try again later.".format(err.retry_after, MAX_RETRY_AFTER))
             raise err
         return response
+
+    def _headers_late(self, url: str) -> NetworkError:
+        """The error for a status line and headers that had not all come at the deadline."""
+        return NetworkError("no reply from {} within {:g}s: its status line and headers were still "
+                            "arriving".format(url, self._timeout), hint="Raise --timeout, or try again later.")
 
     def _failure(self, url: str, exc: requests.exceptions.RequestException) -> InternCliError:
         """The error a requests exception stands for; never quoting headers (they hold the token)."""
@@ -458,6 +470,17 @@ class Transport:
             self._trace("> " + _escape_long(self.redact(data.decode("utf-8"))))
 
 
+class _Session(requests.Session):
+    """requests' session, never following a redirect: Transport.send reports one instead."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        # Even with allow_redirects=False, requests reads a redirect's body whole (to put the
+        # connection back for the next hop it would not take) inside Session.request: a
+        # 300 MB body, or a gzip bomb, in memory at once. With no target there is nothing to
+        # follow, and the body is left unread (the connection is closed, not reused).
+        return None
+
+
 # The watch of the request this thread is sending, for the connection to hand its socket to.
 _ARMED = threading.local()
 
@@ -465,24 +488,53 @@ _ARMED = threading.local()
 class _WatchedConnection:
     """Mixed into urllib3's connection classes: hands the socket to the watch of the request
     being sent, before anything is read from it. ``_new_conn`` makes a new connection's raw
-    socket (before TLS or a proxy's CONNECT, which read from it too); ``request`` starts each
-    request, on a pooled connection too. Both are urllib3 2.x's own names, its SOCKS connection
-    included; the setup.cfg floor keeps them."""
+    socket (before TLS or a proxy's CONNECT, which read from it too); ``_connect_tls_proxy``
+    the TLS socket to an https proxy; ``request`` starts each request, on a pooled connection
+    too. All are urllib3 2.x's own names, its SOCKS connection included; the setup.cfg floor
+    keeps them. The watch is kept, for the pool to stop it (_WatchedPool)."""
 
     sock: Any
+    interncli_watch: Optional[Watch] = None
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # type: ignore[misc]
-        watch = getattr(_ARMED, "watch", None)
-        if watch is not None:
-            watch.attach(sock)
+        self._hand_over(sock)
         return sock
 
+    def _connect_tls_proxy(self, hostname: str, sock: Any) -> Any:
+        # ssl detaches the raw socket it wraps, so the watch's hold on it is dead from here:
+        # the CONNECT reply and the tunnel's own TLS handshake are read through this socket.
+        # (A direct TLS handshake needs no such hand-over: ssl bounds it whole by the socket
+        # timeout.)
+        tls = super()._connect_tls_proxy(hostname, sock)  # type: ignore[misc]
+        self._hand_over(tls)
+        return tls
+
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        watch = getattr(_ARMED, "watch", None)
-        if watch is not None and self.sock is not None:
-            watch.attach(self.sock)
+        if self.sock is not None:
+            self._hand_over(self.sock)
         return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _hand_over(self, sock: Any) -> None:
+        watch = getattr(_ARMED, "watch", None)
+        if watch is not None:
+            self.interncli_watch = watch
+            watch.attach(sock)
+
+
+class _WatchedPool:
+    """Mixed into urllib3's connection pool classes: a connection coming back to the pool is
+    for the next request, so the watch of the last one is stopped there. urllib3 puts it back
+    while reading the last bytes of a body, before interncli sees the body end and stops the
+    watch itself: a deadline passing in between (a reply read just at it) would otherwise shut
+    the socket that the next request, perhaps another thread's, is using by then."""
+
+    def _put_conn(self, conn: Any) -> None:
+        watch = getattr(conn, "interncli_watch", None)
+        if watch is not None:
+            conn.interncli_watch = None
+            watch.stop()
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
 _WATCHED_POOLS: Dict[type, type] = {}
@@ -490,12 +542,12 @@ _WATCHED_POOLS: Dict[type, type] = {}
 
 def _watched_pool(pool: type) -> type:
     """A subclass of the connection pool class ``pool`` whose connections are watched."""
-    if issubclass(pool.ConnectionCls, _WatchedConnection):  # type: ignore[attr-defined]
+    if issubclass(pool, _WatchedPool):
         return pool
     if pool not in _WATCHED_POOLS:
         connection = type("Watched" + pool.ConnectionCls.__name__,  # type: ignore[attr-defined]
                           (_WatchedConnection, pool.ConnectionCls), {})  # type: ignore[attr-defined]
-        _WATCHED_POOLS[pool] = type("Watched" + pool.__name__, (pool,), {"ConnectionCls": connection})
+        _WATCHED_POOLS[pool] = type("Watched" + pool.__name__, (_WatchedPool, pool), {"ConnectionCls": connection})
     return _WATCHED_POOLS[pool]
 
 
@@ -506,7 +558,18 @@ def _watch_pools(manager: Any) -> None:
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with watched connections to servers and through proxies."""
+    """requests' adapter, with watched connections to servers and through proxies, and an https
+    proxy's certificate checked whatever the URL's scheme."""
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests checks a certificate only for an https URL, and turns checking off for any
+        # other: a request to an http server through an https proxy (``conn`` is then the pool
+        # of TLS connections to the proxy) went, token and all, to a proxy whose certificate
+        # nobody checked (for an https server, urllib3 checks the proxy with the server's CAs).
+        # The proxy is checked as an https server would be.
+        if getattr(conn, "scheme", None) == "https" and url.lower().startswith("http:"):
+            url = "https:" + url[len("http:"):]
+        super().cert_verify(conn, url, verify, cert)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
