@@ -92,7 +92,7 @@ class Keeper:
             if entry.stopped:
                 return
             entry.stopped = True
-            entry._shutdown = None  # a stopped entry waiting on the heap must not keep a socket alive
+            entry._sock = None  # a stopped entry waiting on the heap must not keep a socket alive
             if entry._queued:
                 self._stale += 1
                 if self._stale >= SWEEP_AT and self._stale * 2 >= len(self._heap):
