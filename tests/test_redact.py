@@ -81,12 +81,12 @@ def test_the_shortcut_for_text_without_percent_or_backslash_answers_as_the_full_
     pattern = _redaction_pattern(wanted)
     assert pattern is not None
     shortcut = 0
-    for _ in range(3000):
+    for _ in range(1000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
         if "%" not in text and "\\" not in text:
             shortcut += 1
         assert redact(text, secrets) == pattern.sub("***", text), repr(text)
-    assert shortcut > 1000
+    assert shortcut > 300
 
 
 def test_strings_too_short_to_be_secrets_are_not_redacted():
