@@ -191,10 +191,14 @@ def exempt_from_proxy(url: str, environ: Mapping[str, str]) -> bool:
 
 def _proxy_variables(environ: Mapping[str, str]) -> Dict[str, str]:
     """The set ``*_proxy`` variables by their lower-case prefix (``https``, ``all``, ``no``)."""
+    # One pass over the names alone (each value of os.environ is decoded when read: only
+    # the few proxy variables' are), run for every request.
+    names = [name for name in environ if name[-6:].lower() == "_proxy"]
     found: Dict[str, str] = {}
     for upper in (True, False):  # the lower-case spelling, read last, wins
-        for name, value in environ.items():
-            if name.lower().endswith("_proxy") and value and (name == name.upper()) == upper:
+        for name in names:
+            value = environ[name]
+            if value and (name == name.upper()) == upper:
                 found[name[:-len("_proxy")].lower()] = value
     return found
 
