@@ -191,10 +191,14 @@ def exempt_from_proxy(url: str, environ: Mapping[str, str]) -> bool:
 
 def _proxy_variables(environ: Mapping[str, str]) -> Dict[str, str]:
     """The set ``*_proxy`` variables by their lower-case prefix (``https``, ``all``, ``no``)."""
+    # One pass over the names alone (each value of os.environ is decoded when read: only
+    # the few proxy variables' are), run for every request.
+    names = [name for name in environ if name[-6:].lower() == "_proxy"]
     found: Dict[str, str] = {}
     for upper in (True, False):  # the lower-case spelling, read last, wins
-        for name, value in environ.items():
-            if name.lower().endswith("_proxy") and value and (name == name.upper()) == upper:
+        for name in names:
+            value = environ[name]
+            if value and (name == name.upper()) == upper:
                 found[name[:-len("_proxy")].lower()] = value
     return found
 
@@ -524,8 +528,11 @@ def load_config(config_dir: str) -> Dict[str, Any]:
                          hint="Is it the right file? Move it away to start from the defaults.")
     import yaml  # only when there is a file: keeps start-up light
 
+    from interncli.yamlread import read_fast
+
+    fast = read_fast(raw)
     try:
-        data = yaml.safe_load(raw)
+        data = fast[1] if fast is not None else yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise UsageError(
             "{} is not valid YAML: {}".format(path, " ".join(str(exc).split())),

@@ -104,9 +104,27 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     server or proxy may quote it back in -- percent-encoded, JSON-escaped (``\\u0073``, ``\\/``),
     base64 (standard or urlsafe, padded or not, alone, as ``Bearer TOKEN`` or inside a longer
     encoded text), and split by whitespace or an escaped newline."""
-    pattern = _redaction_pattern(tuple(sorted({s for raw in secrets for s in (raw, clean_token(raw))
-                                               if len(s) >= MIN_SECRET})))
+    wanted = tuple(sorted({s for raw in secrets for s in (raw, clean_token(raw)) if len(s) >= MIN_SECRET}))
+    if not wanted or ("%" not in text and "\\" not in text and not _may_hold(text, wanted)):
+        return text
+    pattern = _redaction_pattern(wanted)
     return pattern.sub("***", text) if pattern is not None else text
+
+
+def _may_hold(text: str, secrets: Tuple[str, ...]) -> bool:
+    """Whether a text with no "%" and no backslash may hold a secret as redact() finds them.
+    Without those, a secret can only be there literally (or in one of its base64 forms), with
+    whitespace between its characters at most: then the text without its whitespace holds the
+    form without its own. Checked first because compiling the full pattern takes 50 ms, which
+    a run that shows an error paid whether or not the message quoted anything."""
+    squeezed = "".join(text.split())
+    return any(form in squeezed for form in _squeezed_forms(secrets))
+
+
+@functools.lru_cache(maxsize=16)
+def _squeezed_forms(secrets: Tuple[str, ...]) -> Tuple[str, ...]:
+    forms = {form for secret in secrets for form in [secret] + _base64_forms(secret)}
+    return tuple({"".join(form.split()) for form in forms})
 
 
 MAX_VALUE_DEPTH = 16  # an error code nested deeper is garbage: shown cut, as "…"
@@ -256,9 +274,14 @@ def _profile_values(path: str, field: str, hint: str) -> Dict[str, str]:
         return {}
     import yaml
 
+    from interncli.yamlread import read_fast
+
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            fast = read_fast(fh.read())
+            if fast is None:
+                fh.seek(0)  # read as a stream, as before: an error names the file
+            data = (fast[1] if fast is not None else yaml.safe_load(fh)) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError("cannot read {}: {}".format(path, " ".join(str(exc).split())[:200]), hint=hint) from exc
     profiles = data.get("profiles") if isinstance(data, dict) else None

@@ -13,7 +13,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import keyring
 import pytest
@@ -60,10 +60,45 @@ class FreshDirs:
         return path
 
 
+class Homes:
+    """Each test's HOME: an empty folder. One that a test left as it got it (empty, the same
+    mode, still a folder) goes to a later test instead of a new one: most tests write nothing
+    there, and each folder made costs a mkdir now and an rmdir when pytest clears old runs
+    (0.3 ms a test, thousands of tests)."""
+
+    def __init__(self, dirs: FreshDirs) -> None:
+        self.dirs = dirs
+        self.free: List[Tuple[Path, os.stat_result]] = []
+
+    def take(self) -> Tuple[Path, os.stat_result]:
+        """An empty folder, and its state as handed out."""
+        if self.free:
+            return self.free.pop()
+        path = self.dirs.make("home")
+        return path, path.lstat()
+
+    def give_back(self, path: Path, state: os.stat_result) -> None:
+        """``path`` is free again if it is as it was handed out."""
+        try:
+            now = path.lstat()
+            with os.scandir(path) as entries:
+                empty = next(entries, None) is None
+        except OSError:
+            return
+        if empty and (now.st_mode, now.st_uid, now.st_gid) == (state.st_mode, state.st_uid, state.st_gid):
+            self.free.append((path, state))
+
+
 @pytest.fixture(scope="session")
 def fresh_dirs(tmp_path_factory) -> FreshDirs:
     """Where the per-test folders (``tmp_path`` and each test's HOME) are made."""
     return FreshDirs(tmp_path_factory.mktemp("tests", numbered=False))
+
+
+@pytest.fixture(scope="session")
+def homes(fresh_dirs: FreshDirs) -> Homes:
+    """The tests' HOME folders."""
+    return Homes(fresh_dirs)
 
 
 @pytest.fixture
@@ -85,12 +120,21 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection made (the modules, the thousands of test items) lives until the end:
+    kept out of the garbage collector's reach, its full passes do not go over all of it again
+    (they cost a second of the fast suite)."""
+    import gc
+
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(fresh_dirs, monkeypatch):
+def isolated_env(homes, monkeypatch):
     """No test reads the user's settings, writes into the real home or touches a real keyring:
     in-process, an empty in-memory keyring; in a subprocess, keyring's 'fail' backend unless a
-    test chooses another."""
-    home = fresh_dirs.make("home")
+    test chooses another. HOME is an empty folder of its own (see Homes)."""
+    home, state = homes.take()
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
@@ -102,6 +146,7 @@ def isolated_env(fresh_dirs, monkeypatch):
     keyring.set_keyring(MemoryKeyring())
     yield home
     keyring.set_keyring(previous)
+    homes.give_back(home, state)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ class MemoryKeyring(KeyringBackend):
     priority = 1  # type: ignore[assignment]
 
     def __init__(self) -> None:
-        super().__init__()
+        # Not KeyringBackend.__init__: all it does is read KEYRING_PROPERTY_* settings, none of
+        # which this backend has, by going over the whole environment (one backend per test).
         self.passwords: Dict[Tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> Optional[str]:

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import List
 
@@ -24,6 +23,7 @@ from tests.toolhelpers import (
     ECHO,
     assert_validate_refuses,
     chat_bodies,
+    recursion_room,
     run_calls,
     tool_calls_reply,
     tool_messages,
@@ -321,9 +321,12 @@ def _ref_chain(length: int, last: dict) -> dict:
     return {"type": "object", "properties": {"x": {"$ref": "#/$defs/a0"}}, "$defs": defs}
 
 
-# Longer than any recursion could follow: a walk by recursion fails on this chain wherever the
-# stack stands (5000 were used first; each $def costs the meta-schema check a millisecond).
-CHAIN = sys.getrecursionlimit() + 500
+# Longer than any recursion could follow: each test runs with the recursion limit ROOM frames
+# above its own stack (recursion_room), so a walk by recursion fails on this chain wherever the
+# stack stands (5000 were used first, then the default limit + 500; each $def costs the
+# meta-schema check a millisecond).
+ROOM = 300
+CHAIN = ROOM + 200
 
 
 def _validate(tmp_path, parameters: dict):
@@ -334,17 +337,20 @@ def _validate(tmp_path, parameters: dict):
 def test_a_long_reference_loop_is_a_problem_not_a_crash(tmp_path):
     # The loop check walked references by recursion: 5000 of them ended in "unexpected
     # RecursionError", exit 1.
-    result = _validate(tmp_path, _ref_chain(CHAIN, {"$ref": "#/$defs/a0"}))
+    with recursion_room(ROOM):
+        result = _validate(tmp_path, _ref_chain(CHAIN, {"$ref": "#/$defs/a0"}))
     assert result.exit_code == 2, result.stderr
     assert "leads back to itself" in result.stderr and "unexpected" not in result.stderr
 
 
 def test_a_long_reference_chain_validates_and_a_call_gets_a_clear_error(tmp_path):
-    result = _validate(tmp_path, _ref_chain(CHAIN, {"type": "string"}))
-    assert result.exit_code == 0, result.stderr
-    tool = {"name": "t", "parameters": _ref_chain(CHAIN, {"type": "string"})}
-    call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "s"}'}}, "f")
-    assert "the tool's schema cannot check these arguments" in (toolrun.check_arguments(call, tool) or "")
+    with recursion_room(ROOM):
+        result = _validate(tmp_path, _ref_chain(CHAIN, {"type": "string"}))
+        assert result.exit_code == 0, result.stderr
+        tool = {"name": "t", "parameters": _ref_chain(CHAIN, {"type": "string"})}
+        call = toolrun.ToolCall({"id": "c", "function": {"name": "t", "arguments": '{"x": "s"}'}}, "f")
+        error = toolrun.check_arguments(call, tool) or ""
+    assert "the tool's schema cannot check these arguments" in error
 
 
 def test_a_pattern_nested_too_deeply_to_compile_is_a_problem_not_a_crash(tmp_path):

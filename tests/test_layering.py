@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import pathlib
-from typing import Dict, FrozenSet, List, Optional, Set
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 import pytest
 
@@ -36,30 +36,34 @@ def imported(name: str, run_only: bool = False) -> Set[str]:
     names the module interncli.config, ``from interncli.errors import UsageError`` names
     interncli.errors; third-party modules are kept by their top-level name. ``run_only`` leaves
     out the imports under ``if TYPE_CHECKING:``, which never run."""
-    return set(_imported(name, MODULES[name], run_only))
+    every, run = _imported(name, MODULES[name])
+    return set(run if run_only else every)
 
 
 @functools.lru_cache(maxsize=None)
-def _imported(name: str, path: pathlib.Path, run_only: bool) -> FrozenSet[str]:
-    """imported(), parsed once per file: the tests ask for every module's imports again and
-    again (each parse of the package cost 0.4 s a test)."""
+def _imported(name: str, path: pathlib.Path) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+    """imported(), both ways (every import; those not under ``if TYPE_CHECKING:``) from one
+    parse and one walk of each file: the tests ask for every module's imports again and again
+    (each parse of the package cost 0.4 s a test, and walking a tree is most of a parse's cost)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    skipped: Set[int] = set()
-    for block in ast.walk(tree):
-        if run_only and isinstance(block, ast.If) and is_type_checking(block.test):
-            skipped.update(id(node) for stmt in block.body for node in ast.walk(stmt))
-    found: Set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    every: Set[str] = set()
+    run: Set[str] = set()
+    stack: List[Tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, type_only = stack.pop()
+        found: List[str] = []
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = resolve_from(package, node.module, node.level)
-            found.add(base)
-            found.update(base + "." + alias.name for alias in node.names if base + "." + alias.name in MODULES)
-    return frozenset(normalise(module) for module in found)
+            found = [base] + [base + "." + alias.name for alias in node.names if base + "." + alias.name in MODULES]
+        every.update(found)
+        if not type_only:
+            run.update(found)
+        guarded = set(map(id, node.body)) if isinstance(node, ast.If) and is_type_checking(node.test) else set()
+        stack += [(child, type_only or id(child) in guarded) for child in ast.iter_child_nodes(node)]
+    return frozenset(map(normalise, every)), frozenset(map(normalise, run))
 
 
 def is_type_checking(test: ast.expr) -> bool:
@@ -82,12 +86,15 @@ def normalise(module: str) -> str:
     return module if module.split(".")[0] == "interncli" else module.split(".")[0]
 
 
-GRAPH: Dict[str, Set[str]] = {
+@functools.lru_cache(maxsize=None)
+def graph() -> Dict[str, Set[str]]:
+    """Which of interncli's modules each one imports when it runs. Built on first use, not at
+    collection: every process of a parallel run collects this file, one runs its tests."""
     # A package's __init__ runs on importing any module in it; an edge to it is no layering. A
     # type-only import (under TYPE_CHECKING) never runs, so it closes no cycle.
-    name: {m for m in imported(name, run_only=True) if m in MODULES and m != name and not name.startswith(m + ".")}
-    for name in MODULES
-}
+    return {name: {m for m in imported(name, run_only=True) if m in MODULES and m != name
+                   and not name.startswith(m + ".")}
+            for name in MODULES}
 
 
 def find_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
@@ -151,8 +158,8 @@ def importers_of(module: str) -> Set[str]:
 def test_the_walk_sees_the_modules_and_their_lazy_imports():
     """The walk reads what the code imports, lazy imports in functions included."""
     assert {"interncli", "interncli.cli", "interncli.__main__", "interncli.commands.chat"} <= set(MODULES)
-    assert "interncli.cli" in GRAPH["interncli.__main__"]  # imported inside main()
-    assert "interncli.transport" in GRAPH["interncli.commands.common"]  # inside open_transport()
+    assert "interncli.cli" in graph()["interncli.__main__"]  # imported inside main()
+    assert "interncli.transport" in graph()["interncli.commands.common"]  # inside open_transport()
     assert "requests" in imported("interncli.transport")
 
 
@@ -173,7 +180,7 @@ def test_find_cycles_reports_a_cycle_and_only_a_cycle():
 # -- the rules ---------------------------------------------------------------------------------------
 
 def test_no_import_cycle():
-    cycles = find_cycles(GRAPH)
+    cycles = find_cycles(graph())
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
 
 

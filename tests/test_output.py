@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from typing import Any, Dict, List
 
 from interncli import output
@@ -284,3 +285,21 @@ def test_a_flagged_stream_is_warned_about_once():
     flagged = dict(chunk("a"), moderation={"sensitive": True, "category": "c"})
     feed(printer, [flagged, flagged])
     assert err(streams).count("flagged") == 1
+
+
+def test_one_line_reads_only_what_it_shows_and_shows_what_it_did():
+    """one_line works on a growing prefix of the text: the same line as made from the whole
+    text (each control or other unprintable character a space, whitespace runs one space, cut
+    at the limit with "…"), for any limit, 0 included."""
+    def whole(text: str, limit: int) -> str:
+        text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+        return text if len(text) <= limit else text[:limit] + "…"
+
+    rng = random.Random(3)
+    pieces = ["a", "b", " ", "\n", "\t", "\x1b", "\u200b", "\u3000", "é", "\x85", "\u2028", "x" * 50, " " * 300]
+    for _ in range(400):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 120)))
+        limit = rng.choice([0, 1, 5, 40, 400])
+        assert output.one_line(text, limit) == whole(text, limit), (text, limit)
+    page = "<p>error\n</p>" * 2000
+    assert output.one_line(page) == whole(page, output.MESSAGE_LIMIT)

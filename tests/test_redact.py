@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import urllib.parse
 
 import pytest
 
 from interncli.config import host_of, is_this_machine, mask_url, url_secrets
-from interncli.credentials import argv_tokens, redact, redact_value
+from interncli.credentials import _redaction_pattern, argv_tokens, clean_token, redact, redact_value
 
 # A token with the characters encodings treat specially ('/', '+', '='), as a proxy password may.
 TOKEN = "sk-Ab/cd+ef=gh-0123456789"
@@ -66,6 +67,26 @@ def test_text_without_a_secret_is_unchanged():
     text = "an ordinary error: 401 Unauthorized, see https://example/doc?x=1 \u4e2d\u6587"
     assert redact(text, [TOKEN]) == text
     assert redact(text, []) == text
+
+
+def test_the_shortcut_for_text_without_percent_or_backslash_answers_as_the_full_pattern():
+    # redact() skips the full pattern (50 ms to compile) when a text without "%" or "\\" cannot
+    # hold a secret: on texts built from pieces of the token and its forms, split and surrounded
+    # by whitespace (Unicode's too) and other text, it must answer exactly as the pattern does.
+    rng = random.Random(9)
+    secrets = [TOKEN, " pass word "]
+    pieces = [TOKEN, TOKEN[:7], TOKEN[7:], b64(TOKEN), b64("Bearer " + TOKEN, urlsafe=True), "pass", "word",
+              "Bearer", " ", "\n", "\u2003", "\x1f", "\t", "x", "=", "/", "é", "%", "\\"]
+    wanted = tuple(sorted({s for raw in secrets for s in (raw, clean_token(raw)) if len(s) >= 4}))
+    pattern = _redaction_pattern(wanted)
+    assert pattern is not None
+    shortcut = 0
+    for _ in range(1000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        if "%" not in text and "\\" not in text:
+            shortcut += 1
+        assert redact(text, secrets) == pattern.sub("***", text), repr(text)
+    assert shortcut > 300
 
 
 def test_strings_too_short_to_be_secrets_are_not_redacted():

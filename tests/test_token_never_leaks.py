@@ -100,12 +100,13 @@ CHAT_VARIANTS = [
 ]
 
 # A tool that writes its whole environment to a file in its folder (under HOME, so the file
-# scan sees it) and prints it (so it goes back to the server, whose request bodies are checked).
+# scan sees it) and prints it (so it goes back to the server, whose request bodies are checked);
+# -S as the test tools have it: no site-packages to set up, a quarter of the start-up time.
 DUMP_ENV = ("import json, os; text = json.dumps(dict(os.environ)); "
             "open('tool-env.json', 'w').write(text); print(text)")
 TOOL_SPEC = json.dumps({"tools": [{"name": "env_dump", "description": "Show the environment",
                                    "parameters": {"type": "object", "properties": {}},
-                                   "command": [sys.executable, "-c", DUMP_ENV], "timeout": 20}]})
+                                   "command": [sys.executable, "-S", "-c", DUMP_ENV], "timeout": 20}]})
 TOOL_FILES = {"tools/spec.yaml": TOOL_SPEC}  # JSON is YAML
 SPEC_PATH = "{home}/tools/spec.yaml"
 BATCH_FILES = {"batch/in.jsonl": json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",

@@ -24,6 +24,7 @@ from tests.toolhelpers import (
     ECHO,
     TOOLS,
     ran,
+    recursion_room,
     run_calls,
     tool_calls_reply,
     weather_tool,
@@ -407,9 +408,9 @@ def test_a_spec_nested_too_deeply_is_a_problem_with_its_line_not_a_crash(tmp_pat
 
 def test_a_spec_too_deep_for_the_yaml_parser_is_a_problem_not_a_crash(tmp_path):
     spec = tmp_path / "spec.yaml"
-    depth = sys.getrecursionlimit()  # a call a level at least: past the limit wherever the stack stands
-    spec.write_text("tools: " + "[" * depth + "]" * depth + "\n")
-    result = invoke(["tools", "validate", str(spec)])
+    with recursion_room(300) as depth:  # a call a level at least: past the limit wherever the stack stands
+        spec.write_text("tools: " + "[" * depth + "]" * depth + "\n")
+        result = invoke(["tools", "validate", str(spec)])
     assert result.exit_code == 2
     assert "nested too deeply" in result.stderr and "unexpected" not in result.stderr
 

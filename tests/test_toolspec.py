@@ -23,6 +23,7 @@ from interncli.toolspec import (
     placeholders,
     reference_problems,
 )
+from tests.toolhelpers import recursion_room
 
 GOOD = """\
 model: intern-s1
@@ -96,8 +97,9 @@ def test_invalid_yaml_names_the_line_of_the_syntax_error(tmp_path):
 def test_flow_nesting_too_deep_for_the_parser_is_a_problem_not_a_crash(tmp_path):
     # PyYAML composes a node with at least one call per level: this many levels exceed the
     # recursion limit wherever the stack stands.
-    depth = sys.getrecursionlimit()
-    assert problems_of(tmp_path, "tools: " + "[" * depth + "]" * depth + "\n") == [(None, "nested too deeply to read")]
+    with recursion_room(300) as depth:
+        problems = problems_of(tmp_path, "tools: " + "[" * depth + "]" * depth + "\n")
+    assert problems == [(None, "nested too deeply to read")]
 
 
 def test_spec_error_lists_every_problem_in_its_message_with_a_hint(tmp_path):

@@ -4,9 +4,11 @@ test server was sent, and what the echoing test tool ran. Holds no tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tests.apiserver import Completion
 from tests.conftest import invoke
@@ -18,6 +20,26 @@ WEATHER_PARAMS = {
     "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
     "required": ["location"],
 }
+
+
+@contextlib.contextmanager
+def recursion_room(frames: int) -> Iterator[int]:
+    """Python's recursion limit set to the stack's depth here plus ``frames``, and put back
+    after: input nested ``frames`` levels deep then goes past the limit wherever it is read
+    below, as input as deep as the default limit (1000) would, at a cost that grows with
+    ``frames`` (PyYAML scans the openings of nested flow sequences in quadratic time: 1000
+    levels cost a second, 300 a tenth of that)."""
+    depth = 0
+    frame: Any = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + frames)
+    try:
+        yield frames
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def write_spec(folder: Path, tools: Sequence[Dict[str, Any]], name: str = "spec.yaml", **top: Any) -> Path:

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TextIO, Tuple, 
 
 import click
 
-from interncli.commands.common import Integer, json_option, open_transport, pass_app, require_token, with_retries
+from interncli.commands.common import (
+    Command,
+    Integer,
+    json_option,
+    open_transport,
+    pass_app,
+    require_token,
+    with_retries,
+)
 from interncli.config import MAX_RPM
 from interncli.context import AppContext
 from interncli.errors import InternCliError, UsageError
@@ -37,7 +45,7 @@ def _set_rpm(ctx: click.Context, param: click.Parameter, value: Optional[int]) -
     return value
 
 
-@click.command("batch")
+@click.command("batch", cls=Command)
 @click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "output_path", required=True, metavar="OUTPUT.jsonl",
               type=click.Path(dir_okay=False),

@@ -60,9 +60,48 @@ class Number(click.FloatRange):
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
+def short_options_first(parser: Any, ctx: click.Context) -> Any:
+    """``parser`` (a command's, from click's make_parser) made to look an argument with one dash
+    (``-b``, ``-vk``) up among the short options at once. click tries every option as a long one
+    first, and the miss raises a NoSuchOption, whose message goes through gettext (a search of
+    the locale folders) and whose "did you mean" compares it with every long option: 0.1 ms for
+    each short option of a command line, thrown away. Where it is a long option after all (one
+    declared as ``-foo``), or this click's parser is not the one known here, click's path runs."""
+    process = getattr(parser, "_process_opts", None)
+    match_short = getattr(parser, "_match_short_opt", None)
+    long_options = getattr(parser, "_long_opt", None)
+    prefixes = getattr(parser, "_opt_prefixes", None)
+    if process is None or match_short is None or not isinstance(long_options, dict) or \
+            not isinstance(prefixes, set) or ctx.token_normalize_func is not None:
+        return parser
+
+    def process_opts(arg: str, state: Any) -> None:
+        # What click does when its long match fails on such an argument (split at "=" as it does).
+        if arg[:2] not in prefixes and arg.split("=", 1)[0] not in long_options:
+            match_short(arg, state)
+        else:
+            process(arg, state)
+
+    parser._process_opts = process_opts
+    return parser
+
+
+class Command(click.Command):
+    """A command whose short options are parsed without click's detour (short_options_first)."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        return short_options_first(super().make_parser(ctx), ctx)
+
+
 class Group(click.Group):
     """A command group that, called without a sub-command, shows its help on stderr and exits 2,
-    whatever the click version (8.1 printed it on stdout with exit 0; 8.2 raises an error)."""
+    whatever the click version (8.1 printed it on stdout with exit 0; 8.2 raises an error). Its
+    options, and those of the commands made with its ``command()``, are parsed as Command's."""
+
+    command_class = Command
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        return short_options_first(super().make_parser(ctx), ctx)
 
     def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
         if not args and self.no_args_is_help and not ctx.resilient_parsing:

@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Optional
 
 import click
 
-from interncli.commands.common import pass_app, require_token
+from interncli.commands.common import Command, pass_app, require_token
 from interncli.commands.completers import complete_models
 from interncli.context import AppContext
 
@@ -17,7 +17,7 @@ def repl_command(send_chat: SendChat) -> click.Command:
     """The ``chat repl`` command, sending each turn with ``send_chat`` (chat create's send path,
     handed in by commands/chat.py, which registers this command: no import cycle)."""
 
-    @click.command("repl")
+    @click.command("repl", cls=Command)
     @click.option("-m", "--model", metavar="MODEL", shell_complete=complete_models,
                   help="Model [default: the profile's, else intern-latest]; /model changes it.")
     @click.option("--conversation", metavar="FILE", type=click.Path(dir_okay=False),

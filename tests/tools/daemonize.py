@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S
+# -S: the standard library is all it needs; without site (and its .pth files) it starts 4x as fast.
 """Test tool: leaves a sleeper behind that has escaped its process group (fork, setsid, fork
 again, stdio closed), writes the sleeper's pid to ./daemon.pid, then exits at once. With the
 argument "tree" the sleeper first starts a sleeping child of its own, whose pid goes on the

@@ -1,0 +1,73 @@
+"""YAML documents read by libyaml when PyYAML has it, in a tenth of the time of PyYAML's
+pure-Python parser (a millisecond and more for each config, token or tools file a command
+reads). Only a document libyaml reads without any problem, nested no deeper than SHALLOW, is
+taken from it: anything else the caller reads again as it always has, with the pure-Python
+parser, so what an error says and where stays as it was (libyaml words its messages its own
+way; and the pure parser recurses once per level, so a deep document may end in its
+RecursionError, which the callers report, where libyaml would read it). Both build the data
+with PyYAML's SafeConstructor and resolve scalars by the same rules, and place the nodes (the
+lines problems are reported at) alike; the one difference found is where an empty value
+after an explicit ``? key`` starts (libyaml: the next line)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+# Levels of nesting taken from libyaml: far more than any file interncli reads holds (a spec
+# is refused past 64), far fewer than the pure parser's recursion could fail on.
+SHALLOW = 64
+
+
+def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
+    """(the document's node tree, its data) as libyaml reads ``text`` with the safe loader, or
+    None when PyYAML has no libyaml, the document has any problem or is nested deeper than
+    SHALLOW (read it the usual way then)."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", None)
+    if loader_class is None:
+        return None
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        if root is not None and not shallow(root):
+            return None
+        return root, (loader.construct_document(root) if root is not None else None)
+    except Exception:  # noqa: BLE001 -- whatever it is, the pure-Python parser reports it as before
+        return None
+    finally:
+        loader.dispose()
+
+
+def shallow(root: Any) -> bool:
+    """Whether no path down the node tree (aliases followed: a node may be shared, or hold
+    itself) goes deeper than SHALLOW levels. Each node's height is worked out once, without
+    recursion, so neither shared nodes nor depth cost more than the nodes there are."""
+    height: Dict[int, int] = {}
+    stack: List[Tuple[Any, bool]] = [(root, False)]
+    open_nodes = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            open_nodes.discard(key)
+            height[key] = 1 + max((height[id(c)] for c in children), default=0)
+            if height[key] > SHALLOW:
+                return False
+            continue
+        if key in height:
+            continue
+        if key in open_nodes:  # a node that holds itself: no depth is enough
+            return False
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack += [(child, False) for child in children if id(child) not in height]
+    return True
+
+
+def _children(node: Any) -> List[Any]:
+    value = node.value
+    if isinstance(value, list):  # a sequence's items, or a mapping's (key, value) pairs
+        return [part for item in value for part in (item if isinstance(item, tuple) else (item,))]
+    return []
