@@ -7,7 +7,10 @@ way; and the pure parser recurses once per level, so a deep document may end in 
 RecursionError, which the callers report, where libyaml would read it). Both build the data
 with PyYAML's SafeConstructor and resolve scalars by the same rules, and place the nodes (the
 lines problems are reported at) alike; the one difference found is where an empty value
-after an explicit ``? key`` starts (libyaml: the next line)."""
+after an explicit ``? key`` starts (libyaml: the next line). Two documents they read apart are
+left to the pure parser too: one with a byte order mark past its start (libyaml drops one at
+the start of any line, the pure parser keeps it in the text), and one with an empty scalar
+tagged ``!`` (libyaml: "", the pure parser: None)."""
 
 from __future__ import annotations
 
@@ -25,18 +28,45 @@ def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
     import yaml
 
     loader_class = getattr(yaml, "CSafeLoader", None)
-    if loader_class is None:
+    if loader_class is None or _late_bom(text):
         return None
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
-        if root is not None and not shallow(root):
+        if root is not None and (not shallow(root) or _tag_mark(text) in text and _empty_tagged(root)):
             return None
         return root, (loader.construct_document(root) if root is not None else None)
     except Exception:  # noqa: BLE001 -- whatever it is, the pure-Python parser reports it as before
         return None
     finally:
         loader.dispose()
+
+
+def _late_bom(text: Union[str, bytes]) -> bool:
+    # A UTF-16 text (told by its byte order mark) is not searched: it is rare, and left whole.
+    if isinstance(text, bytes):
+        return text[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\xef\xbb\xbf" in text[1:]
+    return "\ufeff" in text[1:]
+
+
+def _tag_mark(text: Union[str, bytes]) -> Union[str, bytes]:
+    return b"!" if isinstance(text, bytes) else "!"
+
+
+def _empty_tagged(root: Any) -> bool:
+    """Whether a plain empty scalar resolved as a string is in the tree: only a tag makes it
+    one (``!!str``, which both parsers read alike, or ``!``, which they do not)."""
+    seen = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.value == "" and not node.style and node.tag == "tag:yaml.org,2002:str":
+            return True
+        stack += _children(node)
+    return False
 
 
 def shallow(root: Any) -> bool:
