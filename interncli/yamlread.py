@@ -33,7 +33,7 @@ def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
-        if root is not None and (not shallow(root) or _tag_mark(text) in text and _empty_tagged(root)):
+        if root is not None and (not shallow(root) or _may_tag(text) and _empty_tagged(root)):
             return None
         return root, (loader.construct_document(root) if root is not None else None)
     except Exception:  # noqa: BLE001 -- whatever it is, the pure-Python parser reports it as before
@@ -49,8 +49,8 @@ def _late_bom(text: Union[str, bytes]) -> bool:
     return "\ufeff" in text[1:]
 
 
-def _tag_mark(text: Union[str, bytes]) -> Union[str, bytes]:
-    return b"!" if isinstance(text, bytes) else "!"
+def _may_tag(text: Union[str, bytes]) -> bool:
+    return b"!" in text if isinstance(text, bytes) else "!" in text
 
 
 def _empty_tagged(root: Any) -> bool:
