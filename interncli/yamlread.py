@@ -10,11 +10,14 @@ lines problems are reported at) alike; the one difference found is where an empt
 after an explicit ``? key`` starts (libyaml: the next line). Two documents they read apart are
 left to the pure parser too: one with a byte order mark past its start (libyaml drops one at
 the start of any line, the pure parser keeps it in the text), and one with an empty scalar
-tagged ``!`` (libyaml: "", the pure parser: None)."""
+tagged ``!`` (libyaml: "", the pure parser: None). SafeLoader is the pure parser the callers
+read with."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
+
+import yaml  # this module is imported only where a file is read, never at start-up
 
 # Levels of nesting taken from libyaml: far more than any file interncli reads holds (a spec
 # is refused past 64), far fewer than the pure parser's recursion could fail on.
@@ -25,8 +28,6 @@ def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
     """(the document's node tree, its data) as libyaml reads ``text`` with the safe loader, or
     None when PyYAML has no libyaml, the document has any problem or is nested deeper than
     SHALLOW (read it the usual way then)."""
-    import yaml
-
     loader_class = getattr(yaml, "CSafeLoader", None)
     if loader_class is None or _late_bom(text):
         return None
@@ -40,6 +41,22 @@ def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
         return None
     finally:
         loader.dispose()
+
+
+class SafeLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, with a wrongly tagged scalar (``!!int x``, ``!!float``,
+    ``!!bool x``, ``!!timestamp x``) a YAMLError at its line like any other problem: PyYAML's
+    constructors let it out as a ValueError, IndexError, KeyError or AttributeError, which the
+    callers took for a bug of interncli. The value is not quoted: it may be a token."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """The value of ``node``, as PyYAML constructs it, or a ConstructorError."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a value tagged {} that is not one".format(node.tag.replace("tag:yaml.org,2002:", "!!")),
+                node.start_mark) from exc
 
 
 def _late_bom(text: Union[str, bytes]) -> bool:
