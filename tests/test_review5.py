@@ -73,3 +73,33 @@ def test_a_stored_token_with_a_wrong_tag_is_an_error_that_does_not_quote_it(conf
     result = invoke(["auth", "token"])
     assert result.exit_code == 2 and "cannot read" in result.stderr and "unexpected" not in result.stderr
     assert SENTINEL not in result.stdout + result.stderr
+
+
+def _shortcut_cases(token):
+    import base64
+    import re
+
+    # Every character str.split() or the pattern's \s takes for whitespace (Unicode has none
+    # past U+3000): where the two disagreed, the shortcut would squeeze the text apart.
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace() or re.match(r"\s", chr(c))]
+    data = token.encode()
+    texts = [token[:5] + space + token[5:] for space in spaces]
+    texts += [token[:3] + "\r\n" + token[3:7] + "\u2028" + token[7:], token[:4] + "\u200b" + token[4:],
+              token.upper(), token.swapcase(), "Bearer " + token[:-1]]
+    for prefix in (b"", b"x", b"xy", b"Bearer ", b"Authorization: Bearer ", b"\xff\xfe"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(prefix + data + b"!?").decode()
+            texts += [encoded, encoded.rstrip("="), " ".join(encoded[i:i + 3] for i in range(0, len(encoded), 3))]
+    return texts
+
+
+def test_the_redaction_shortcut_lets_through_nothing_the_full_pattern_takes():
+    from interncli.credentials import _redaction_pattern, redact
+
+    token = "sk-Rev5+/tok_en-9~x"
+    pattern = _redaction_pattern((token,))
+    redacted = 0
+    for text in _shortcut_cases(token):
+        assert redact(text, [token]) == pattern.sub("***", text), repr(text)
+        redacted += pattern.sub("***", text) != text
+    assert redacted > 30  # the cases reach the pattern's forms, not only texts it leaves alone
