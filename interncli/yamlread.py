@@ -10,8 +10,9 @@ lines problems are reported at) alike; the one difference found is where an empt
 after an explicit ``? key`` starts (libyaml: the next line). Two documents they read apart are
 left to the pure parser too: one with a byte order mark past its start (libyaml drops one at
 the start of any line, the pure parser keeps it in the text), and one with an empty scalar
-tagged ``!`` (libyaml: "", the pure parser: None). SafeLoader is the pure parser the callers
-read with."""
+tagged ``!`` (libyaml: "", the pure parser: None). libyaml does take a few documents the pure
+parser refuses, as YAML allows them: a tab after a value or before a comment, a ``#`` right
+after a block scalar's ``|`` or ``>``. SafeLoader is the pure parser the callers read with."""
 
 from __future__ import annotations
 
