@@ -13,6 +13,7 @@ from interncli.commands.common import Command
 from interncli.toolspec import SpecError, load_spec
 from interncli.yamlread import read_fast
 from tests.conftest import SENTINEL, invoke
+from tests.toolhelpers import recursion_room
 
 needs_libyaml = pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="PyYAML built without libyaml")
 
@@ -141,3 +142,28 @@ def test_more_command_lines_parse_as_clicks_own_parser(args):
     assert _outcome(OURS, args) == _outcome(PLAIN, args)
     assert _outcome(OURS, args, resilient_parsing=True, ignore_unknown_options=True) == _outcome(
         PLAIN, args, resilient_parsing=True, ignore_unknown_options=True)
+
+
+# A document nested past what libyaml is trusted with goes to the pure parser, which recurses
+# once per level at least: the config and token readers let its RecursionError out
+# ("unexpected ... Please report it", exit 1) where the tools spec reader says "nested too
+# deeply". recursion_room puts the limit that many frames above this test's stack.
+def _deep(depth):
+    return "[" * depth + "]" * depth
+
+
+def test_a_config_nested_too_deeply_is_a_usage_error(config_dir):
+    with recursion_room(300) as depth:
+        (config_dir / "config.yaml").write_text("profiles: {}\n".format(_deep(depth)))
+        result = invoke(["config", "list"])
+    assert result.exit_code == 2 and "nested too deeply" in result.stderr and "hint:" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_a_token_file_nested_too_deeply_is_a_usage_error(config_dir):
+    with recursion_room(300) as depth:
+        (config_dir / "credentials.yaml").write_text("profiles: {{default: {{token: {}}}}}\n".format(_deep(depth)))
+        (config_dir / "credentials.yaml").chmod(0o600)
+        result = invoke(["auth", "token"])
+    assert result.exit_code == 2 and "nested too deeply" in result.stderr and "hint:" in result.stderr
+    assert "unexpected" not in result.stderr
