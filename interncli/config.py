@@ -528,11 +528,14 @@ def load_config(config_dir: str) -> Dict[str, Any]:
                          hint="Is it the right file? Move it away to start from the defaults.")
     import yaml  # only when there is a file: keeps start-up light
 
-    from interncli.yamlread import read_fast
+    from interncli.yamlread import SafeLoader, read_fast
 
     fast = read_fast(raw)
     try:
-        data = fast[1] if fast is not None else yaml.safe_load(raw)
+        data = fast[1] if fast is not None else yaml.load(raw, Loader=SafeLoader)
+    except RecursionError:  # the pure parser recurses once per level of nesting
+        raise UsageError("{} is not valid YAML: nested too deeply to read".format(path),
+                         hint="Fix the file, or move it away to start from the defaults.") from None
     except yaml.YAMLError as exc:
         raise UsageError(
             "{} is not valid YAML: {}".format(path, " ".join(str(exc).split())),

@@ -398,14 +398,14 @@ def load_spec(path: str) -> Dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("cannot read tools spec {}: {}".format(path, getattr(exc, "strerror", None) or exc),
                          hint="Check the path.") from exc
-    from interncli.yamlread import read_fast
+    from interncli.yamlread import SafeLoader, read_fast
 
     # One parse: the node tree gives line numbers, the same tree gives the data.
     fast = read_fast(text)
     if fast is not None:
         root, data = fast
     else:
-        loader = yaml.SafeLoader(text)
+        loader = SafeLoader(text)
         try:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
