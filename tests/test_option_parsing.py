@@ -28,6 +28,11 @@ OURS = _params(click.command("ours", cls=Command)(lambda **kw: None))
 LINES = [["-b", "http://x", "-k", "T"], ["-vkT"], ["-vk", "T"], ["-b=http://x"], ["--base-url=http://x"],
          ["-n3", "-H", "a: b", "-H", "c: d"], ["-foo", "-v"], ["-v", "--", "-k", "x"], ["-z"], ["-vz"],
          ["--bas", "x"], ["-n", "x"], ["-k"], ["-", "-v"], ["-foo=1"], ["a", "-v", "b"]]
+# Clusters with "=", values that start with a dash (negative numbers), a prefix of a one-dash
+# long option, unknown letters.
+LINES += [["-n", "-1"], ["-n-3"], ["-n=2"], ["-vk=T"], ["-vkvk"], ["-kv", "-v"], ["-k", "-v"], ["-fo"], ["-f"],
+          ["-foov"], ["-vfoo"], ["--foo"], ["-", "--", "-"], ["--", "--"], ["-b", "--", "x"], ["-H", "-"],
+          ["-vvv", "-nv"], ["-=", "-v"], ["-v=1"], ["-k", "--api-key=x"], ["--api-key", "-k"], ["-\u00e9"]]
 
 
 def _outcome(command: click.Command, args: List[str], **extra: Any) -> Any:

@@ -1,15 +1,13 @@
 """Review of the day's speed-ups, attacked: what libyaml reads must be what the pure parser
 reads (yamlread), and a wrongly tagged value is the file's problem, not a crash; the redaction
-shortcut lets through nothing the full pattern redacts; the short-option shortcut parses as
-click does."""
+shortcut lets through nothing the full pattern redacts. (The short-option shortcut's extra
+command lines are in test_option_parsing.)"""
 
 from __future__ import annotations
 
-import click
 import pytest
 import yaml
 
-from interncli.commands.common import Command
 from interncli.toolspec import SpecError, load_spec
 from interncli.yamlread import read_fast
 from tests.conftest import SENTINEL, invoke
@@ -108,40 +106,6 @@ def test_the_redaction_shortcut_lets_through_nothing_the_full_pattern_takes():
         assert redact(text, [token]) == pattern.sub("***", text), repr(text)
         redacted += pattern.sub("***", text) != text
     assert redacted > 30  # the cases reach the pattern's forms, not only texts it leaves alone
-
-
-# Command lines the brief named, beyond test_option_parsing's: clusters with "=", values that
-# start with a dash (negative numbers), a prefix of a one-dash long option, unknown letters.
-MORE_LINES = [["-n", "-1"], ["-n-3"], ["-n=2"], ["-vk=T"], ["-vkvk"], ["-kv", "-v"], ["-k", "-v"], ["-fo"], ["-f"],
-              ["-foov"], ["-vfoo"], ["--foo"], ["-", "--", "-"], ["--", "--"], ["-b", "--", "x"], ["-H", "-"],
-              ["-vvv", "-nv"], ["-=", "-v"], ["-v=1"], ["-k", "--api-key=x"], ["--api-key", "-k"], ["-\u00e9"]]
-
-
-def _params(f):
-    for option in (click.option("-b", "--base-url"), click.option("-k", "--api-key"),
-                   click.option("-v", "--verbose", is_flag=True), click.option("-n", type=int, default=1),
-                   click.option("-H", "--header", multiple=True), click.option("-foo", "foo", is_flag=True),
-                   click.argument("rest", nargs=-1)):
-        f = option(f)
-    return f
-
-
-PLAIN = _params(click.command("plain")(lambda **kw: None))
-OURS = _params(click.command("ours", cls=Command)(lambda **kw: None))
-
-
-def _outcome(command, args, **extra):
-    try:
-        return command.make_context("x", list(args), **extra).params
-    except click.ClickException as exc:
-        return type(exc).__name__, exc.format_message()
-
-
-@pytest.mark.parametrize("args", MORE_LINES, ids=" ".join)
-def test_more_command_lines_parse_as_clicks_own_parser(args):
-    assert _outcome(OURS, args) == _outcome(PLAIN, args)
-    assert _outcome(OURS, args, resilient_parsing=True, ignore_unknown_options=True) == _outcome(
-        PLAIN, args, resilient_parsing=True, ignore_unknown_options=True)
 
 
 # A document nested past what libyaml is trusted with goes to the pure parser, which recurses
