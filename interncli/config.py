@@ -528,11 +528,10 @@ def load_config(config_dir: str) -> Dict[str, Any]:
                          hint="Is it the right file? Move it away to start from the defaults.")
     import yaml  # only when there is a file: keeps start-up light
 
-    from interncli.yamlread import SafeLoader, read_fast
+    from interncli.yamlread import load_document
 
-    fast = read_fast(raw)
     try:
-        data = fast[1] if fast is not None else yaml.load(raw, Loader=SafeLoader)
+        data = load_document(raw)[1]
     except RecursionError:  # the pure parser recurses once per level of nesting
         raise UsageError("{} is not valid YAML: nested too deeply to read".format(path),
                          hint="Fix the file, or move it away to start from the defaults.") from None

@@ -274,14 +274,11 @@ def _profile_values(path: str, field: str, hint: str) -> Dict[str, str]:
         return {}
     import yaml
 
-    from interncli.yamlread import SafeLoader, read_fast
+    from interncli.yamlread import load_document
 
     try:
         with open(path, encoding="utf-8") as fh:
-            fast = read_fast(fh.read())
-            if fast is None:
-                fh.seek(0)  # read as a stream, as before: an error names the file
-            data = (fast[1] if fast is not None else yaml.load(fh, Loader=SafeLoader)) or {}
+            data = load_document(fh)[1] or {}
     except RecursionError:  # the pure parser recurses once per level of nesting
         raise UsageError("cannot read {}: nested too deeply to read".format(path), hint=hint) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -398,25 +398,17 @@ def load_spec(path: str) -> Dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError("cannot read tools spec {}: {}".format(path, getattr(exc, "strerror", None) or exc),
                          hint="Check the path.") from exc
-    from interncli.yamlread import SafeLoader, read_fast
+    from interncli.yamlread import load_document
 
-    # One parse: the node tree gives line numbers, the same tree gives the data.
-    fast = read_fast(text)
-    if fast is not None:
-        root, data = fast
-    else:
-        loader = SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        except RecursionError:  # PyYAML's parser recurses once per level of flow-style nesting
-            raise SpecError(path, [Problem(None, "nested too deeply to read")]) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise SpecError(path, [Problem(mark.line + 1 if mark else None, "not valid YAML: " + problem)]) from exc
-        finally:
-            loader.dispose()
+    try:
+        # One parse: the node tree gives line numbers, the same tree gives the data.
+        root, data = load_document(text)
+    except RecursionError:  # PyYAML's parser recurses once per level of flow-style nesting
+        raise SpecError(path, [Problem(None, "nested too deeply to read")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, [Problem(mark.line + 1 if mark else None, "not valid YAML: " + problem)]) from exc
     if data is None:
         raise SpecError(path, [Problem(None, "the spec is empty: it needs a 'tools' list")])
     problems = check_spec(data, root)

@@ -12,11 +12,11 @@ left to the pure parser too: one with a byte order mark past its start (libyaml 
 the start of any line, the pure parser keeps it in the text), and one with an empty scalar
 tagged ``!`` (libyaml: "", the pure parser: None). libyaml does take a few documents the pure
 parser refuses, as YAML allows them: a tab after a value or before a comment, a ``#`` right
-after a block scalar's ``|`` or ``>``. SafeLoader is the pure parser the callers read with."""
+after a block scalar's ``|`` or ``>``. :func:`load_document` is what the callers read with."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import IO, Any, Dict, List, Optional, Tuple, Union
 
 import yaml  # this module is imported only where a file is read, never at start-up
 
@@ -40,6 +40,26 @@ def read_fast(text: Union[str, bytes]) -> Optional[Tuple[Any, Any]]:
         return root, (loader.construct_document(root) if root is not None else None)
     except Exception:  # noqa: BLE001 -- whatever it is, the pure-Python parser reports it as before
         return None
+    finally:
+        loader.dispose()
+
+
+def load_document(source: Union[str, bytes, IO[str]]) -> Tuple[Any, Any]:
+    """(the node tree, the data) of the one YAML document in ``source``, a text or an open
+    file: libyaml's reading when it is taken (read_fast), else the pure parser's, whose
+    YAMLError or RecursionError (nesting too deep for it) the caller reports. A file is read
+    again by the pure parser as a stream: its errors then name the file and quote no line of
+    it (a snippet of the token file would be the token)."""
+    text = source if isinstance(source, (str, bytes)) else source.read()
+    fast = read_fast(text)
+    if fast is not None:
+        return fast
+    if not isinstance(source, (str, bytes)):
+        source.seek(0)
+    loader = SafeLoader(source)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
     finally:
         loader.dispose()
 
