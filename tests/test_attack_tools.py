@@ -21,6 +21,7 @@ from tests.conftest import SENTINEL, invoke
 from tests.processes import wait_gone
 from tests.toolhelpers import (
     ECHO,
+    assert_command_refuses,
     assert_validate_refuses,
     chat_bodies,
     recursion_room,
@@ -188,8 +189,8 @@ def test_other_builds_of_an_interpreter_are_known(path: str, name: str):
 
 
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
-def test_attacks_that_validate_accepted(tmp_path, command: List[str], refused: List[int]):
-    assert_validate_refuses(tmp_path, command, refused)
+def test_attacks_that_validate_accepted(command: List[str], refused: List[int]):
+    assert_command_refuses(command, refused)
 
 
 # Every program known to run an option's value, both ways: that option given a placeholder,
@@ -202,7 +203,16 @@ GENERATED = [case for name, spec in sorted(RUNS.items())
 
 
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
-def test_every_program_that_runs_an_option_value_both_ways(tmp_path, command: List[str], refused: List[int]):
+def test_every_program_that_runs_an_option_value_both_ways(command: List[str], refused: List[int]):
+    assert_command_refuses(command, refused)
+
+
+# Every 12th row of both tables through `tools validate` and a spec file (as test_commandcheck).
+THROUGH_THE_CLI = CASES[::12] + GENERATED[::12]
+
+
+@pytest.mark.parametrize("command, refused", THROUGH_THE_CLI, ids=[" ".join(c) for c, _ in THROUGH_THE_CLI])
+def test_rows_of_the_tables_through_tools_validate(tmp_path, command: List[str], refused: List[int]):
     assert_validate_refuses(tmp_path, command, refused)
 
 

@@ -19,7 +19,7 @@ from interncli.commandcheck import (
     program_name,
 )
 from tests.conftest import invoke
-from tests.toolhelpers import assert_validate_refuses
+from tests.toolhelpers import assert_command_refuses, assert_validate_refuses
 
 X = "{x}"
 
@@ -279,13 +279,29 @@ def test_the_table_tries_every_known_name_both_ways():
 
 
 @pytest.mark.parametrize("command, refused", GENERATED, ids=[" ".join(c) for c, _ in GENERATED])
-def test_every_known_name_generated_both_ways(tmp_path, command: List[str], refused: List[int]):
-    test_every_shell_interpreter_and_wrapper_both_ways(tmp_path, command, refused)
+def test_every_known_name_generated_both_ways(command: List[str], refused: List[int]):
+    assert_command_refuses(command, refused)
 
 
 @pytest.mark.parametrize("command, refused", CASES, ids=[" ".join(c) for c, _ in CASES])
-def test_every_shell_interpreter_and_wrapper_both_ways(tmp_path, command: List[str], refused: List[int]):
+def test_every_shell_interpreter_and_wrapper_both_ways(command: List[str], refused: List[int]):
+    assert_command_refuses(command, refused)
+
+
+# Every 12th row of each table, through `tools validate` and a spec file: the way from a
+# refused element to its line of the file, the message and the exit code is the same for
+# every row (accepted, refused once, refused at the program, refused twice are all among them).
+THROUGH_THE_CLI = CASES[::12] + GENERATED[::12]
+
+
+@pytest.mark.parametrize("command, refused", THROUGH_THE_CLI, ids=[" ".join(c) for c, _ in THROUGH_THE_CLI])
+def test_rows_of_the_tables_through_tools_validate(tmp_path, command: List[str], refused: List[int]):
     assert_validate_refuses(tmp_path, command, refused)
+
+
+def test_the_rows_through_the_cli_are_of_every_kind():
+    counts = {len(refused) for _, refused in THROUGH_THE_CLI}
+    assert {0, 1} <= counts and [0] in [refused for _, refused in THROUGH_THE_CLI]
 
 
 @pytest.mark.parametrize("path, name", [

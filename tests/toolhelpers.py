@@ -87,6 +87,19 @@ def run_calls(cli, api, tmp_path: Path, tools: List[Dict[str, Any]], calls: Sequ
     return result, tool_messages(bodies[1]) if len(bodies) > 1 else []
 
 
+def assert_command_refuses(command: List[str], refused: List[int]) -> None:
+    """The check of a tool's argv (placeholders, then commandcheck) accepts ``command`` if
+    ``refused`` is empty, else refuses exactly the elements it lists (by index), one problem
+    each. The tables of several hundred rows check here, below the command line and the spec's
+    JSON Schema checks, which are the same for every row and cost ~6 ms of each one's 7;
+    ``assert_validate_refuses`` runs a row through `tools validate` end to end."""
+    from interncli.toolspec import _command_problems
+
+    problems = _command_problems(list(command), {"x"}, lambda j: j)
+    assert sorted(p.line for p in problems if p.line is not None) == sorted(refused), (command, problems)
+    assert len(problems) == len(refused), (command, problems)
+
+
 def assert_validate_refuses(tmp_path: Path, command: List[str], refused: List[int]) -> None:
     """``tools validate`` accepts ``command`` if ``refused`` is empty, else refuses exactly the
     elements it lists (by index), each on its own line."""
