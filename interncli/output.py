@@ -429,9 +429,12 @@ class TextStreamPrinter:
         state = assembler.choice(index)
         if self.reasoning and state.reasoning:
             show_reasoning(state.reasoning.rstrip("\n") + "\n", self.io)
+        # The message, not the raw text: beside a tool call, LMDeploy 0.7-0.12's leaked markup is
+        # no part of the answer (as with n = 1, and as the conversation keeps it).
+        message = assembler.message(index)
         self.out.write(header(index, self.io))
-        self.out.write(escape_for_terminal(state.content, self.io) + "\n")
-        calls = assembler.message(index).get("tool_calls", [])
+        self.out.write(escape_for_terminal(message["content"], self.io) + "\n")
+        calls = message.get("tool_calls", [])
         write_tool_calls(calls, self.io)
         self.out.flush()
         warn_if_stream_ended(state, bool(calls), " {}".format(index), self.io)

@@ -469,3 +469,19 @@ def test_an_error_body_nested_hundreds_deep_is_an_error_not_a_crash(serve, statu
     assert result.exit_code in (1, 3, 5), result.stderr
     assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("profile", ["lmdeploy-0.10", "lmdeploy-0.12"])
+def test_streamed_tool_call_markup_is_not_the_answer_with_n_above_1(serve: Callable[[str], ProfileServer],
+                                                                   profile: str, tmp_path: Any) -> None:
+    # These versions ignore n and stream one choice; with -n 2 it is printed whole, under its
+    # header, when it ends: without the markup, as with n = 1 and as the conversation keeps it.
+    server = serve(profile)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    server.script(Engine(text="Let me check.", tool_call=("get_weather", {"city": "x"})))
+    result = create(server, "--stream", "-n", "2", "--tools", str(spec), "-g", "user", "w?")
+    assert result.exit_code == 0, result.stderr
+    assert "<|" not in result.stdout, result.stdout
+    header, text, call = result.stdout.splitlines()
+    assert (header, text, call.split(" ")[0]) == ("===== Chat Completion 0 =====", "Let me check.", "tool_call")
