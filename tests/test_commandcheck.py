@@ -290,7 +290,8 @@ def test_every_shell_interpreter_and_wrapper_both_ways(command: List[str], refus
 
 # Every 12th row of each table, through `tools validate` and a spec file: the way from a
 # refused element to its line of the file, the message and the exit code is the same for
-# every row (accepted, refused once, refused at the program, refused twice are all among them).
+# every row (accepted rows, rows refused at one element and rows refused at the program itself
+# are all among them).
 THROUGH_THE_CLI = CASES[::12] + GENERATED[::12]
 
 
