@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -235,6 +236,16 @@ class Sleeps:
 def sleeps() -> Sleeps:
     """The delays the commands run by ``cli`` asked to wait between retries."""
     return Sleeps()
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 5.0) -> None:
+    """Return once ``condition()`` holds (looked at every 5 ms); fail the test, naming ``what``
+    was awaited, if it does not within ``limit`` seconds."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.005)
 
 
 def invoke(args: Sequence[str], input: Optional[str] = None, env: Optional[Dict[str, str]] = None,

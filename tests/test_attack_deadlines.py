@@ -40,7 +40,7 @@ from tests.apiserver import (
     stream_chunks,
 )
 from tests.batchhelpers import request_line, rows
-from tests.conftest import SENTINEL, invoke
+from tests.conftest import SENTINEL, invoke, wait_until
 from tests.hostilecli import HUNG, MEMORY_LIMIT_KIB, error_line, run_measured
 from tests.tls import CertPair, make_self_signed_cert
 
@@ -359,7 +359,7 @@ def test_a_watch_never_shuts_a_connection_it_gave_back_to_the_pool(api):
     assert second.port == first.port  # the same connection
     reply._watch.deadline = time.monotonic()  # the first reply's time runs out
     marker = KEEPER.watch(time.monotonic() + HEADER_GRACE + 0.5)  # fires after the first's entry is looked at
-    _wait_for(lambda: marker.fired)
+    wait_until(lambda: marker.fired, "the watch to fire", DRIP_SECONDS)
     release.set()
     assert following.read() == OK_BODY
     assert list(pieces) == []
@@ -392,13 +392,6 @@ def test_a_retry_on_the_kept_alive_connection_is_watched_too(cli, api):
     assert first.port == second.port is not None
 
 
-def _wait_for(condition: Callable[[], bool]) -> None:
-    end = time.monotonic() + DRIP_SECONDS
-    while not condition():
-        assert time.monotonic() < end, "it never happened"
-        time.sleep(0.01)
-
-
 @pytest.mark.integration
 def test_time_spent_tracing_the_reply_headers_is_not_the_servers(api):
     # -v writes the status line and headers to stderr as soon as they arrive; a stderr that
@@ -409,7 +402,7 @@ def test_time_spent_tracing_the_reply_headers_is_not_the_servers(api):
 
     def trace(line: str) -> None:
         if line.startswith("< HTTP"):
-            _wait_for(lambda: marker.fired)
+            wait_until(lambda: marker.fired, "the watch to fire", DRIP_SECONDS)
 
     transport = Transport(api.base_url, token=SENTINEL, timeout=0.2, environ={}, trace=trace)
     reply = transport.send("POST", "chat/completions", {})
@@ -720,7 +713,7 @@ def test_a_watch_firing_on_a_tls_socket_leaves_its_tls_in_place(cert):
             tls.settimeout(DRIP_SECONDS)
             watch = KEEPER.watch(time.monotonic())
             watch.attach(tls)
-            _wait_for(lambda: watch.fired)
+            wait_until(lambda: watch.fired, "the watch to fire", DRIP_SECONDS)
             assert tls.cipher() is not None  # still TLS: whatever is sent now is encrypted, or fails
             assert tls.recv(10) == b""  # and the connection is shut down
     finally:

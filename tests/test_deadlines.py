@@ -16,6 +16,7 @@ from typing import Iterator, Tuple
 import pytest
 
 from interncli.deadlines import SWEEP_AT, Keeper
+from tests.conftest import wait_until
 
 SAFETY = 10.0  # seconds: only reached if the keeper did not do its job
 
@@ -47,7 +48,7 @@ def test_a_stopped_watch_never_touches_its_socket(pair):
     watch.attach(ours)
     watch.stop()
     gone = keeper.watch(time.monotonic() + 0.1)  # a later watch firing shows the first one's time passed
-    _wait_for(lambda: gone.fired)
+    wait_until(lambda: gone.fired, "the keeper to fire", SAFETY)
     theirs.sendall(b"still open")
     assert ours.recv(10) == b"still open" and not watch.fired
 
@@ -59,7 +60,7 @@ def test_a_deadline_moved_later_is_honoured(pair):
     watch.attach(ours)
     watch.deadline = time.monotonic() + SAFETY * 3  # moved before the keeper looked
     marker = keeper.watch(time.monotonic() + 0.2)
-    _wait_for(lambda: marker.fired)
+    wait_until(lambda: marker.fired, "the keeper to fire", SAFETY)
     assert not watch.fired
     theirs.sendall(b"x")
     assert ours.recv(1) == b"x"
@@ -83,7 +84,8 @@ def test_attaching_a_socket_to_a_watch_that_fired_shuts_it_at_once(pair):
     ours, _ = pair
     keeper = Keeper()
     watch = keeper.watch(time.monotonic())
-    _wait_for(lambda: watch.fired)  # fired while no socket was attached yet (a connect under way)
+    # Fired while no socket was attached yet (a connect under way).
+    wait_until(lambda: watch.fired, "the keeper to fire", SAFETY)
     watch.attach(ours)
     assert ours.recv(10) == b""
 
@@ -123,10 +125,3 @@ def test_stopped_watches_do_not_pile_up_whatever_the_timeout():
         keeper.watch(time.monotonic() + 600).stop()
     assert keeper.pending() <= len(live) * 2 + 2 * SWEEP_AT
     assert not any(watch.stopped for watch in live)
-
-
-def _wait_for(condition) -> None:
-    end = time.monotonic() + SAFETY
-    while not condition():
-        assert time.monotonic() < end, "the keeper never fired"
-        time.sleep(0.005)

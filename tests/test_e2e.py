@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import pytest
 
 from tests.apiserver import Completion, Hang, Stream, err_code, stream_chunks
-from tests.conftest import SENTINEL
+from tests.conftest import SENTINEL, wait_until
 from tests.tls import TLSAPIServer, make_self_signed_cert
 
 pytestmark = pytest.mark.integration
@@ -117,14 +117,6 @@ class Live:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, deadline: float = 5.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.01)
 
 
 def _free_port() -> int:
@@ -281,7 +273,7 @@ def test_ctrl_c_while_waiting_for_the_reply_exits_130(api, exe):
     api.add(Hang(30))
     live = Live(exe, ["-b", api.base_url, "chat", "create", "-g", "user", "hi"])
     try:
-        _wait_for(lambda: len(api.calls()) == 1, "the request to reach the server")
+        wait_until(lambda: len(api.calls()) == 1, "the request to reach the server")
         live.proc.send_signal(signal.SIGINT)
         code, out, err = live.finish()
     finally:
@@ -392,7 +384,7 @@ def test_tls_untrusted_certificate_is_a_network_error_with_a_hint(tls_api, exe):
     assert "--ca-bundle" in "".join(line for line in result.stderr.splitlines() if line.startswith("hint:"))
     _assert_clean_stderr(result.stderr)
     assert tls_api.requests == []  # nothing was sent over the untrusted connection
-    _wait_for(lambda: tls_api.tls_failures >= 1, "the server to see the refused handshake")
+    wait_until(lambda: tls_api.tls_failures >= 1, "the server to see the refused handshake")
 
 
 def test_tls_ca_bundle_flag(tls_api, exe, cert):
