@@ -63,10 +63,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="interncli-floor-") as tmp:
         folder = Path(tmp)
         (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:logging\n")  # as setup.cfg has it
-        results["inner loop"].append(run(INNER_LOOP, REPO))  # a warm-up that also counts the tests
-        floor_suite(folder, results["inner loop"][0][2])
-        results["inner loop"].clear()
-        run(FLOOR, folder)  # warm-up
+        _, _, tests = run(INNER_LOOP, REPO)  # a warm-up, which also counts the tests
+        floor_suite(folder, tests)
+        run(FLOOR, folder)  # its warm-up
         for _ in range(options.rounds):
             results["inner loop"].append(run(INNER_LOOP, REPO))
             results["floor"].append(run(FLOOR, folder))
